@@ -1,0 +1,36 @@
+import { Command, CommanderError } from 'commander';
+import { serveCommand } from './serve.js';
+import { checkCommand } from './check.js';
+import { pubCommand, subCommand } from './pubsub.js';
+import { VERSION } from '../server/session.js';
+
+/** Exit codes that mean something: 0 ok, 1 failure (check found problems...), 2 usage. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNAVAILABLE: 69 } as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('fluctuat')
+    .description('fluctuat: a publish/subscribe databus for swarms of measurement probes')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  let result: number | Promise<number> = EXIT.OK;
+  const set = (p: Promise<number>): void => {
+    result = p;
+  };
+  serveCommand(program, set);
+  checkCommand(program, set);
+  pubCommand(program, set);
+  subCommand(program, set);
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    process.stderr.write(`fluctuat: ${(err as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
+  return await result;
+}

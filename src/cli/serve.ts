@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { pino } from 'pino';
+import { makeConfig, parseListen, ConfigError, type ListenAddress } from '../server/config.js';
+import { FluctuatServer } from '../server/server.js';
+import type { FsyncPolicy } from '../storage/engine.js';
+import { bytes, duration, integer } from './options.js';
+
+interface ServeOptions {
+  listen: ListenAddress[];
+  data: string;
+  storage: string;
+  fsync: FsyncPolicy;
+  fsyncInterval: number;
+  segmentSize: number;
+  segmentAge: number;
+  retainBytes: number;
+  retainAge: number;
+  retainMessages: number;
+  maxLine: number;
+  maxPayload: number;
+  historyMax: number;
+  outboundBuffer: number;
+  maxSubscriptions: number;
+  slowConsumer: 'drop' | 'disconnect';
+  logLevel: string;
+}
+
+export function serveCommand(program: Command, done: (p: Promise<number>) => void): void {
+  program
+    .command('serve')
+    .description('run the broker (default: 127.0.0.1:2023, channels in ./data as segment files)')
+    .option('-l, --listen <host:port>', 'address to listen on, repeatable', (v: string, prev: ListenAddress[]) => [...prev, parseListen(v)], [])
+    .option('-d, --data <dir>', 'data directory', './data')
+    .addOption(new Option('--storage <driver>', 'storage driver').default('file'))
+    .addOption(new Option('--fsync <policy>', 'when a publish is acknowledged').choices(['always', 'interval', 'never']).default('interval'))
+    .option('--fsync-interval <duration>', 'group commit interval', duration, 10)
+    .option('--segment-size <bytes>', 'rotate segments at this size', bytes, 64 * 1024 * 1024)
+    .option('--segment-age <duration>', 'rotate segments at this age', duration, 24 * 3600 * 1000)
+    .option('--retain-bytes <bytes>', 'per-channel retention by size (0 = keep all)', bytes, 0)
+    .option('--retain-age <duration>', 'per-channel retention by age (0 = keep all)', duration, 0)
+    .option('--retain-messages <n>', 'per-channel retention by count (0 = keep all)', integer('--retain-messages'), 0)
+    .option('--max-line <bytes>', 'longest command line', bytes, 4096)
+    .option('--max-payload <bytes>', 'largest message', bytes, 1024 * 1024)
+    .option('--history-max <n>', 'messages replayed by a human "sub" without from=', integer('--history-max', 1), 1000)
+    .option('--outbound-buffer <bytes>', 'per-connection outbound bound before a subscriber counts as slow', bytes, 1024 * 1024)
+    .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
+    .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber').choices(['drop', 'disconnect']).default('drop'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
+    .action((o: ServeOptions) => done(serve(o)));
+}
+
+async function serve(o: ServeOptions): Promise<number> {
+  const log = pino({ level: o.logLevel, base: { pid: process.pid } });
+  let config;
+  try {
+    config = makeConfig({
+      listen: o.listen,
+      storage: o.storage,
+      storageOptions: {
+        dataDir: o.data,
+        fsync: o.fsync,
+        fsyncIntervalMs: o.fsyncInterval,
+        segmentBytes: o.segmentSize,
+        segmentAgeMs: o.segmentAge,
+        retainBytes: o.retainBytes,
+        retainAgeMs: o.retainAge,
+        retainMessages: o.retainMessages,
+      },
+      session: {
+        maxLine: o.maxLine,
+        maxPayload: o.maxPayload,
+        historyMax: o.historyMax,
+        outboundHighWater: o.outboundBuffer,
+        maxSubscriptions: o.maxSubscriptions,
+      },
+      broker: { slowConsumer: o.slowConsumer },
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`fluctuat serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  let server: FluctuatServer;
+  try {
+    server = await FluctuatServer.start(config, log);
+  } catch (err) {
+    process.stderr.write(`fluctuat serve: cannot start: ${(err as Error).message}\n`);
+    return 69;
+  }
+  return new Promise<number>((resolve) => {
+    process.on('SIGHUP', () => {
+      server.rotate().catch((err: unknown) => log.error({ err }, 'rotation failed'));
+    });
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'shutting down');
+      server.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

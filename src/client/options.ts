@@ -1,0 +1,148 @@
+/** URL and option parsing: validated once, defaults filled in, then frozen. */
+import { ClientErrorCode, FluctuatError } from './errors.js';
+
+export const DEFAULT_PORT = 2023;
+
+export interface ConnectOptions {
+  /** Publisher identity, sent with `NAME` on every (re)connection. */
+  name?: string;
+  /** Reconnect after the connection is lost (default true). The first connection is never retried. */
+  reconnect?: boolean;
+  /** First reconnect delay in ms (default 100). */
+  backoffInitialMs?: number;
+  /** Upper bound of the reconnect delay in ms (default 5000). */
+  backoffMaxMs?: number;
+  /** Give up after this many failed reconnection attempts in a row (default Infinity). */
+  maxReconnectAttempts?: number;
+  /**
+   * Publishes that may wait, unacknowledged, while the client is disconnected (default 10000).
+   * A publish beyond this bound is rejected with BUFFER_FULL.
+   */
+  maxBuffered?: number;
+  /** Bytes of payload that may wait while disconnected (default 64 MiB). */
+  maxBufferedBytes?: number;
+  /** Time allowed for the TCP connection plus the INFO frame, in ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** Lines kept by collect() between two calls; the oldest are dropped beyond it (default 10000). */
+  collectMax?: number;
+  /** `close()` waits at most this long for pending acknowledgements, in ms (default 5000). */
+  drainTimeoutMs?: number;
+  /**
+   * Wildcard subscriptions resume from `time:<last time seen - resumeSlackMs>` and drop the
+   * duplicates; the slack covers messages of different channels committed slightly out of
+   * time order (default 1000).
+   */
+  resumeSlackMs?: number;
+  /** Channels per wildcard subscription whose last offset is remembered for de-duplication (default 10000). */
+  maxTrackedChannels?: number;
+  /** Messages an async-iterated subscription holds before it pauses or drops (default 10000). */
+  maxQueued?: number;
+}
+
+export interface ResolvedOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly name: string | undefined;
+  readonly reconnect: boolean;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly maxReconnectAttempts: number;
+  readonly maxBuffered: number;
+  readonly maxBufferedBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly collectMax: number;
+  readonly drainTimeoutMs: number;
+  readonly resumeSlackMs: number;
+  readonly maxTrackedChannels: number;
+  readonly maxQueued: number;
+}
+
+const defaults = {
+  reconnect: true,
+  backoffInitialMs: 100,
+  backoffMaxMs: 5000,
+  maxReconnectAttempts: Infinity,
+  maxBuffered: 10000,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  connectTimeoutMs: 10000,
+  collectMax: 10000,
+  drainTimeoutMs: 5000,
+  resumeSlackMs: 1000,
+  maxTrackedChannels: 10000,
+  maxQueued: 10000,
+} as const;
+
+function bad(message: string): FluctuatError {
+  return new FluctuatError(ClientErrorCode.BAD_OPTION, message);
+}
+
+/** `fluctuat://host:port`, `tcp://host:port`, or a bare `host:port`; the port defaults to 2023. */
+export function parseUrl(url: string): { host: string; port: number } {
+  if (typeof url !== 'string' || url.length === 0) throw bad('connect: url must be a non-empty string like fluctuat://127.0.0.1:2023');
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `fluctuat://${url}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(withScheme);
+  } catch (cause) {
+    throw new FluctuatError(ClientErrorCode.BAD_OPTION, `connect: cannot parse url ${JSON.stringify(url)}`, { cause });
+  }
+  if (parsed.protocol !== 'fluctuat:' && parsed.protocol !== 'tcp:') {
+    throw bad(`connect: unsupported scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(url)} (expected fluctuat:// or tcp://)`);
+  }
+  let host = parsed.hostname;
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host === '') throw bad(`connect: no host in ${JSON.stringify(url)}`);
+  const port = parsed.port === '' ? DEFAULT_PORT : Number(parsed.port);
+  if (parsed.pathname !== '' && parsed.pathname !== '/') throw bad(`connect: unexpected path ${JSON.stringify(parsed.pathname)} in ${JSON.stringify(url)}`);
+  return { host, port };
+}
+
+function num(options: ConnectOptions, key: keyof typeof defaults, min: number, integer: boolean): number {
+  const value = options[key as keyof ConnectOptions];
+  if (value === undefined) return defaults[key] as number;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || (integer && value !== Infinity && !Number.isInteger(value))) {
+    throw bad(`connect: option ${key} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const known = new Set<string>(['name', ...Object.keys(defaults)]);
+
+export function resolveOptions(url: string, options: ConnectOptions = {}): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw bad('connect: options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw bad(`connect: unknown option ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
+  }
+  const { host, port } = parseUrl(url);
+  if (options.name !== undefined && (typeof options.name !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(options.name))) {
+    throw bad(`connect: option name must be 1 to 32 letters, digits, "_" or "-", got ${JSON.stringify(options.name)}`);
+  }
+  if (options.reconnect !== undefined && typeof options.reconnect !== 'boolean') throw bad('connect: option reconnect must be a boolean');
+  const resolved: ResolvedOptions = {
+    host,
+    port,
+    name: options.name,
+    reconnect: options.reconnect ?? defaults.reconnect,
+    backoffInitialMs: num(options, 'backoffInitialMs', 1, false),
+    backoffMaxMs: num(options, 'backoffMaxMs', 1, false),
+    maxReconnectAttempts: num(options, 'maxReconnectAttempts', 0, true),
+    maxBuffered: num(options, 'maxBuffered', 0, true),
+    maxBufferedBytes: num(options, 'maxBufferedBytes', 0, true),
+    connectTimeoutMs: num(options, 'connectTimeoutMs', 1, false),
+    collectMax: num(options, 'collectMax', 1, true),
+    drainTimeoutMs: num(options, 'drainTimeoutMs', 0, false),
+    resumeSlackMs: num(options, 'resumeSlackMs', 0, false),
+    maxTrackedChannels: num(options, 'maxTrackedChannels', 1, true),
+    maxQueued: num(options, 'maxQueued', 1, true),
+  };
+  if (resolved.backoffMaxMs < resolved.backoffInitialMs) {
+    throw bad(`connect: backoffMaxMs (${resolved.backoffMaxMs}) is smaller than backoffInitialMs (${resolved.backoffInitialMs})`);
+  }
+  return Object.freeze(resolved);
+}
+
+/** Capped exponential backoff with jitter: a delay in [cap/2, cap], cap = min(max, initial * 2^attempt). */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return cap / 2 + random() * (cap / 2);
+}

@@ -1,0 +1,303 @@
+import { ErrorCode, ProtocolError } from '../protocol/errors.js';
+import { isEphemeral, matches } from '../protocol/names.js';
+import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
+import { SubjectIndex } from './subject-index.js';
+import { QueueGroup, Subscription, delivery, type Consumer, type Delivery, type Feed } from './subscription.js';
+
+export type SlowConsumerPolicy = 'drop' | 'disconnect';
+
+export interface BrokerOptions {
+  /** Memory channels: what to do with a subscriber over its outbound bound. */
+  readonly slowConsumer: SlowConsumerPolicy;
+  /** Messages a queue group holds while all its members are congested. */
+  readonly queueBacklog: number;
+  /** Catch-up reads from storage: messages and bytes per read. */
+  readonly readBatchMessages: number;
+  readonly readBatchBytes: number;
+}
+
+export const defaultBrokerOptions: BrokerOptions = Object.freeze({
+  slowConsumer: 'drop',
+  queueBacklog: 10_000,
+  readBatchMessages: 1024,
+  readBatchBytes: 1024 * 1024,
+});
+
+/** Everything the broker counts; exported as metrics. */
+export interface BrokerCounters {
+  published: number;
+  delivered: number;
+  /** Live subscriber switched to reading from the log because it fell behind. */
+  catchUps: number;
+  /** Messages read from storage for replay or catch-up. */
+  replayed: number;
+  /** Memory channels: messages dropped for slow consumers. */
+  dropped: number;
+  slowDisconnects: number;
+  queueDropped: number;
+  channelsCreated: number;
+}
+
+/** Monotonic wall-clock time in ms with a sub-ms fraction: timestamps never go backwards. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * The broker core: channels, wildcard subscriptions, queue groups, fan-out, replay and
+ * catch-up. It knows no transport and no concrete storage driver.
+ */
+export class Broker {
+  readonly counters: BrokerCounters = {
+    published: 0, delivered: 0, catchUps: 0, replayed: 0, dropped: 0, slowDisconnects: 0, queueDropped: 0, channelsCreated: 0,
+  };
+  private readonly index = new SubjectIndex<Subscription | QueueGroup>();
+  private readonly groups = new Map<string, QueueGroup>();
+  private closing = false;
+
+  constructor(
+    readonly engine: StorageEngine,
+    readonly options: BrokerOptions,
+    private readonly log: Log,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.engine.start((channel, batch) => this.fanOut(channel, batch, this.engine.channel(channel)));
+  }
+
+  get subscriptionCount(): number {
+    return this.index.size;
+  }
+
+  /**
+   * Publish a message. `payload` must be owned by the caller's message (not a reused buffer).
+   * Returns true when the publish created the channel. `done` runs once the durability
+   * policy holds, with the message's offset.
+   */
+  publish(channel: string, payload: Buffer, reply: string, publisher: string, done?: AppendCallback): boolean {
+    if (this.closing) {
+      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0);
+      return false;
+    }
+    this.counters.published++;
+    const timestamp = now();
+    if (isEphemeral(channel)) {
+      // Reply inboxes are never stored: offset 0, delivered at once.
+      this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, payload }], null);
+      done?.(null, 0);
+      return false;
+    }
+    const created = !this.engine.has(channel);
+    if (created) this.counters.channelsCreated++;
+    this.engine.channel(channel).append({ timestamp, publisher, reply, payload }, done);
+    return created;
+  }
+
+  /** Start a subscription; replay per `from` runs in the background. */
+  subscribe(consumer: Consumer, sid: string, pattern: string, from: StartPosition, queue = ''): Subscription {
+    const sub = new Subscription(consumer, sid, pattern, queue, from);
+    if (queue) {
+      const key = `${queue}\u0000${pattern}`;
+      let group = this.groups.get(key);
+      if (!group) {
+        group = new QueueGroup(key, queue, pattern);
+        this.groups.set(key, group);
+        this.index.add(pattern, group);
+      }
+      group.members.push(sub);
+      this.flushBacklog(group);
+      return sub;
+    }
+    this.index.add(pattern, sub);
+    if (from.kind !== 'new') {
+      for (const channel of this.engine.channels()) {
+        if (!matches(pattern, channel)) continue;
+        const feed: Feed = { channel, next: -1, reading: true };
+        sub.feeds.set(channel, feed);
+        void this.startFeed(sub, feed, from);
+      }
+    }
+    return sub;
+  }
+
+  unsubscribe(sub: Subscription): void {
+    if (sub.closed) return;
+    sub.closed = true;
+    sub.feeds.clear();
+    if (!sub.queue) {
+      this.index.remove(sub.pattern, sub);
+      return;
+    }
+    const group = this.groups.get(`${sub.queue}\u0000${sub.pattern}`);
+    if (!group) return;
+    const i = group.members.indexOf(sub);
+    if (i >= 0) group.members.splice(i, 1);
+    if (group.members.length === 0) {
+      this.index.remove(group.pattern, group);
+      this.groups.delete(group.key);
+      if (group.backlog.length) this.counters.queueDropped += group.backlog.length;
+    }
+  }
+
+  /** The consumer has room again: resume its catch-up reads, send drop notices, feed queue groups. */
+  drained(sub: Subscription): void {
+    if (sub.closed) return;
+    for (const [channel, count] of sub.drops) {
+      sub.consumer.notify(sub, { kind: 'drop', channel, count });
+    }
+    sub.drops.clear();
+    for (const feed of sub.feeds.values()) {
+      if (!feed.reading) void this.pump(sub, feed);
+    }
+    if (sub.queue) {
+      const group = this.groups.get(`${sub.queue}\u0000${sub.pattern}`);
+      if (group) this.flushBacklog(group);
+    }
+  }
+
+  channelList(pattern = '>'): ChannelStats[] {
+    return this.engine
+      .channels()
+      .filter((c) => matches(pattern, c))
+      .sort()
+      .map((c) => this.engine.channel(c).stats());
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.engine.close();
+  }
+
+  // --- fan-out -------------------------------------------------------------------------------
+
+  private fanOut(channel: string, batch: readonly StoredMessage[], log: ChannelLog | null): void {
+    const targets = this.index.match(channel);
+    if (targets.length === 0) return;
+    for (let m = 0; m < batch.length; m++) {
+      const d = delivery(batch[m]!);
+      for (let t = 0; t < targets.length; t++) {
+        const target = targets[t]!;
+        if (target instanceof Subscription) this.offer(target, d, log);
+        else this.offerToGroup(target, d);
+      }
+    }
+  }
+
+  private offer(sub: Subscription, d: Delivery, log: ChannelLog | null): void {
+    const channel = d.msg.channel;
+    if (sub.feeds.size !== 0 && sub.feeds.has(channel)) return; // it reads this from the log
+    const consumer = sub.consumer;
+    if (!consumer.congested()) {
+      this.counters.delivered++;
+      consumer.deliver(sub, d);
+      return;
+    }
+    if (log?.replayable) {
+      // Fall behind onto the log: nothing is buffered; the reader resumes when drained.
+      this.counters.catchUps++;
+      sub.feeds.set(channel, { channel, next: d.msg.offset, reading: false });
+      return;
+    }
+    if (this.options.slowConsumer === 'disconnect') {
+      this.counters.slowDisconnects++;
+      consumer.disconnect(ErrorCode.SLOW_CONSUMER, `slow consumer: outbound buffer full on memory channel ${channel}`);
+      return;
+    }
+    this.counters.dropped++;
+    sub.drops.set(channel, (sub.drops.get(channel) ?? 0) + 1);
+  }
+
+  private offerToGroup(group: QueueGroup, d: Delivery): void {
+    const members = group.members;
+    const n = members.length;
+    for (let k = 0; k < n; k++) {
+      const i = (group.cursor + k) % n;
+      const member = members[i]!;
+      if (!member.consumer.congested()) {
+        group.cursor = i + 1;
+        this.counters.delivered++;
+        member.consumer.deliver(member, d);
+        return;
+      }
+    }
+    if (group.backlog.length < this.options.queueBacklog) {
+      group.backlog.push(d);
+      return;
+    }
+    this.counters.queueDropped++;
+    const member = members[group.cursor % n]!;
+    member.drops.set(d.msg.channel, (member.drops.get(d.msg.channel) ?? 0) + 1);
+  }
+
+  private flushBacklog(group: QueueGroup): void {
+    let sent = 0;
+    while (sent < group.backlog.length) {
+      const member = group.members.find((m) => !m.consumer.congested());
+      if (!member) break;
+      this.counters.delivered++;
+      member.consumer.deliver(member, group.backlog[sent++]!);
+    }
+    if (sent) group.backlog.splice(0, sent);
+  }
+
+  // --- replay and catch-up -------------------------------------------------------------------
+
+  private async startFeed(sub: Subscription, feed: Feed, from: StartPosition): Promise<void> {
+    try {
+      feed.next = await this.engine.channel(feed.channel).resolve(from);
+    } catch (err) {
+      this.storageFailed(sub, feed, err);
+      return;
+    }
+    feed.reading = false;
+    await this.pump(sub, feed);
+  }
+
+  /** Read from the log and deliver until caught up (then go live) or congested (then wait). */
+  private async pump(sub: Subscription, feed: Feed): Promise<void> {
+    if (feed.reading || sub.closed) return;
+    feed.reading = true;
+    const log = this.engine.channel(feed.channel);
+    try {
+      while (!sub.closed && sub.feeds.get(feed.channel) === feed) {
+        if (feed.next > log.head) {
+          sub.feeds.delete(feed.channel);
+          sub.consumer.notify(sub, { kind: 'live', channel: feed.channel, offset: log.head });
+          return;
+        }
+        if (sub.consumer.congested()) return; // drained() resumes us
+        const batch = await log.read(feed.next, this.options.readBatchMessages, this.options.readBatchBytes);
+        if (sub.closed || sub.feeds.get(feed.channel) !== feed) return;
+        if (batch.length === 0) {
+          // Nothing at `next` although head is past it: removed by retention.
+          if (log.first > feed.next) {
+            sub.consumer.notify(sub, { kind: 'gap', channel: feed.channel, from: feed.next, to: log.first - 1 });
+            feed.next = log.first;
+            continue;
+          }
+          throw new Error(`storage returned nothing at offset ${feed.next} of ${feed.channel} (head ${log.head})`);
+        }
+        for (const msg of batch) {
+          if (msg.offset < feed.next) continue;
+          if (msg.offset > feed.next) {
+            sub.consumer.notify(sub, { kind: 'gap', channel: feed.channel, from: feed.next, to: msg.offset - 1 });
+          }
+          this.counters.replayed++;
+          this.counters.delivered++;
+          sub.consumer.deliver(sub, delivery(msg));
+          feed.next = msg.offset + 1;
+          if (sub.closed) return;
+        }
+      }
+    } catch (err) {
+      this.storageFailed(sub, feed, err);
+    } finally {
+      feed.reading = false;
+    }
+  }
+
+  private storageFailed(sub: Subscription, feed: Feed, err: unknown): void {
+    this.log.error({ err, channel: feed.channel, offset: feed.next, sid: sub.sid }, 'reading from storage failed');
+    sub.consumer.disconnect(ErrorCode.STORAGE_FAILED, `reading ${feed.channel} from storage failed: ${(err as Error).message}`);
+  }
+}

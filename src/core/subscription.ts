@@ -1,0 +1,74 @@
+import type { StartPosition, StoredMessage } from '../storage/engine.js';
+
+/** A message on its way to subscribers, with encodings cached once and shared by all of them. */
+export interface Delivery {
+  readonly msg: StoredMessage;
+  /** Filled by the first consumer that needs it; the core never looks inside. */
+  human: Buffer | undefined;
+  header: Buffer | undefined;
+}
+
+export function delivery(msg: StoredMessage): Delivery {
+  return { msg, human: undefined, header: undefined };
+}
+
+export type FeedEvent =
+  | { readonly kind: 'live'; readonly channel: string; readonly offset: number }
+  | { readonly kind: 'drop'; readonly channel: string; readonly count: number }
+  | { readonly kind: 'gap'; readonly channel: string; readonly from: number; readonly to: number };
+
+/** What a subscription delivers to: a client session, in practice. The core knows no socket. */
+export interface Consumer {
+  readonly id: number;
+  /** Over its outbound bound: live deliveries must go elsewhere (the log, or the drop policy). */
+  congested(): boolean;
+  deliver(sub: Subscription, d: Delivery): void;
+  notify(sub: Subscription, event: FeedEvent): void;
+  /** Close the connection with a reason (slow consumer, storage failure). */
+  disconnect(code: string, reason: string): void;
+}
+
+/**
+ * A channel whose messages this subscription reads from storage rather than from the live
+ * stream: while replaying history, or after falling behind. Live messages on that channel are
+ * skipped meanwhile; the reader finds them in the log and rejoins the live stream at the head.
+ */
+export interface Feed {
+  readonly channel: string;
+  /** Next offset to deliver; -1 while the start position is being resolved. */
+  next: number;
+  reading: boolean;
+}
+
+export class Subscription {
+  /** Channels served from storage instead of live. Empty in the steady state. */
+  readonly feeds = new Map<string, Feed>();
+  /** Memory channels: messages dropped per channel since the last notice. */
+  readonly drops = new Map<string, number>();
+  delivered = 0;
+  closed = false;
+  /** Deliveries left before the subscription ends by itself (0 = unlimited), for requests. */
+  remaining = 0;
+
+  constructor(
+    readonly consumer: Consumer,
+    readonly sid: string,
+    readonly pattern: string,
+    readonly queue: string,
+    readonly from: StartPosition,
+  ) {}
+}
+
+/** Members of one queue group (same queue name and pattern): each message goes to one of them. */
+export class QueueGroup {
+  readonly members: Subscription[] = [];
+  cursor = 0;
+  /** Messages waiting while every member is congested (bounded). */
+  readonly backlog: Delivery[] = [];
+
+  constructor(
+    readonly key: string,
+    readonly queue: string,
+    readonly pattern: string,
+  ) {}
+}

@@ -1,0 +1,178 @@
+import { ErrorCode, snippet } from './errors.js';
+
+/**
+ * Splits a byte stream into lines and sized payloads. Pure: no I/O, no sockets.
+ *
+ * A byte-level state machine: lines are handed out as views into the incoming chunk and are
+ * copied only when they straddle two chunks. A payload whose size is known is jumped over, not
+ * scanned. The line limit holds across split reads: an overlong line is reported as soon as it
+ * passes the limit and the rest of it is discarded without being buffered.
+ */
+export interface FrameHandler {
+  /** A complete line without its `\n` (and `\r`). The view is valid only during the call. */
+  onLine(line: Buffer): void;
+  /** The payload announced with expectPayload(). The view is valid only during the call. */
+  onPayload(payload: Buffer): void;
+  /** A framing problem. The framer has already resynchronised on the next line. */
+  onError(code: ErrorCode, message: string): void;
+}
+
+export interface FramerOptions {
+  readonly maxLine: number;
+  readonly maxPayload: number;
+}
+
+const State = { LINE: 0, DISCARD_LINE: 1, PAYLOAD: 2, SKIP_PAYLOAD: 3, PAYLOAD_END: 4 } as const;
+type State = (typeof State)[keyof typeof State];
+
+const LF = 0x0a;
+const CR = 0x0d;
+const EMPTY = Buffer.alloc(0);
+
+export class Framer {
+  private state: State = State.LINE;
+  /** Partial line or payload carried over from the previous chunk. */
+  private pending: Buffer = EMPTY;
+  private pendingLength = 0;
+  /** Payload bytes still expected (PAYLOAD / SKIP_PAYLOAD). */
+  private remaining = 0;
+  private payloadSize = 0;
+  /** Set by expectPayload() while inside onLine(). */
+  private nextPayload = -1;
+  private skipNext = false;
+  /** The current payload is being skipped, not delivered. */
+  private skipping = false;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    private readonly options: FramerOptions,
+  ) {}
+
+  /**
+   * Called from inside onLine(): the next `size` bytes and a newline are a payload. With
+   * `skip`, they are discarded (an oversize or refused frame) and onPayload is not called.
+   */
+  expectPayload(size: number, skip = false): void {
+    this.nextPayload = size;
+    this.skipNext = skip;
+  }
+
+  push(chunk: Buffer): void {
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      switch (this.state) {
+        case State.LINE: {
+          const nl = chunk.indexOf(LF, i);
+          if (nl === -1) {
+            this.carry(chunk, i, n);
+            if (this.pendingLength > this.options.maxLine) this.overlong();
+            return;
+          }
+          let line: Buffer;
+          if (this.pendingLength > 0) {
+            this.carry(chunk, i, nl);
+            line = this.pending.subarray(0, this.pendingLength);
+            this.pendingLength = 0;
+          } else {
+            line = chunk.subarray(i, nl);
+          }
+          i = nl + 1;
+          let end = line.length;
+          if (end > 0 && line[end - 1] === CR) end--;
+          if (end > this.options.maxLine) {
+            this.handler.onError(ErrorCode.LINE_TOO_LONG, `line of ${end} bytes exceeds max-line ${this.options.maxLine}`);
+            continue;
+          }
+          this.nextPayload = -1;
+          this.handler.onLine(line.subarray(0, end));
+          if (this.nextPayload >= 0) this.beginPayload();
+          break;
+        }
+        case State.DISCARD_LINE: {
+          const nl = chunk.indexOf(LF, i);
+          if (nl === -1) return;
+          i = nl + 1;
+          this.state = State.LINE;
+          break;
+        }
+        case State.PAYLOAD: {
+          const take = Math.min(this.remaining, n - i);
+          if (this.pendingLength === 0 && take === this.payloadSize) {
+            // Whole payload and its newline inside this chunk: hand out a view, no copy.
+            const end = i + take;
+            const nl = chunk[end] === LF ? end : chunk[end] === CR && chunk[end + 1] === LF ? end + 1 : -1;
+            if (nl !== -1) {
+              i = nl + 1;
+              this.state = State.LINE;
+              this.handler.onPayload(chunk.subarray(end - take, end));
+              break;
+            }
+          }
+          this.carry(chunk, i, i + take);
+          this.remaining -= take;
+          i += take;
+          if (this.remaining === 0) this.state = State.PAYLOAD_END;
+          break;
+        }
+        case State.SKIP_PAYLOAD: {
+          const take = Math.min(this.remaining, n - i);
+          this.remaining -= take;
+          i += take;
+          if (this.remaining === 0) this.state = State.PAYLOAD_END;
+          break;
+        }
+        case State.PAYLOAD_END: {
+          // The payload is only delivered once its newline proves the frame whole.
+          const b = chunk[i]!;
+          if (b === CR) {
+            i++;
+            break;
+          }
+          const payload = this.pending.subarray(0, this.pendingLength);
+          this.pendingLength = 0;
+          const skipped = this.skipping;
+          this.skipping = false;
+          if (b === LF) {
+            i++;
+            this.state = State.LINE;
+            if (!skipped) this.handler.onPayload(payload);
+          } else {
+            this.state = State.DISCARD_LINE;
+            this.handler.onError(ErrorCode.BAD_FRAME, `payload of ${this.payloadSize} bytes not followed by a newline (found ${snippet(chunk.subarray(i, i + 16))}); frame discarded`);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  private beginPayload(): void {
+    this.payloadSize = this.remaining = this.nextPayload;
+    this.nextPayload = -1;
+    this.skipping = this.skipNext;
+    this.skipNext = false;
+    this.state = this.skipping ? State.SKIP_PAYLOAD : State.PAYLOAD;
+  }
+
+  private overlong(): void {
+    this.handler.onError(ErrorCode.LINE_TOO_LONG, `line exceeds max-line ${this.options.maxLine} bytes (starts ${snippet(this.pending.subarray(0, 24))})`);
+    this.pendingLength = 0;
+    this.state = State.DISCARD_LINE;
+    if (this.pending.length > 64 * 1024) this.pending = EMPTY;
+  }
+
+  /** Append chunk[from, to) to the carry-over buffer, growing it geometrically. */
+  private carry(chunk: Buffer, from: number, to: number): void {
+    const len = to - from;
+    if (len === 0) return;
+    const need = this.pendingLength + len;
+    if (need > this.pending.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.pending.length * 2, 256));
+      this.pending.copy(grown, 0, 0, this.pendingLength);
+      this.pending = grown;
+    }
+    chunk.copy(this.pending, this.pendingLength, from, to);
+    this.pendingLength = need;
+  }
+}

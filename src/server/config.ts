@@ -1,0 +1,80 @@
+import { defaultBrokerOptions, type BrokerOptions } from '../core/broker.js';
+import { defaultStorageOptions, type StorageOptions } from '../storage/engine.js';
+import { defaultSessionOptions, type SessionOptions } from './session.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Everything `fluctuat serve` needs; validated once, defaults filled in, then frozen. */
+export interface ServerConfig {
+  readonly listen: readonly ListenAddress[];
+  /** Storage driver name, as registered (file, memory). */
+  readonly storage: string;
+  readonly storageOptions: StorageOptions;
+  readonly session: SessionOptions;
+  readonly broker: BrokerOptions;
+}
+
+export const DEFAULT_PORT = 2023;
+
+export interface ConfigOverrides {
+  listen?: readonly ListenAddress[];
+  storage?: string;
+  storageOptions?: Partial<StorageOptions>;
+  session?: Partial<SessionOptions>;
+  broker?: Partial<BrokerOptions>;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function makeConfig(o: ConfigOverrides = {}): ServerConfig {
+  const config: ServerConfig = {
+    listen: o.listen?.length ? o.listen : [{ host: '127.0.0.1', port: DEFAULT_PORT }],
+    storage: o.storage ?? 'file',
+    storageOptions: { ...defaultStorageOptions, ...o.storageOptions },
+    session: { ...defaultSessionOptions, ...o.session },
+    broker: { ...defaultBrokerOptions, ...o.broker },
+  };
+  validate(config);
+  return deepFreeze(config);
+}
+
+function validate(c: ServerConfig): void {
+  for (const l of c.listen) {
+    if (!Number.isInteger(l.port) || l.port < 0 || l.port > 65535) throw new ConfigError(`listen port ${l.port} is not a port number (0-65535)`);
+    if (!l.host) throw new ConfigError('listen address needs a host');
+  }
+  const s = c.storageOptions;
+  if (!['always', 'interval', 'never'].includes(s.fsync)) throw new ConfigError(`fsync "${s.fsync}": expected always, interval or never`);
+  positive('fsync interval', s.fsyncIntervalMs);
+  positive('segment size', s.segmentBytes);
+  for (const [name, v] of Object.entries(c.session)) positive(name, v as number);
+  if (!['drop', 'disconnect'].includes(c.broker.slowConsumer)) throw new ConfigError(`slow-consumer "${c.broker.slowConsumer}": expected drop or disconnect`);
+}
+
+function positive(name: string, v: number): void {
+  if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`${name} must be a positive number, got ${v}`);
+}
+
+/** "host:port", "[::1]:port" or ":port" / "port". */
+export function parseListen(text: string): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):?(\d*)$/.exec(text);
+  if (m && (m[1] || m[2]) && !m[3] && !text.includes(':')) return { host: m[2]!, port: DEFAULT_PORT };
+  if (!m || !m[3]) {
+    if (/^\d+$/.test(text)) return { host: '127.0.0.1', port: Number(text) };
+    throw new ConfigError(`listen address "${text}": expected host:port, [ipv6]:port or port`);
+  }
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

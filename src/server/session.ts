@@ -1,0 +1,390 @@
+import type { Duplex } from 'node:stream';
+import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/commands.js';
+import { debug, humanDelivery, humanError, info, machineDeliveryHeader, machineError, micros, warning } from '../protocol/encode.js';
+import { ErrorCode, ProtocolError } from '../protocol/errors.js';
+import { Framer, type FrameHandler } from '../protocol/framer.js';
+import type { Broker } from '../core/broker.js';
+import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscription.js';
+import type { Log, StartPosition } from '../storage/engine.js';
+import { Outbox } from './outbox.js';
+
+export interface SessionOptions {
+  /** Longest command line, in bytes. */
+  readonly maxLine: number;
+  /** Largest payload, in bytes. */
+  readonly maxPayload: number;
+  /** Human `sub` without from=: replay at most this many past messages per channel. */
+  readonly historyMax: number;
+  /** Outbound bytes past which the connection counts as congested. */
+  readonly outboundHighWater: number;
+  readonly maxSubscriptions: number;
+  /** Publishes not yet acknowledged past which the session stops reading from the socket. */
+  readonly maxInflight: number;
+  readonly requestTimeoutMs: number;
+}
+
+export const defaultSessionOptions: SessionOptions = Object.freeze({
+  maxLine: 4096,
+  maxPayload: 1024 * 1024,
+  historyMax: 1000,
+  outboundHighWater: 1024 * 1024,
+  maxSubscriptions: 1000,
+  maxInflight: 10_000,
+  requestTimeoutMs: 5000,
+});
+
+export const VERSION = '0.1.0';
+
+type Mode = 'human' | 'machine';
+
+/** A publish whose header was read and whose payload comes next (machine mode). */
+interface PendingPub {
+  channel: string;
+  ackId: string;
+  reply: string;
+}
+
+const MSG = Buffer.from('MSG ');
+const NL = Buffer.from('\n');
+const NEW: StartPosition = Object.freeze({ kind: 'new' });
+
+/**
+ * One client connection, over any duplex stream: parse commands, run them against the broker,
+ * write answers and deliveries. TCP, TLS and WebSocket transports only move bytes into it.
+ */
+export class Session implements Consumer, FrameHandler {
+  private mode: Mode = 'human';
+  private readonly framer: Framer;
+  private readonly out: Outbox;
+  private readonly subs = new Map<string, Subscription>();
+  private pendingPub: PendingPub | null = null;
+  private inflight = 0;
+  private paused = false;
+  private inputEnded = false;
+  private closed = false;
+  private requests = 0;
+  name: string;
+  readonly startedAt = Date.now();
+  messagesIn = 0;
+  messagesOut = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly socket: Duplex,
+    private readonly broker: Broker,
+    private readonly options: SessionOptions,
+    private readonly log: Log,
+    readonly remote: string,
+  ) {
+    this.name = `c${id}`;
+    this.framer = new Framer(this, { maxLine: options.maxLine, maxPayload: options.maxPayload });
+    this.out = new Outbox(socket);
+    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (err) => this.log.debug({ conn: this.id, err: err.message }, 'socket error'));
+    socket.on('close', () => this.cleanup());
+    socket.on('end', () => this.end());
+  }
+
+  // --- FrameHandler ----------------------------------------------------------------------------
+
+  onLine(line: Buffer): void {
+    if (this.closed) return;
+    let cmd: Command;
+    try {
+      cmd = this.mode === 'human' ? parseHuman(line) : parseMachine(line);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.refused(line, err);
+      return;
+    }
+    try {
+      this.run(cmd);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.error(err.code, err.message, 'sid' in cmd ? cmd.sid : 'ackId' in cmd ? cmd.ackId : '');
+    }
+  }
+
+  onPayload(payload: Buffer): void {
+    const pub = this.pendingPub;
+    this.pendingPub = null;
+    if (!pub) return;
+    // The framer's view dies with this call; the stored message needs its own bytes.
+    this.publish(pub.channel, Buffer.from(payload), pub.reply, pub.ackId);
+  }
+
+  onError(code: ErrorCode, message: string): void {
+    this.error(code, message, '');
+  }
+
+  // --- Consumer --------------------------------------------------------------------------------
+
+  congested(): boolean {
+    return this.out.queued > this.options.outboundHighWater;
+  }
+
+  deliver(sub: Subscription, d: Delivery): void {
+    this.messagesOut++;
+    if (this.mode === 'human') {
+      this.out.write((d.human ??= humanDelivery(d.msg)));
+    } else {
+      this.out.write(MSG);
+      this.out.writeString(sub.sid);
+      this.out.write((d.header ??= machineDeliveryHeader(d.msg)));
+      this.out.write(d.msg.payload);
+      this.out.write(NL);
+    }
+    if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
+  }
+
+  notify(sub: Subscription, event: FeedEvent): void {
+    if (this.mode === 'machine') {
+      if (event.kind === 'live') this.out.writeString(`LIVE ${sub.sid} ${event.channel} ${event.offset}\n`);
+      else if (event.kind === 'drop') this.out.writeString(`DROP ${sub.sid} ${event.channel} ${event.count}\n`);
+      else this.out.writeString(`GAP ${sub.sid} ${event.channel} ${event.from} ${event.to}\n`);
+      return;
+    }
+    if (event.kind === 'drop') this.out.writeString(warning(`dropped ${event.count} messages on ${event.channel} (slow consumer)`));
+    else if (event.kind === 'gap') this.out.writeString(warning(`messages #${event.from} to #${event.to} on ${event.channel} were removed by retention before delivery`));
+  }
+
+  disconnect(code: string, reason: string): void {
+    if (this.closed) return;
+    this.log.info({ conn: this.id, code, reason }, 'disconnecting client');
+    this.error(code, reason, '');
+    this.out.flush();
+    this.closed = true;
+    this.socket.end();
+    this.cleanup();
+  }
+
+  // --- commands --------------------------------------------------------------------------------
+
+  private run(cmd: Command): void {
+    switch (cmd.verb) {
+      case 'pub':
+        if (cmd.size > this.options.maxPayload) {
+          this.framer.expectPayload(cmd.size, true);
+          throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${cmd.size} bytes exceeds max-payload ${this.options.maxPayload}; skipped`);
+        }
+        this.pendingPub = { channel: cmd.channel, ackId: cmd.ackId, reply: cmd.reply };
+        this.framer.expectPayload(cmd.size);
+        return;
+      case 'pubtext':
+        if (cmd.text.length > this.options.maxPayload) {
+          throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${cmd.text.length} bytes exceeds max-payload ${this.options.maxPayload}`);
+        }
+        this.publish(cmd.channel, Buffer.from(cmd.text), '', '');
+        return;
+      case 'req':
+        this.humanRequest(cmd.channel, Buffer.from(cmd.text));
+        return;
+      case 'sub':
+        this.subscribe(cmd.sid, cmd.pattern, cmd.from, cmd.queue);
+        return;
+      case 'unsub': {
+        const sub = this.subs.get(cmd.sid);
+        if (!sub) throw new ProtocolError(ErrorCode.NOT_SUBSCRIBED, `no subscription ${JSON.stringify(cmd.sid)} on this connection`);
+        this.dropSubscription(sub);
+        if (this.mode === 'machine') this.out.writeString(`OK ${cmd.sid}\n`);
+        else this.out.writeString(debug(`unsubscribing ${sub.pattern}`));
+        return;
+      }
+      case 'ping': {
+        const t = micros(performance.timeOrigin + performance.now());
+        if (this.mode === 'machine') this.out.writeString(`PONG ${cmd.token} ${cmd.clientTime} ${t}\n`);
+        else this.out.writeString(`pong ${new Date(t / 1000).toISOString()}\n`);
+        return;
+      }
+      case 'name':
+        this.name = cmd.name;
+        if (this.mode === 'machine') this.out.writeString(`OK ${cmd.name}\n`);
+        else this.out.writeString(info(`you are ${cmd.name}`));
+        return;
+      case 'channels':
+        this.listChannels(cmd.pattern);
+        return;
+      case 'mode':
+        this.switchMode(cmd.mode);
+        return;
+      case 'help':
+        this.help(cmd.topic);
+        return;
+      case 'quit':
+        if (this.mode === 'human') this.out.writeString(info('bye'));
+        this.out.flush();
+        this.closed = true;
+        this.socket.end();
+        return;
+      case 'empty':
+        return;
+    }
+  }
+
+  private publish(channel: string, payload: Buffer, reply: string, ackId: string): void {
+    this.messagesIn++;
+    this.inflight++;
+    if (this.inflight >= this.options.maxInflight) this.pauseInput();
+    const human = this.mode === 'human';
+    const created = this.broker.publish(channel, payload, reply, this.name, (err, offset) => {
+      this.inflight--;
+      if (this.closed) return;
+      if (err) {
+        const code = err instanceof ProtocolError ? err.code : ErrorCode.STORAGE_FAILED;
+        this.error(code, `publish to ${channel} not stored: ${err.message}`, ackId);
+      } else if (human) {
+        this.out.writeString(debug(`published ${channel} #${offset}`));
+      } else if (ackId) {
+        this.out.writeString(`ACK ${ackId} ${offset}\n`);
+      }
+      this.maybeResumeInput();
+      this.maybeFinish();
+    });
+    if (created && human) this.out.writeString(info(`creating ${channel}`));
+  }
+
+  private subscribe(sid: string, pattern: string, from: StartPosition | undefined, queue: string): Subscription {
+    if (this.subs.has(sid)) {
+      throw new ProtocolError(ErrorCode.DUPLICATE_SID, this.mode === 'human' ? `already subscribed to ${sid}` : `sid ${sid} is already in use on this connection`);
+    }
+    if (this.subs.size >= this.options.maxSubscriptions) {
+      throw new ProtocolError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `this connection has ${this.subs.size} subscriptions, the limit (max-subscriptions)`);
+    }
+    const start = from ?? (this.mode === 'human' && !queue ? { kind: 'last', count: this.options.historyMax } : NEW);
+    // Acknowledge before any replayed message so the client knows the sid is live.
+    if (this.mode === 'machine') this.out.writeString(`OK ${sid}\n`);
+    else this.out.writeString(debug(`subscribing ${pattern}${queue ? ` in queue ${queue}` : ''}`));
+    const sub = this.broker.subscribe(this, sid, pattern, start, queue);
+    this.subs.set(sid, sub);
+    return sub;
+  }
+
+  private dropSubscription(sub: Subscription): void {
+    this.broker.unsubscribe(sub);
+    if (this.subs.get(sub.sid) === sub) this.subs.delete(sub.sid);
+    this.maybeFinish();
+  }
+
+  /** Human `req`: a one-shot inbox, the publish, then the first reply or a timeout. */
+  private humanRequest(channel: string, payload: Buffer): void {
+    const inbox = `_INBOX.h${this.id}.${++this.requests}`;
+    const sub = this.subscribe(inbox, inbox, NEW, '');
+    sub.remaining = 1;
+    this.publish(channel, payload, inbox, '');
+    const timer = setTimeout(() => {
+      if (sub.closed || this.closed) return;
+      this.dropSubscription(sub);
+      this.error(ErrorCode.TIMEOUT, `no reply on ${channel} within ${this.options.requestTimeoutMs} ms`, '');
+    }, this.options.requestTimeoutMs);
+    timer.unref();
+  }
+
+  private listChannels(pattern: string): void {
+    const list = this.broker.channelList(pattern);
+    if (this.mode === 'machine') {
+      for (const c of list) this.out.writeString(`CHANNEL ${c.channel} ${c.first} ${c.head} ${c.messages} ${c.bytes}\n`);
+      this.out.writeString('END CHANNELS\n');
+      return;
+    }
+    for (const c of list) this.out.writeString(`channel ${c.channel} messages=${c.messages} first=${c.first} last=${c.head} bytes=${c.bytes}\n`);
+    this.out.writeString(info(`${list.length} channel${list.length === 1 ? '' : 's'}`));
+  }
+
+  private switchMode(mode: Mode): void {
+    this.mode = mode;
+    if (mode === 'human') {
+      this.out.writeString(info('human mode'));
+      return;
+    }
+    const hello = {
+      server: 'fluctuat',
+      version: VERSION,
+      conn: this.id,
+      name: this.name,
+      maxLine: this.options.maxLine,
+      maxPayload: this.options.maxPayload,
+      time: micros(performance.timeOrigin + performance.now()),
+    };
+    this.out.writeString(`INFO ${JSON.stringify(hello)}\n`);
+  }
+
+  private help(topic: string): void {
+    if (topic) {
+      const text = HUMAN_HELP[topic];
+      if (!text) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `no help for ${JSON.stringify(topic)}; topics: ${Object.keys(HUMAN_HELP).join(', ')}`);
+      this.out.writeString(`# ${text}\n`);
+      return;
+    }
+    this.out.writeString(`# fluctuat ${VERSION}: commands\n`);
+    for (const text of Object.values(HUMAN_HELP)) this.out.writeString(`#   ${text}\n`);
+  }
+
+  // --- errors, flow control, teardown ------------------------------------------------------------
+
+  /**
+   * A line that did not parse. A PUB shaped like a frame (five words, a size last) still has
+   * its payload skipped, and the error names the ack-id or sid when one can be read.
+   */
+  private refused(line: Buffer, err: ProtocolError): void {
+    let ref = '';
+    if (this.mode === 'machine') {
+      const words = line.toString('latin1').trim().split(/\s+/);
+      const id = (w: string | undefined): string => (w && /^[A-Za-z0-9_-]{1,32}$/.test(w) ? w : '');
+      if (words[0] === 'PUB' && words.length === 5) {
+        ref = id(words[2]);
+        if (/^\d{1,12}$/.test(words[4]!)) this.framer.expectPayload(Number(words[4]), true);
+      } else if (words[0] === 'SUB' || words[0] === 'UNSUB') ref = id(words[1]);
+    }
+    this.error(err.code, err.message, ref);
+  }
+
+  private error(code: string, message: string, ref: string): void {
+    if (this.closed) return;
+    this.out.writeString(this.mode === 'human' ? humanError(code, message) : machineError(ref, code, message));
+  }
+
+  private pauseInput(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private maybeResumeInput(): void {
+    if (this.paused && this.inflight < this.options.maxInflight / 2 && !this.congested()) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onDrain(): void {
+    for (const sub of this.subs.values()) this.broker.drained(sub);
+    this.maybeResumeInput();
+  }
+
+  /**
+   * The client closed its sending side (`echo sub this | nc ...`). Finish what it asked for:
+   * wait for pending acknowledgements, keep streaming while it has subscriptions.
+   */
+  private end(): void {
+    this.inputEnded = true;
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (!this.inputEnded || this.closed || this.inflight > 0 || this.subs.size > 0) return;
+    this.out.flush();
+    this.closed = true;
+    this.socket.end();
+  }
+
+  private cleanup(): void {
+    this.closed = true;
+    for (const sub of this.subs.values()) this.broker.unsubscribe(sub);
+    this.subs.clear();
+  }
+
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The storage engine interface: the only thing the broker core knows about storage.
+ *
+ * Design rules (they are what lets a shared engine such as Redis Streams plug in later):
+ * - The engine, not the broker, is the source of truth for order. The broker `append`s; the
+ *   engine assigns the offset and later hands every committed message, in offset order, to the
+ *   commit handler given to `start`. The broker fans out from that handler only. A shared
+ *   engine reports messages appended by other brokers through the same handler.
+ * - `append` acknowledges through its callback once the configured durability policy holds;
+ *   the commit handler may run earlier (on write) than the acknowledgement (on fsync).
+ * - `read` never returns a message the commit handler has not yet seen, and `head` is updated
+ *   in the same tick the handler runs. A reader that has read up to `head` can therefore switch
+ *   to the live stream without a gap or a duplicate.
+ * - Offsets are per channel, start at 1 and never repeat. 0 means "nothing yet".
+ */
+
+/** A message as stored and delivered. */
+export interface StoredMessage {
+  readonly channel: string;
+  readonly offset: number;
+  /** Broker receive time, milliseconds since the epoch, with a sub-millisecond fraction. */
+  readonly timestamp: number;
+  /** Identity of the publisher (user or connection name). */
+  readonly publisher: string;
+  /** Reply channel for request/reply, '' when none. */
+  readonly reply: string;
+  readonly payload: Buffer;
+}
+
+/** What the broker hands to `append`. */
+export interface NewMessage {
+  readonly timestamp: number;
+  readonly publisher: string;
+  readonly reply: string;
+  readonly payload: Buffer;
+}
+
+/** Where a subscription starts. */
+export type StartPosition =
+  | { readonly kind: 'beginning' }
+  | { readonly kind: 'offset'; readonly offset: number }
+  | { readonly kind: 'time'; readonly time: number }
+  | { readonly kind: 'last'; readonly count: number }
+  | { readonly kind: 'new' };
+
+/** Called with the error (or null) and the assigned offset once the durability policy holds. */
+export type AppendCallback = (err: Error | null, offset: number) => void;
+
+/** Called, in offset order, with every batch of messages that became readable on a channel. */
+export type CommitHandler = (channel: string, batch: readonly StoredMessage[]) => void;
+
+export interface ChannelStats {
+  readonly channel: string;
+  /** Oldest retained offset (head + 1 when empty). */
+  readonly first: number;
+  /** Last committed offset, 0 when nothing was ever committed. */
+  readonly head: number;
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+export interface ChannelLog {
+  readonly name: string;
+  /** Oldest offset still retained. */
+  readonly first: number;
+  /** Last committed (readable) offset. */
+  readonly head: number;
+  /**
+   * True when a reader that fell behind can catch up from storage (a durable log). False for
+   * memory logs, whose slow subscribers fall under the drop/disconnect policy instead.
+   */
+  readonly replayable: boolean;
+  append(message: NewMessage, done?: AppendCallback): void;
+  /** Messages with offset >= from, at most `maxMessages` and about `maxBytes`, never past head. */
+  read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]>;
+  /** The first offset at which to start for a position (head + 1 for 'new'). */
+  resolve(position: StartPosition): Promise<number>;
+  stats(): ChannelStats;
+}
+
+export interface StorageEngine {
+  readonly driver: string;
+  /** Recover existing channels and begin reporting commits. */
+  start(onCommit: CommitHandler): Promise<void>;
+  /** Names of every existing channel. */
+  channels(): string[];
+  has(channel: string): boolean;
+  /** The channel's log, created on first use. Synchronous so a publish never waits to open. */
+  channel(name: string): ChannelLog;
+  /** Close the current segments and start new ones (SIGHUP). Live readers are unaffected. */
+  rotate(): Promise<void>;
+  /** Flush pending writes, fsync, close files. */
+  close(): Promise<void>;
+}
+
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+
+export interface StorageOptions {
+  /** Directory for drivers that keep files. */
+  readonly dataDir: string;
+  /**
+   * always: every write batch is fsynced before its publishes are acknowledged.
+   * interval: group commit; publishes are acknowledged after the next fsync, which runs every
+   *           fsyncIntervalMs. never: acknowledged once written to the OS; never fsynced.
+   */
+  readonly fsync: FsyncPolicy;
+  readonly fsyncIntervalMs: number;
+  /** Rotate a segment once it holds this many bytes. */
+  readonly segmentBytes: number;
+  /** Rotate a segment once its first record is this old (0 = never by age). */
+  readonly segmentAgeMs: number;
+  /** Retention per channel; 0 disables that bound. Whole segments are removed, never the active one. */
+  readonly retainBytes: number;
+  readonly retainAgeMs: number;
+  readonly retainMessages: number;
+}
+
+export const defaultStorageOptions: StorageOptions = Object.freeze({
+  dataDir: './data',
+  fsync: 'interval',
+  fsyncIntervalMs: 10,
+  segmentBytes: 64 * 1024 * 1024,
+  segmentAgeMs: 24 * 3600 * 1000,
+  retainBytes: 0,
+  retainAgeMs: 0,
+  retainMessages: 0,
+});
+
+/** Structured logger; pino's Logger satisfies it. */
+export interface Log {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/** One problem found by an integrity check. */
+export interface CheckProblem {
+  readonly channel: string;
+  readonly segment: string;
+  /** Byte position in the segment file. */
+  readonly position: number;
+  /** Offset of the bad record when it could be read, otherwise the offset expected there. */
+  readonly offset: number;
+  readonly problem: string;
+}
+
+export interface CheckReport {
+  readonly channels: number;
+  readonly segments: number;
+  readonly records: number;
+  readonly problems: readonly CheckProblem[];
+  /** Files that belong to no channel or cannot be segments (orphans). */
+  readonly orphans: readonly string[];
+  /** What repair did, when asked to. */
+  readonly repaired: readonly string[];
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  create(options: StorageOptions, log: Log): StorageEngine;
+  /** Verify every record's checksum; with repair, truncate at the first bad record. */
+  check?(options: StorageOptions, repair: boolean): Promise<CheckReport>;
+}

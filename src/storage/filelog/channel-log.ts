@@ -1,0 +1,473 @@
+/**
+ * One channel's log: a list of segment files, the last one active.
+ *
+ * Writes: `append` encodes into the stage at once (the offset is assigned there); the engine
+ * calls `flush` once per event-loop turn, and one write at a time per channel carries
+ * everything staged so far. Once a write is done the records are committed: the segment
+ * grows, `head` moves and the commit handler runs, in that order and in the same tick. The
+ * append callbacks run then (fsync never), after an fsync of that write (always), or after
+ * the engine's next group fsync (interval).
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type {
+  AppendCallback,
+  ChannelLog,
+  ChannelStats,
+  CommitHandler,
+  Log,
+  NewMessage,
+  StartPosition,
+  StorageOptions,
+  StoredMessage,
+} from '../engine.js';
+import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
+import { type ReadBudget, findTime, readSegment } from './reader.js';
+import { Segment } from './segment.js';
+import { type Batch, type ChunkPool, Stage } from './stage.js';
+
+/** What a channel log needs from its engine. */
+export interface LogContext {
+  readonly options: StorageOptions;
+  readonly log: Log;
+  readonly pool: ChunkPool;
+  /** Set by the engine's `start`. */
+  readonly onCommit: CommitHandler;
+  /** Non-null once the engine is closing: appends are refused with it. */
+  readonly closed: Error | null;
+  /** Call `flush` on this log at the end of the current event-loop turn. */
+  scheduleFlush(log: FileChannelLog): void;
+  /** Call `sync` on this log at the next group commit (policy interval). */
+  scheduleSync(log: FileChannelLog): void;
+}
+
+/** What recovery found on disk for a channel. */
+export interface RecoveredLog {
+  readonly segments: Segment[];
+  /** The segment to append to, or null when the next write must open a new one. */
+  readonly active: Segment | null;
+  /** Next offset to assign: past every offset a record on disk may have had. */
+  readonly next: number;
+}
+
+/** Acknowledgements waiting for an fsync of the active segment. */
+interface PendingAcks {
+  readonly first: number;
+  readonly callbacks: (AppendCallback | undefined)[];
+}
+
+export class FileChannelLog implements ChannelLog {
+  readonly replayable = true;
+  /** Set while a flush is scheduled with the engine. */
+  flushScheduled = false;
+
+  private readonly dir: string;
+  private readonly segments: Segment[];
+  private active: Segment | null;
+  private nextOffset: number;
+  private committed: number;
+  private totalBytes = 0;
+  private totalCount = 0;
+  private readonly stage: Stage;
+  private writing: Promise<void> | null = null;
+  private rollRequested = false;
+  private rollWaiters: (() => void)[] = [];
+  private pending: PendingAcks[] = [];
+  /** Bytes were written to the active segment since its last fsync. */
+  private dirty = false;
+  private syncChain: Promise<void> = Promise.resolve();
+  /** Set after an error that leaves the log in doubt: every later append fails with it. */
+  private failure: Error | null = null;
+  private dirReady: boolean;
+
+  constructor(
+    private readonly ctx: LogContext,
+    readonly name: string,
+    recovered: RecoveredLog | null,
+  ) {
+    this.dir = path.join(ctx.options.dataDir, name);
+    this.dirReady = recovered !== null;
+    this.segments = recovered?.segments ?? [];
+    this.active = recovered?.active ?? null;
+    this.nextOffset = recovered?.next ?? 1;
+    // The last readable record: offsets after it may be skipped (damage), never re-served.
+    const lastSegment = this.segments[this.segments.length - 1];
+    this.committed = this.segments.reduce((h, s) => (s.count > 0 ? Math.max(h, s.last) : h), 0) || (lastSegment?.last ?? 0);
+    for (const s of this.segments) {
+      this.totalBytes += s.size;
+      this.totalCount += s.count;
+    }
+    this.stage = new Stage(ctx.pool);
+  }
+
+  get head(): number {
+    return this.committed;
+  }
+
+  get first(): number {
+    for (const s of this.segments) if (s.count > 0) return s.base;
+    return this.committed + 1;
+  }
+
+  stats(): ChannelStats {
+    return { channel: this.name, first: this.first, head: this.committed, messages: this.totalCount, bytes: this.totalBytes };
+  }
+
+  // --- writing -------------------------------------------------------------------------------
+
+  append(message: NewMessage, done?: AppendCallback): void {
+    const refused = this.failure ?? this.ctx.closed;
+    if (refused) {
+      if (done) queueMicrotask(() => done(refused, 0));
+      return;
+    }
+    const stored: StoredMessage = {
+      channel: this.name,
+      offset: this.nextOffset,
+      timestamp: message.timestamp,
+      publisher: message.publisher,
+      reply: message.reply,
+      payload: message.payload,
+    };
+    try {
+      this.stage.add(stored, done);
+    } catch (err) {
+      if (done) queueMicrotask(() => done(asError(err), 0));
+      return;
+    }
+    this.nextOffset++;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.ctx.scheduleFlush(this);
+    }
+  }
+
+  /** Starts writing what is staged, unless a write is already in flight (it will take it). */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.writing || (this.stage.empty && !this.rollRequested)) return;
+    const run = this.drain();
+    this.writing = run;
+    void run.then(() => {
+      if (this.writing === run) this.writing = null;
+    });
+  }
+
+  /** Resolves once no write is in flight and nothing is staged. */
+  async settle(): Promise<void> {
+    for (;;) {
+      if (this.writing) await this.writing;
+      else if (!this.stage.empty) this.flush();
+      else return;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.failure === null) {
+        if (this.rollRequested || (!this.stage.empty && this.mustRoll())) await this.roll();
+        if (this.stage.empty) return;
+        await this.write(this.stage.take());
+      }
+      this.failStaged(this.failure);
+    } catch (err) {
+      // Not expected (write and roll handle their errors); keep the log usable anyway.
+      this.ctx.log.error({ err, channel: this.name }, 'storage: write loop failed');
+    } finally {
+      this.wakeRollWaiters();
+    }
+  }
+
+  private mustRoll(): boolean {
+    const seg = this.active;
+    if (seg === null) return true;
+    if (seg.count === 0) return false;
+    if (seg.size >= this.ctx.options.segmentBytes) return true;
+    const maxAge = this.ctx.options.segmentAgeMs;
+    return maxAge > 0 && Date.now() - seg.firstTimestamp >= maxAge;
+  }
+
+  private async write(batch: Batch): Promise<void> {
+    const seg = this.active!;
+    try {
+      const fd = await seg.acquire();
+      try {
+        await writeAll(fd, batch.iovecs, batch.bytes, seg.size);
+      } finally {
+        seg.release();
+      }
+    } catch (err) {
+      await this.writeFailed(seg, batch, asError(err));
+      return;
+    } finally {
+      this.ctx.pool.put(batch.chunks);
+    }
+    this.commit(seg, batch);
+    const policy = this.ctx.options.fsync;
+    if (policy === 'never') {
+      ack(batch.messages[0]!.offset, batch.callbacks, null, this.ctx.log);
+      return;
+    }
+    this.pending.push({ first: batch.messages[0]!.offset, callbacks: batch.callbacks });
+    if (policy === 'always') await this.sync();
+    else this.ctx.scheduleSync(this);
+  }
+
+  /** The batch is in the OS: make it readable, then hand it to the broker, in the same tick. */
+  private commit(seg: Segment, batch: Batch): void {
+    const { messages, sizes } = batch;
+    let position = seg.size;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const length = sizes[i]!;
+      seg.noteRecord(m.offset, position, m.timestamp, length);
+      position += length;
+    }
+    this.totalBytes += batch.bytes;
+    this.totalCount += messages.length;
+    this.committed = messages[messages.length - 1]!.offset;
+    this.dirty = true;
+    try {
+      this.ctx.onCommit(this.name, messages);
+    } catch (err) {
+      this.ctx.log.error({ err, channel: this.name }, 'storage: commit handler threw');
+    }
+  }
+
+  /**
+   * A write failed (disk full, I/O error): its records and those staged after it are refused
+   * and their offsets given out again (nobody saw them). The segment is cut back to its last
+   * good record; if even that fails, the log is in doubt and refuses everything from now on.
+   */
+  private async writeFailed(seg: Segment, batch: Batch, err: Error): Promise<void> {
+    this.ctx.log.error({ err, channel: this.name, segment: seg.name, offset: batch.messages[0]!.offset }, 'storage: write failed');
+    this.nextOffset = batch.messages[0]!.offset;
+    this.failBatch(batch, err);
+    this.failStaged(err);
+    try {
+      const fd = await seg.acquire();
+      try {
+        await ftruncate(fd, seg.size);
+      } finally {
+        seg.release();
+      }
+    } catch (truncateErr) {
+      this.ctx.log.error({ err: truncateErr, channel: this.name, segment: seg.name }, 'storage: cannot truncate after a failed write; channel disabled');
+      this.failure = err;
+    }
+  }
+
+  private failStaged(err: Error): void {
+    for (const batch of this.stage.takeAll()) this.failBatch(batch, err);
+  }
+
+  private failBatch(batch: Batch, err: Error): void {
+    if (batch.messages.length === 0) return;
+    this.ctx.pool.put(batch.chunks);
+    ack(batch.messages[0]!.offset, batch.callbacks, err, this.ctx.log);
+  }
+
+  // --- durability ------------------------------------------------------------------------------
+
+  /** fsyncs the active segment if it was written to, then acknowledges what that covered. */
+  sync(): Promise<void> {
+    const run = this.syncChain.then(() => this.syncOnce());
+    this.syncChain = run;
+    return run;
+  }
+
+  private async syncOnce(): Promise<void> {
+    const seg = this.active;
+    if (!this.dirty || seg === null) return;
+    const acks = this.pending;
+    this.pending = [];
+    this.dirty = false;
+    let error: Error | null = null;
+    try {
+      const fd = await seg.acquire();
+      try {
+        await fdatasync(fd);
+      } finally {
+        seg.release();
+      }
+    } catch (err) {
+      // After a failed fsync the kernel may have dropped the dirty pages: trust nothing more.
+      error = asError(err);
+      this.failure ??= error;
+      this.ctx.log.error({ err, channel: this.name, segment: seg.name }, 'storage: fsync failed; channel disabled');
+    }
+    for (const p of acks) ack(p.first, p.callbacks, error, this.ctx.log);
+  }
+
+  // --- rotation and retention -------------------------------------------------------------------
+
+  /** Closes the active segment (if it holds anything); the next record opens a new one. */
+  rotate(): Promise<void> {
+    if (this.failure || (this.active?.count ?? 0) === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.rollWaiters.push(resolve);
+      this.rollRequested = true;
+      this.flush();
+    });
+  }
+
+  private async roll(): Promise<void> {
+    this.rollRequested = false;
+    const old = this.active;
+    const durable = this.ctx.options.fsync !== 'never';
+    try {
+      if (old && old.count === 0) return; // already fresh
+      if (old && durable) await this.sync();
+      if (!this.dirReady) {
+        await mkdir(this.dir, { recursive: true });
+        if (durable) await fsyncDir(this.ctx.options.dataDir);
+        this.dirReady = true;
+      }
+      const seg = await Segment.create(this.dir, this.stage.firstOffset || this.nextOffset);
+      if (durable) await fsyncDir(this.dir);
+      this.segments.push(seg);
+      this.active = seg;
+      this.ctx.log.debug({ channel: this.name, segment: seg.name }, 'storage: new segment');
+      void this.applyRetention(Date.now());
+    } catch (err) {
+      // No segment to write to: refuse what is staged; the next append tries again.
+      this.ctx.log.error({ err, channel: this.name }, 'storage: cannot open a new segment');
+      this.nextOffset = this.stage.firstOffset || this.nextOffset;
+      this.failStaged(asError(err));
+    } finally {
+      this.wakeRollWaiters();
+    }
+  }
+
+  private wakeRollWaiters(): void {
+    if (this.rollRequested) return;
+    const waiters = this.rollWaiters;
+    this.rollWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Deletes the oldest closed segments while the channel keeps at least the configured bytes
+   * and messages without them, or when all their records are older than the age bound. They
+   * leave the list at once (`first` moves); the promise is for their files being unlinked.
+   */
+  applyRetention(now: number): Promise<void> {
+    const { retainBytes, retainMessages, retainAgeMs } = this.ctx.options;
+    const unlinked: Promise<void>[] = [];
+    if (retainBytes <= 0 && retainMessages <= 0 && retainAgeMs <= 0) return Promise.resolve();
+    while (this.segments.length > 1) {
+      const seg = this.segments[0]!;
+      if (seg === this.active) break;
+      const expired =
+        seg.count === 0 ||
+        (retainBytes > 0 && this.totalBytes - seg.size >= retainBytes) ||
+        (retainMessages > 0 && this.totalCount - seg.count >= retainMessages) ||
+        (retainAgeMs > 0 && now - seg.maxTimestamp > retainAgeMs);
+      if (!expired) break;
+      this.segments.shift();
+      this.totalBytes -= seg.size;
+      this.totalCount -= seg.count;
+      unlinked.push(seg.remove(this.ctx.log));
+      this.ctx.log.debug({ channel: this.name, segment: seg.name, messages: seg.count }, 'storage: segment removed by retention');
+    }
+    return Promise.all(unlinked).then(() => {});
+  }
+
+  closeIdleFiles(): void {
+    for (const s of this.segments) s.closeIfIdle();
+  }
+
+  /** Writes what is staged, fsyncs (whatever the policy: this is a clean stop), closes files. */
+  async close(): Promise<void> {
+    await this.settle();
+    this.wakeRollWaiters();
+    await this.sync();
+    await Promise.all(this.segments.map((s) => s.close()));
+  }
+
+  // --- reading -------------------------------------------------------------------------------
+
+  async read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    const budget: ReadBudget = { until: this.committed, maxMessages, maxBytes, bytes: 0 };
+    let next = Math.max(from, 1);
+    while (next <= budget.until && out.length < maxMessages && budget.bytes < maxBytes) {
+      next = Math.max(next, this.first);
+      const seg = this.segmentAt(next);
+      if (!seg) break;
+      next = Math.max(next, seg.base); // past a gap left by a damaged segment
+      let after: number;
+      try {
+        after = await readSegment(seg, this.name, next, budget, out);
+      } catch (err) {
+        if (seg.deleted) continue; // removed by retention under us: go on from the new first
+        throw err;
+      }
+      if (after === next) break;
+      next = after;
+    }
+    return out;
+  }
+
+  async resolve(position: StartPosition): Promise<number> {
+    switch (position.kind) {
+      case 'beginning':
+        return this.first;
+      case 'new':
+        return this.committed + 1;
+      case 'offset':
+        return Math.max(1, position.offset);
+      case 'last':
+        return Math.max(this.first, this.committed - position.count + 1);
+      case 'time':
+        return this.findTime(position.time);
+    }
+  }
+
+  private async findTime(time: number): Promise<number> {
+    const until = this.committed;
+    for (const seg of [...this.segments]) {
+      if (seg.count === 0 || seg.maxTimestamp < time) continue;
+      try {
+        const offset = await findTime(seg, this.name, time, until);
+        if (offset > 0) return offset;
+      } catch (err) {
+        if (!seg.deleted) throw err;
+      }
+    }
+    return until + 1;
+  }
+
+  /** The segment holding `offset`, or the next one holding anything after it. */
+  private segmentAt(offset: number): Segment | undefined {
+    const segs = this.segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    let i = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (segs[mid]!.base <= offset) {
+        i = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (i >= 0 && offset <= segs[i]!.last) return segs[i];
+    for (let j = i + 1; j < segs.length; j++) if (segs[j]!.count > 0) return segs[j];
+    return undefined;
+  }
+}
+
+/** Calls each append callback; one that throws does not keep the others from running. */
+function ack(first: number, callbacks: readonly (AppendCallback | undefined)[], err: Error | null, log: Log): void {
+  for (let i = 0; i < callbacks.length; i++) {
+    const cb = callbacks[i];
+    if (cb === undefined) continue;
+    try {
+      cb(err, err ? 0 : first + i);
+    } catch (cbErr) {
+      log.error({ err: cbErr }, 'storage: append callback threw');
+    }
+  }
+}

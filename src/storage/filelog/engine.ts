@@ -1,0 +1,160 @@
+/**
+ * The `file` storage engine: one directory per channel under dataDir, each an append-only log
+ * of segment files. The engine owns what is shared between channels: the once-per-turn flush,
+ * the group-commit fsync timer, periodic retention and the staging-chunk pool.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { ChannelLog, CommitHandler, Log, StorageEngine, StorageOptions } from '../engine.js';
+import { FileChannelLog, type LogContext } from './channel-log.js';
+import { isChannelName } from './layout.js';
+import { recoverChannel } from './recovery.js';
+import { ChunkPool } from './stage.js';
+
+/** How often retention runs and idle descriptors are closed. */
+const MAINTENANCE_MS = 5000;
+/** Channels recovered in parallel at start. */
+const RECOVERY_PARALLELISM = 8;
+
+export class FileStorageEngine implements StorageEngine, LogContext {
+  readonly driver = 'file';
+  readonly pool = new ChunkPool();
+  onCommit: CommitHandler = () => {};
+  closed: Error | null = null;
+
+  private readonly logs = new Map<string, FileChannelLog>();
+  private started = false;
+  private closing: Promise<void> | null = null;
+  private toFlush: FileChannelLog[] = [];
+  private readonly toSync = new Set<FileChannelLog>();
+  private syncTimer: NodeJS.Timeout | null = null;
+  private lastSyncAt = 0;
+  private maintenance: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly options: StorageOptions,
+    readonly log: Log,
+  ) {
+    validate(options);
+  }
+
+  async start(onCommit: CommitHandler): Promise<void> {
+    if (this.started) throw new Error('storage engine already started');
+    const root = this.options.dataDir;
+    await mkdir(root, { recursive: true });
+    const names: string[] = [];
+    for (const entry of await readdir(root, { withFileTypes: true })) {
+      if (entry.isDirectory() && isChannelName(entry.name)) names.push(entry.name);
+      else this.log.warn({ file: entry.name, dataDir: root }, 'storage: ignoring an entry that is not a channel');
+    }
+    let i = 0;
+    const worker = async (): Promise<void> => {
+      while (i < names.length) {
+        const name = names[i++]!;
+        const recovered = await recoverChannel(path.join(root, name), name, this.log);
+        this.logs.set(name, new FileChannelLog(this, name, recovered));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(RECOVERY_PARALLELISM, names.length) }, worker));
+    this.onCommit = onCommit;
+    this.started = true;
+    this.maintenance = setInterval(() => void this.maintain(Date.now()), MAINTENANCE_MS).unref();
+    this.log.info({ dataDir: root, channels: this.logs.size, fsync: this.options.fsync }, 'storage: file engine started');
+  }
+
+  channels(): string[] {
+    return [...this.logs.keys()];
+  }
+
+  has(channel: string): boolean {
+    return this.logs.has(channel);
+  }
+
+  channel(name: string): ChannelLog {
+    return this.fileLog(name);
+  }
+
+  /** The concrete log, for tests and tools that need more than the interface. */
+  fileLog(name: string): FileChannelLog {
+    let log = this.logs.get(name);
+    if (log) return log;
+    if (!this.started) throw new Error('storage engine not started');
+    if (!isChannelName(name)) throw new TypeError(`not a storable channel name: ${JSON.stringify(name)}`);
+    log = new FileChannelLog(this, name, null);
+    this.logs.set(name, log);
+    return log;
+  }
+
+  async rotate(): Promise<void> {
+    await Promise.all([...this.logs.values()].map((l) => l.rotate()));
+  }
+
+  /** Retention and descriptor housekeeping; runs every few seconds, callable by tests. */
+  maintain(now: number): Promise<void> {
+    const unlinked: Promise<void>[] = [];
+    for (const l of this.logs.values()) {
+      unlinked.push(l.applyRetention(now));
+      l.closeIdleFiles();
+    }
+    return Promise.all(unlinked).then(() => {});
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closed = new Error('storage engine is closed');
+    if (this.maintenance) clearInterval(this.maintenance);
+    await Promise.all([...this.logs.values()].map((l) => l.close()));
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    this.toSync.clear();
+  }
+
+  // --- LogContext: batching across channels ----------------------------------------------------
+
+  scheduleFlush(log: FileChannelLog): void {
+    // setImmediate runs after every I/O callback of this loop turn: one write per channel per turn.
+    if (this.toFlush.length === 0) setImmediate(this.flushAll);
+    this.toFlush.push(log);
+  }
+
+  private readonly flushAll = (): void => {
+    const logs = this.toFlush;
+    this.toFlush = [];
+    for (const l of logs) l.flush();
+  };
+
+  scheduleSync(log: FileChannelLog): void {
+    this.toSync.add(log);
+    // A steady cadence: one group fsync per interval, not an interval after each first write.
+    const wait = Math.max(0, this.lastSyncAt + this.options.fsyncIntervalMs - performance.now());
+    this.syncTimer ??= setTimeout(this.syncAll, wait);
+  }
+
+  private readonly syncAll = (): void => {
+    this.syncTimer = null;
+    this.lastSyncAt = performance.now();
+    const logs = [...this.toSync];
+    this.toSync.clear();
+    for (const l of logs) void l.sync();
+  };
+}
+
+function validate(o: StorageOptions): void {
+  const positive = (name: keyof StorageOptions, min: number): void => {
+    const v = o[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+      throw new TypeError(`storage option ${name} must be a number >= ${min}, got ${String(v)}`);
+    }
+  };
+  if (typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('storage option dataDir must be a directory path');
+  if (o.fsync !== 'always' && o.fsync !== 'interval' && o.fsync !== 'never') {
+    throw new TypeError(`storage option fsync must be always, interval or never, got ${String(o.fsync)}`);
+  }
+  positive('fsyncIntervalMs', o.fsync === 'interval' ? 1 : 0);
+  positive('segmentBytes', 1);
+  for (const name of ['segmentAgeMs', 'retainBytes', 'retainAgeMs', 'retainMessages'] as const) positive(name, 0);
+}

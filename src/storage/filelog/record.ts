@@ -1,0 +1,110 @@
+/**
+ * One record of a segment file, encoded and decoded without I/O.
+ *
+ * Byte layout (integers little-endian; docs/storage.md has the table):
+ *
+ *    0  u32  magic 0x01756c66: the bytes 'f' 'l' 'u' 0x01 (format version 1)
+ *    4  u32  total record length in bytes, this header included
+ *    8  u32  CRC-32 (zlib) of bytes 12 .. end of record
+ *   12  u32  offset, low 32 bits
+ *   16  u32  offset, high bits (offsets stay below 2^53)
+ *   20  f64  timestamp, milliseconds since the epoch
+ *   28  u16  publisher length P
+ *   30  u16  reply length R
+ *   32       P bytes publisher (UTF-8), R bytes reply (UTF-8), then the payload to the end
+ */
+import type { StoredMessage } from '../engine.js';
+import { crc32 } from './crc.js';
+
+export const MAGIC = 0x01756c66;
+export const MAGIC_BYTES = Buffer.from([0x66, 0x6c, 0x75, 0x01]);
+export const HEADER_BYTES = 32;
+/** Bound used to reject a corrupt length field before trusting it. */
+export const MAX_RECORD_BYTES = 1 << 30;
+export const MAX_NAME_BYTES = 0xffff;
+
+const CRC_FROM = 12;
+const TWO_32 = 2 ** 32;
+
+/**
+ * Writes the header, publisher (already UTF-8) and reply of a record at buf[at..]; returns
+ * where the payload goes. The CRC is written by `seal` once the payload is known.
+ */
+export function writeHeader(
+  buf: Buffer,
+  at: number,
+  total: number,
+  offset: number,
+  timestamp: number,
+  publisher: Buffer,
+  reply: string,
+  replyBytes: number,
+): number {
+  buf.writeUInt32LE(MAGIC, at);
+  buf.writeUInt32LE(total, at + 4);
+  buf.writeUInt32LE(offset >>> 0, at + 12);
+  buf.writeUInt32LE(Math.floor(offset / TWO_32), at + 16);
+  buf.writeDoubleLE(timestamp, at + 20);
+  buf.writeUInt16LE(publisher.length, at + 28);
+  buf.writeUInt16LE(replyBytes, at + 30);
+  let p = at + HEADER_BYTES;
+  for (let i = 0; i < publisher.length; i++) buf[p++] = publisher[i]!; // names are short: no native call
+  if (replyBytes) p += buf.write(reply, p, 'utf8');
+  return p;
+}
+
+/** Computes and stores the CRC of a record whose header is at buf[at..headerEnd). */
+export function seal(buf: Buffer, at: number, headerEnd: number, payload: Buffer | null): void {
+  let crc = crc32(buf, at + CRC_FROM, headerEnd);
+  if (payload) crc = crc32(payload, 0, payload.length, crc);
+  buf.writeUInt32LE(crc, at + 8);
+}
+
+export const recordLength = (buf: Buffer, at: number): number => buf.readUInt32LE(at + 4);
+export const recordOffset = (buf: Buffer, at: number): number =>
+  buf.readUInt32LE(at + 12) + buf.readUInt32LE(at + 16) * TWO_32;
+export const recordTimestamp = (buf: Buffer, at: number): number => buf.readDoubleLE(at + 20);
+
+/** Checks the fixed header at buf[at..at+HEADER_BYTES); null when it is plausible. */
+export function headerProblem(buf: Buffer, at: number): string | null {
+  const magic = buf.readUInt32LE(at);
+  if (magic !== MAGIC) return `bad magic 0x${magic.toString(16).padStart(8, '0')}`;
+  const length = recordLength(buf, at);
+  if (length < HEADER_BYTES || length > MAX_RECORD_BYTES) return `bad record length ${length}`;
+  return null;
+}
+
+/**
+ * Checks a whole record at buf[at..at+length) whose header passed `headerProblem`: checksum,
+ * name lengths and, when `expected` is not 0, the offset. Null when the record is good.
+ */
+export function recordProblem(buf: Buffer, at: number, length: number, expected: number): string | null {
+  const stored = buf.readUInt32LE(at + 8);
+  const actual = crc32(buf, at + CRC_FROM, at + length);
+  if (stored !== actual) return `checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})`;
+  const names = buf.readUInt16LE(at + 28) + buf.readUInt16LE(at + 30);
+  if (HEADER_BYTES + names > length) return `name lengths ${names} overflow the record length ${length}`;
+  const offset = recordOffset(buf, at);
+  if (expected !== 0 && offset !== expected) return `offset ${offset} where ${expected} was expected`;
+  if (!Number.isSafeInteger(offset) || offset < 1) return `bad offset ${offset}`;
+  return null;
+}
+
+/** Decodes a checked record. The payload is a view into `buf`, not a copy. */
+export function decodeRecord(buf: Buffer, at: number, length: number, channel: string): StoredMessage {
+  const publisherBytes = buf.readUInt16LE(at + 28);
+  const replyBytes = buf.readUInt16LE(at + 30);
+  const p = at + HEADER_BYTES;
+  const r = p + publisherBytes;
+  const payloadAt = r + replyBytes;
+  return {
+    channel,
+    offset: recordOffset(buf, at),
+    timestamp: recordTimestamp(buf, at),
+    publisher: publisherBytes ? buf.toString('utf8', p, r) : '',
+    reply: replyBytes ? buf.toString('utf8', r, payloadAt) : '',
+    payload: buf.subarray(payloadAt, at + length),
+  };
+}
+
+const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;

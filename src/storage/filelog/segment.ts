@@ -1,0 +1,158 @@
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Log } from '../engine.js';
+import { closeFile, openFile } from './fsx.js';
+import { segmentFileName } from './layout.js';
+
+/** One sparse index entry per this many bytes of segment: a read seeks, then scans at most this. */
+export const INDEX_INTERVAL = 64 * 1024;
+
+/** Offset → file position (and timestamp) of every record that starts a new 64 KiB stretch. */
+export class SparseIndex {
+  private readonly offsets: number[] = [];
+  private readonly positions: number[] = [];
+  private readonly timestamps: number[] = [];
+  private lastPosition = -Infinity;
+
+  note(offset: number, position: number, timestamp: number): void {
+    if (position - this.lastPosition < INDEX_INTERVAL) return;
+    this.offsets.push(offset);
+    this.positions.push(position);
+    this.timestamps.push(timestamp);
+    this.lastPosition = position;
+  }
+
+  /** The entry to start scanning from for `offset`: the last one at or before it. */
+  floor(offset: number): number {
+    let lo = 0;
+    let hi = this.offsets.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.offsets[mid]! <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  /** The entry to start scanning from for the first record at or after `time`. */
+  beforeTime(time: number): number {
+    const i = this.timestamps.findIndex((t) => t >= time);
+    return i < 0 ? Math.max(0, this.timestamps.length - 1) : Math.max(0, i - 1);
+  }
+
+  offsetAt(entry: number): number | undefined {
+    return this.offsets[entry];
+  }
+
+  positionAt(entry: number): number {
+    return this.positions[entry] ?? 0;
+  }
+}
+
+/**
+ * A segment file and what is known of its valid records. The descriptor is opened on demand,
+ * shared by every reader and the writer, and closed when idle (thousands of channels must not
+ * hold thousands of descriptors) or once the segment is deleted and its last user is done.
+ */
+export class Segment {
+  readonly name: string;
+  readonly path: string;
+  /** Bytes of valid, written records (the file may be longer when damaged). */
+  size = 0;
+  count = 0;
+  firstTimestamp = NaN;
+  maxTimestamp = -Infinity;
+  readonly index = new SparseIndex();
+  /** Removed by retention: no new reader may start on it. */
+  deleted = false;
+
+  private fd = -1;
+  private opening: Promise<number> | null = null;
+  private users = 0;
+  private usedSinceIdleCheck = false;
+
+  constructor(
+    dir: string,
+    readonly base: number,
+  ) {
+    this.name = segmentFileName(base);
+    this.path = path.join(dir, this.name);
+  }
+
+  /** Creates the file of a new, empty segment; fails if it exists. */
+  static async create(dir: string, base: number): Promise<Segment> {
+    const seg = new Segment(dir, base);
+    seg.fd = await openFile(seg.path, 'wx+');
+    return seg;
+  }
+
+  /** Last valid offset (base - 1 when empty). */
+  get last(): number {
+    return this.base + this.count - 1;
+  }
+
+  noteRecord(offset: number, position: number, timestamp: number, length: number): void {
+    this.index.note(offset, position, timestamp);
+    if (this.count === 0) this.firstTimestamp = timestamp;
+    if (timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
+    this.count++;
+    this.size = position + length;
+  }
+
+  /** Start position and offset of the scan that finds `offset`. */
+  locate(offset: number): { position: number; offset: number } {
+    const entry = this.index.floor(offset);
+    return { position: this.index.positionAt(entry), offset: this.index.offsetAt(entry) ?? this.base };
+  }
+
+  async acquire(): Promise<number> {
+    if (this.deleted && this.fd < 0) throw Object.assign(new Error(`segment ${this.path} was deleted`), { code: 'ENOENT' });
+    this.users++;
+    this.usedSinceIdleCheck = true;
+    if (this.fd >= 0) return this.fd;
+    try {
+      this.opening ??= openFile(this.path, 'r+');
+      this.fd = await this.opening;
+      return this.fd;
+    } catch (err) {
+      this.users--;
+      this.opening = null;
+      throw err;
+    }
+  }
+
+  release(): void {
+    this.users--;
+    if (this.deleted) this.closeIfUnused();
+  }
+
+  /** Called periodically: closes the descriptor if nobody used it since the last call. */
+  closeIfIdle(): void {
+    if (!this.usedSinceIdleCheck) this.closeIfUnused();
+    this.usedSinceIdleCheck = false;
+  }
+
+  /** Retention: forget the segment and unlink its file; readers holding the fd finish first. */
+  remove(log: Log): Promise<void> {
+    this.deleted = true;
+    this.closeIfUnused();
+    return unlink(this.path).catch((err: unknown) => log.error({ err, segment: this.path }, 'storage: cannot delete segment'));
+  }
+
+  async close(): Promise<void> {
+    const fd = this.fd;
+    this.fd = -1;
+    this.opening = null;
+    if (fd >= 0) await closeFile(fd);
+  }
+
+  private closeIfUnused(): void {
+    if (this.users > 0 || this.fd < 0) return;
+    void this.close().catch(() => {});
+  }
+}

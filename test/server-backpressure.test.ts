@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { startBroker } from './helpers/broker.js';
+import { startInProcess } from './helpers/inproc.js';
+import { RawClient, until } from './helpers/raw.js';
+
+/** Resident memory of a process, from /proc. */
+function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** The documented bound (docs/storage.md, "Bounded memory"): broker RSS under this while a subscriber stalls. */
+const RSS_BOUND = 256 * 1024 * 1024;
+
+test('a subscriber stalled for 10 s while a publisher runs at full speed: memory stays bounded, then it gets every message in order', async () => {
+  const broker = await startBroker({ args: ['--fsync', 'never'] });
+  try {
+    const sub = await RawClient.machine(broker.port);
+    sub.send('SUB s flood');
+    await sub.waitFor((f) => f.line === 'OK s');
+    sub.socket.pause(); // stop reading: the kernel buffers fill, then the broker's bound is hit
+
+    const pub = await RawClient.machine(broker.port);
+    let sent = 0;
+    let acked = 0;
+    pub.socket.on('data', () => {
+      for (const f of pub.frames.splice(0)) if (f.line.startsWith('ACK ')) acked++;
+    });
+    const payload = Buffer.alloc(100, 0x61);
+    let maxRss = 0;
+    const start = Date.now();
+    await new Promise<void>((resolve) => {
+      const pump = (): void => {
+        maxRss = Math.max(maxRss, rssBytes(broker.proc.pid!));
+        if (Date.now() - start > 10_000) return resolve();
+        while (sent - acked < 2000) {
+          payload.write(String(sent).padStart(10, '0'));
+          pub.pub('flood', payload, String(sent));
+          sent++;
+        }
+        setTimeout(pump, 1);
+      };
+      pump();
+    });
+    await until(() => acked === sent, 'every publish acknowledged');
+    maxRss = Math.max(maxRss, rssBytes(broker.proc.pid!));
+    assert.ok(sent > 10_000, `publisher sent ${sent}`);
+    assert.ok(maxRss < RSS_BOUND, `broker RSS ${(maxRss / 1048576).toFixed(1)} MiB exceeds the bound`);
+
+    // Resume reading: every message arrives, in order, once.
+    let next = 1;
+    let bad = '';
+    let count = 0;
+    sub.socket.on('data', () => {
+        for (const f of sub.frames.splice(0)) {
+          if (!f.line.startsWith('MSG s ')) continue;
+          const offset = Number(f.line.split(' ')[3]);
+          if (offset !== next && !bad) bad = `expected offset ${next}, got ${offset}`;
+          if (f.payload!.subarray(0, 10).toString() !== String(offset - 1).padStart(10, '0') && !bad) bad = `payload mismatch at ${offset}`;
+          next = offset + 1;
+          count++;
+        }
+    });
+    sub.socket.resume();
+    await until(() => count === sent || bad !== '', `all ${sent} messages (got ${count})`, 120_000);
+    assert.equal(bad, '');
+    assert.equal(count, sent);
+    await sub.close();
+    await pub.close();
+  } finally {
+    await broker.dispose();
+  }
+});
+
+test('memory channels: a slow subscriber gets a drop notice with the count, or is disconnected, per policy', async () => {
+  for (const policy of ['drop', 'disconnect'] as const) {
+    const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: policy }, session: { outboundHighWater: 64 * 1024 } });
+    try {
+      const sub = await RawClient.machine(broker.port);
+      sub.send('SUB s mem');
+      await sub.waitFor((f) => f.line === 'OK s');
+      sub.socket.pause();
+      const pub = await RawClient.machine(broker.port);
+      const payload = Buffer.alloc(1000, 0x62);
+      for (let i = 0; i < 5000; i++) pub.pub('mem', payload, i === 4999 ? 'last' : '-');
+      await pub.waitFor((f) => f.line.startsWith('ACK last'));
+      const counters = broker.server.broker.counters;
+      if (policy === 'drop') {
+        assert.ok(counters.dropped > 0);
+        sub.socket.resume();
+        await sub.waitFor((f) => f.line.startsWith('DROP s mem '));
+        // Every message is either delivered or counted in a DROP notice, never silently lost.
+        const delivered = (): number => sub.frames.filter((f) => f.line.startsWith('MSG s ')).length;
+        const dropped = (): number => sub.frames.filter((f) => f.line.startsWith('DROP s mem ')).reduce((n, f) => n + Number(f.line.split(' ')[3]), 0);
+        await until(() => delivered() + dropped() === 5000, 'deliveries + drops to account for all 5000 messages', 10_000);
+        assert.ok(dropped() > 0);
+        assert.equal(dropped(), counters.dropped);
+      } else {
+        sub.socket.resume();
+        await sub.waitFor((f) => f.line.startsWith('ERR - SLOW_CONSUMER'));
+        await new Promise<void>((resolve) => (sub.closed ? resolve() : sub.socket.once('close', () => resolve())));
+        assert.equal(counters.slowDisconnects, 1);
+      }
+      await pub.close();
+      await sub.close();
+    } finally {
+      await broker.close();
+    }
+  }
+});

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { startBroker, type RunningBroker } from './helpers/broker.js';
+import { startInProcess, type InProcessBroker } from './helpers/inproc.js';
+import { RawClient } from './helpers/raw.js';
+
+/** A real socat process as the client, like a person at a terminal. */
+class Terminal {
+  output = '';
+  private readonly proc: ChildProcessWithoutNullStreams;
+  constructor(port: number) {
+    this.proc = spawn('socat', ['-', `TCP:127.0.0.1:${port}`]);
+    this.proc.stdout.on('data', (d: Buffer) => (this.output += d.toString()));
+  }
+  type(line: string): void {
+    this.proc.stdin.write(line + '\n');
+  }
+  async waitFor(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.output.match(re);
+      if (m) return m;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; output so far:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  close(): void {
+    this.proc.kill();
+  }
+}
+
+let broker: RunningBroker;
+before(async () => {
+  broker = await startBroker();
+});
+after(async () => {
+  await broker.dispose();
+});
+
+test('the original session, through socat: pub, then sub shows history, then a live pub arrives', async () => {
+  const publisher = new Terminal(broker.port);
+  publisher.type('pub this nada');
+  await publisher.waitFor(/# \[I\] creating this\n/);
+  await publisher.waitFor(/# \[D\]:\d\d:\d\d:\d\d: published this #1\n/);
+
+  const subscriber = new Terminal(broker.port);
+  subscriber.type('sub this');
+  await subscriber.waitFor(/# \[D\]:\d\d:\d\d:\d\d: subscribing this\n/);
+  await subscriber.waitFor(/pubsub on this at \d\d:\d\d:\d\d: nada\n/);
+
+  publisher.type('pub this hello');
+  await subscriber.waitFor(/pubsub on this at \d\d:\d\d:\d\d: hello\n/);
+  // History first, then live, each once.
+  const deliveries = subscriber.output.split('\n').filter((l) => l.startsWith('pubsub on this'));
+  assert.deepEqual(deliveries.map((l) => l.replace(/ at \S+:/, ':')), ['pubsub on this: nada', 'pubsub on this: hello']);
+  publisher.close();
+  subscriber.close();
+});
+
+test('a bad command gets one clear error and the connection stays usable', async () => {
+  const t = new Terminal(broker.port);
+  t.type('frobnicate the bus');
+  await t.waitFor(/-ERR UNKNOWN_COMMAND unknown command "frobnicate"; expected one of: sub, unsub, pub/);
+  t.type('pub bad..name x');
+  await t.waitFor(/-ERR BAD_CHANNEL bad channel "bad\.\.name": empty token/);
+  t.type('ping');
+  await t.waitFor(/pong \d{4}-\d\d-\d\dT/);
+  t.close();
+});
+
+let inproc: InProcessBroker;
+test('human mode: help, channels, name, unsub, req, escaping, quit', async (t) => {
+  inproc = await startInProcess();
+  t.after(() => inproc.close());
+  const c = await RawClient.connect(inproc.port);
+  c.send('help');
+  await c.waitFor((f) => f.line.startsWith('#   quit'));
+  c.send('name probe-7');
+  await c.waitFor((f) => f.line === '# [I] you are probe-7');
+  c.send('pub a.b x\ty');
+  c.send('pub a.c two');
+  await c.waitFor((f) => f.line.endsWith('published a.c #1'));
+  c.send('channels a.*');
+  await c.waitFor((f) => f.line === '# [I] 2 channels');
+  assert.ok(c.lines().some((l) => /^channel a\.b messages=1 first=1 last=1 bytes=\d+$/.test(l)));
+  c.send('sub a.*');
+  await c.waitFor((f) => /^pubsub on a\.b at \S+: x\\ty$/.test(f.line));
+  c.send('unsub a.*');
+  await c.waitFor((f) => f.line.endsWith('unsubscribing a.*'));
+  c.send('unsub a.*');
+  await c.waitFor((f) => f.line.startsWith('-ERR NOT_SUBSCRIBED'));
+
+  // A responder in machine mode answers the human request.
+  const responder = await RawClient.machine(inproc.port);
+  responder.send('SUB r svc.time');
+  await responder.waitFor((f) => f.line === 'OK r');
+  c.send('req svc.time what time is it');
+  const request = await responder.waitFor((f) => f.line.startsWith('MSG r svc.time'));
+  assert.equal(request.payload!.toString(), 'what time is it');
+  const reply = request.line.split(' ')[6]!;
+  assert.match(reply, /^_INBOX\./);
+  responder.pub(reply, 'teatime');
+  await c.waitFor((f) => /^pubsub on _INBOX\.\S+ at \S+: teatime$/.test(f.line));
+  c.send('quit');
+  await c.waitFor((f) => f.line === '# [I] bye');
+  await responder.close();
+});

@@ -1,0 +1,420 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  defaultStorageOptions,
+  type ChannelLog,
+  type Log,
+  type NewMessage,
+  type StorageOptions,
+  type StoredMessage,
+} from '../src/storage/engine.js';
+import { FileStorageEngine } from '../src/storage/filelog/engine.js';
+import { getDriver } from '../src/storage/registry.js';
+import '../src/storage/builtin.js';
+
+// --- helpers -------------------------------------------------------------------------------
+
+class TestLog implements Log {
+  readonly lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+  info(obj: object, msg = ''): void { this.lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }); }
+  warn(obj: object, msg = ''): void { this.lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }); }
+  error(obj: object, msg = ''): void { this.lines.push({ level: 'error', obj: obj as Record<string, unknown>, msg }); }
+  debug(obj: object, msg = ''): void { this.lines.push({ level: 'debug', obj: obj as Record<string, unknown>, msg }); }
+  at(level: string): { obj: Record<string, unknown>; msg: string }[] { return this.lines.filter((l) => l.level === level); }
+}
+
+function tempDir(t: TestContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-storage-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function openEngine(t: TestContext, dir: string, options: Partial<StorageOptions> = {}) {
+  const log = new TestLog();
+  const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir, fsyncIntervalMs: 2, ...options }, log);
+  const commits: StoredMessage[] = [];
+  const order: string[] = [];
+  await engine.start((channel, batch) => {
+    for (const m of batch) {
+      assert.equal(m.channel, channel);
+      commits.push(m);
+      order.push(`commit ${m.offset}`);
+    }
+    assert.equal(engine.channel(channel).head, batch[batch.length - 1]!.offset, 'head moves before the handler runs');
+  });
+  t.after(() => engine.close());
+  return { engine, commits, order, log };
+}
+
+const msg = (text: string, timestamp = Date.now(), publisher = 'tester'): NewMessage => ({
+  timestamp,
+  publisher,
+  reply: '',
+  payload: Buffer.from(text),
+});
+
+function put(log: ChannelLog, m: NewMessage): Promise<number> {
+  return new Promise((resolve, reject) => log.append(m, (err, offset) => (err ? reject(err) : resolve(offset))));
+}
+
+function putMany(log: ChannelLog, count: number, text = (i: number) => `message ${i}`, ts = (_i: number) => Date.now()) {
+  return Promise.all(Array.from({ length: count }, (_, i) => put(log, msg(text(i), ts(i)))));
+}
+
+const offsets = (ms: readonly StoredMessage[]): number[] => ms.map((m) => m.offset);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const segmentFiles = (dir: string, channel: string): string[] =>
+  fs.readdirSync(path.join(dir, channel)).filter((f) => f.endsWith('.seg')).sort();
+
+// --- tests ---------------------------------------------------------------------------------
+
+test('append and read round trip; commits in offset order; acks after commits', async (t) => {
+  const dir = tempDir(t);
+  const { engine, commits, order } = await openEngine(t, dir);
+  const log = engine.channel('probes.eu.clock');
+  const big = Buffer.alloc(100_000, 7);
+  const sent: NewMessage[] = [];
+  const acks: Promise<number>[] = [];
+  for (let i = 0; i < 100; i++) {
+    const m: NewMessage = {
+      timestamp: 1_700_000_000_000 + i + 0.5,
+      publisher: i % 2 ? 'αβγ' : 'probe',
+      reply: i % 3 ? '' : `_INBOX.${i}`,
+      payload: i === 50 ? big : Buffer.from(`payload ${i}`),
+    };
+    sent.push(m);
+    acks.push(put(log, m).then((o) => (order.push(`ack ${o}`), o)));
+  }
+  assert.equal(log.head, 0, 'nothing is readable before it is written');
+  assert.deepEqual(await Promise.all(acks), range(1, 100));
+  assert.deepEqual(offsets(commits), range(1, 100));
+  for (let o = 1; o <= 100; o++) assert.ok(order.indexOf(`commit ${o}`) < order.indexOf(`ack ${o}`), `offset ${o}`);
+
+  const all = await log.read(1, 1000, Infinity);
+  assert.deepEqual(offsets(all), range(1, 100));
+  all.forEach((m, i) => {
+    const s = sent[i]!;
+    assert.equal(m.channel, 'probes.eu.clock');
+    assert.equal(m.timestamp, s.timestamp);
+    assert.equal(m.publisher, s.publisher);
+    assert.equal(m.reply, s.reply);
+    assert.ok(m.payload.equals(s.payload));
+  });
+  assert.deepEqual(offsets(await log.read(40, 10, Infinity)), range(40, 49));
+  assert.deepEqual(offsets(await log.read(1, 1000, 1)), [1], 'at least one message whatever maxBytes');
+  assert.deepEqual(await log.read(101, 10, Infinity), [], 'nothing past head');
+  assert.deepEqual(log.stats(), {
+    channel: 'probes.eu.clock',
+    first: 1,
+    head: 100,
+    messages: 100,
+    bytes: fs.statSync(path.join(dir, 'probes.eu.clock', '00000000000000000001.seg')).size,
+  });
+  assert.deepEqual(engine.channels(), ['probes.eu.clock']);
+  assert.ok(engine.has('probes.eu.clock') && !engine.has('other'));
+});
+
+test('the file driver is registered and creates working engines', async (t) => {
+  const dir = tempDir(t);
+  const engine = getDriver('file').create({ ...defaultStorageOptions, dataDir: dir }, new TestLog());
+  t.after(() => engine.close());
+  await engine.start(() => {});
+  assert.equal(engine.driver, 'file');
+  assert.equal(await put(engine.channel('x'), msg('hi')), 1);
+});
+
+test('offsets continue across rotation by size and across restarts', async (t) => {
+  const dir = tempDir(t);
+  let { engine } = await openEngine(t, dir, { segmentBytes: 1000 });
+  let log = engine.channel('rot');
+  // Several batches, so that segments roll between them.
+  for (let round = 0; round < 10; round++) await putMany(log, 30, (i) => `round ${round} message ${i}`);
+  const files = segmentFiles(dir, 'rot');
+  assert.ok(files.length > 3, `rolled into ${files.length} segments`);
+  assert.equal(files[0], '00000000000000000001.seg');
+  assert.deepEqual(offsets(await log.read(1, 1000, Infinity)), range(1, 300));
+  // Segment names are the offsets of their first records.
+  const bases = files.map((f) => Number(f.slice(0, 20)));
+  const firstOfEach = await Promise.all(bases.map(async (b) => (await log.read(b, 1, Infinity))[0]?.offset));
+  assert.deepEqual(firstOfEach.slice(0, -1), bases.slice(0, -1));
+
+  await engine.close();
+  ({ engine } = await openEngine(t, dir, { segmentBytes: 1000 }));
+  log = engine.channel('rot');
+  assert.equal(log.head, 300);
+  assert.equal(await put(log, msg('after restart')), 301);
+  const all = await log.read(1, 1000, Infinity);
+  assert.deepEqual(offsets(all), range(1, 301));
+  assert.equal(all[300]!.payload.toString(), 'after restart');
+});
+
+test('a burst staged in a single turn is written in several batches and still rolls by size', async (t) => {
+  const dir = tempDir(t);
+  const { engine, commits } = await openEngine(t, dir, { segmentBytes: 1024 * 1024 });
+  const log = engine.channel('burst');
+  const payload = Buffer.alloc(1000, 1);
+  const acks: Promise<number>[] = [];
+  for (let i = 0; i < 5000; i++) acks.push(put(log, { timestamp: Date.now(), publisher: 'p', reply: '', payload }));
+  assert.deepEqual(await Promise.all(acks), range(1, 5000));
+  assert.deepEqual(offsets(commits), range(1, 5000));
+  assert.ok(segmentFiles(dir, 'burst').length >= 4, '5 MB in 1 MB segments');
+  assert.equal((await log.read(1, 10_000, Infinity)).length, 5000);
+});
+
+test('rotate() starts a new segment; an empty active segment is left alone', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir);
+  const log = engine.channel('hup');
+  await putMany(log, 5);
+  await engine.rotate();
+  assert.deepEqual(segmentFiles(dir, 'hup'), ['00000000000000000001.seg', '00000000000000000006.seg']);
+  await engine.rotate();
+  assert.equal(segmentFiles(dir, 'hup').length, 2, 'nothing to rotate');
+  assert.deepEqual(await putMany(log, 3), [6, 7, 8]);
+  assert.equal(fs.statSync(path.join(dir, 'hup', '00000000000000000006.seg')).size > 0, true);
+  assert.deepEqual(offsets(await log.read(1, 100, Infinity)), range(1, 8));
+});
+
+test('resolve: beginning, offset, time, last N, new', async (t) => {
+  const dir = tempDir(t);
+  // Large records and small segments: several segments, each with several index entries.
+  const { engine } = await openEngine(t, dir, { segmentBytes: 300_000 });
+  const log = engine.channel('when');
+  const T0 = 1_700_000_000_000;
+  for (let round = 0; round < 10; round++) {
+    await putMany(log, 10, (i) => `${round}-${i}`.padEnd(20_000, '.'), (i) => T0 + (round * 10 + i) * 1000);
+  }
+  assert.ok(segmentFiles(dir, 'when').length >= 3);
+  assert.equal(await log.resolve({ kind: 'beginning' }), 1);
+  assert.equal(await log.resolve({ kind: 'new' }), 101);
+  assert.equal(await log.resolve({ kind: 'offset', offset: 42 }), 42);
+  assert.equal(await log.resolve({ kind: 'last', count: 10 }), 91);
+  assert.equal(await log.resolve({ kind: 'last', count: 1000 }), 1);
+  assert.equal(await log.resolve({ kind: 'last', count: 0 }), 101);
+  assert.equal(await log.resolve({ kind: 'time', time: 0 }), 1);
+  assert.equal(await log.resolve({ kind: 'time', time: T0 + 57_000 }), 58, 'exact timestamp');
+  assert.equal(await log.resolve({ kind: 'time', time: T0 + 57_500 }), 59, 'between two messages');
+  assert.equal(await log.resolve({ kind: 'time', time: T0 + 99_000 }), 100);
+  assert.equal(await log.resolve({ kind: 'time', time: T0 + 99_001 }), 101, 'after everything: new');
+  for (const o of [1, 17, 58, 99, 100]) assert.equal((await log.read(o, 1, 1))[0]?.offset, o, `seek to ${o}`);
+});
+
+for (const fsync of ['always', 'interval', 'never'] as const) {
+  test(`fsync ${fsync}: every append is acknowledged, and survives a restart`, async (t) => {
+    const dir = tempDir(t);
+    let { engine } = await openEngine(t, dir, { fsync, fsyncIntervalMs: 5 });
+    const a = engine.channel('a');
+    const b = engine.channel('b.c');
+    const [oa, ob] = await Promise.all([putMany(a, 300), putMany(b, 200)]);
+    assert.deepEqual(oa, range(1, 300));
+    assert.deepEqual(ob, range(1, 200));
+    // A callback-less append is fine too.
+    a.append(msg('no callback'));
+    await engine.close();
+    ({ engine } = await openEngine(t, dir, { fsync }));
+    assert.equal(engine.channel('a').head, 301);
+    assert.equal(engine.channel('b.c').head, 200);
+    assert.deepEqual(engine.channels().sort(), ['a', 'b.c']);
+  });
+}
+
+test('fsync interval: commits come on write, acks only after the group fsync', async (t) => {
+  const dir = tempDir(t);
+  // An interval so long that only close() can run the fsync.
+  const { engine, commits } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8 });
+  const log = engine.channel('slow');
+  let acked = 0;
+  for (let i = 0; i < 10; i++) log.append(msg(`m${i}`), (err) => { assert.equal(err, null); acked++; });
+  while (commits.length < 10) await new Promise((r) => setImmediate(r));
+  assert.equal(log.head, 10);
+  assert.equal((await log.read(1, 100, Infinity)).length, 10, 'readable before it is durable');
+  assert.equal(acked, 0, 'not acknowledged before an fsync');
+  await engine.close();
+  assert.equal(acked, 10);
+});
+
+test('segments roll when their first record is older than segmentAgeMs', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { segmentAgeMs: 60_000 });
+  const log = engine.channel('aged');
+  await putMany(log, 3, undefined, () => Date.now() - 120_000);
+  await putMany(log, 2);
+  await putMany(log, 2);
+  assert.deepEqual(segmentFiles(dir, 'aged'), ['00000000000000000001.seg', '00000000000000000004.seg']);
+});
+
+test('idle descriptors are closed and reopened on demand', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir);
+  const log = engine.channel('idle');
+  await putMany(log, 5);
+  await engine.rotate();
+  await putMany(log, 5);
+  await engine.maintain(Date.now());
+  await engine.maintain(Date.now()); // unused since the last call: closed
+  assert.deepEqual(await putMany(log, 2), [11, 12]);
+  assert.deepEqual(offsets(await log.read(1, 100, Infinity)), range(1, 12));
+});
+
+test('close is idempotent, flushes staged appends, and later appends fail', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1000 });
+  const log = engine.channel('c');
+  const acked = putMany(log, 50);
+  await Promise.all([engine.close(), engine.close()]);
+  assert.deepEqual(await acked, range(1, 50), 'close acknowledged what it fsynced');
+  await assert.rejects(put(log, msg('late')), /closed/);
+  await engine.close();
+});
+
+test('a message that cannot be stored fails alone; offsets stay contiguous', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir);
+  const log = engine.channel('c');
+  const results = await Promise.allSettled([
+    put(log, msg('one')),
+    put(log, msg('too long a name', Date.now(), 'x'.repeat(70_000))),
+    put(log, msg('two')),
+  ]);
+  assert.deepEqual(results.map((r) => (r.status === 'fulfilled' ? r.value : 'rejected')), [1, 'rejected', 2]);
+});
+
+test('when a new segment cannot be created, staged appends fail and their offsets are reused', async (t) => {
+  const dir = tempDir(t);
+  const { engine, log } = await openEngine(t, dir, { segmentBytes: 100 });
+  const ch = engine.channel('fail');
+  assert.deepEqual(await putMany(ch, 5), range(1, 5)); // one batch, past segmentBytes
+  fs.mkdirSync(path.join(dir, 'fail', '00000000000000000006.seg')); // the next segment's name, taken
+  const failed = await Promise.allSettled([put(ch, msg('a')), put(ch, msg('b'))]);
+  assert.deepEqual(failed.map((r) => r.status), ['rejected', 'rejected']);
+  assert.match(String((failed[0] as PromiseRejectedResult).reason), /EEXIST/);
+  assert.equal(log.at('error').length, 1);
+  assert.equal(ch.head, 5);
+  fs.rmdirSync(path.join(dir, 'fail', '00000000000000000006.seg'));
+  assert.deepEqual(await putMany(ch, 2), [6, 7], 'nobody saw 6 and 7: given out again');
+  assert.deepEqual(offsets(await ch.read(1, 100, Infinity)), range(1, 7));
+});
+
+test('bad channel names are refused; unknown entries in dataDir are ignored with a warning', async (t) => {
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'README.txt'), 'not a channel');
+  fs.mkdirSync(path.join(dir, 'not a channel'));
+  const { engine, log } = await openEngine(t, dir);
+  assert.throws(() => engine.channel('../etc'), TypeError);
+  assert.throws(() => engine.channel('a..b'), TypeError);
+  assert.deepEqual(engine.channels(), []);
+  const warned = log.at('warn').map((l) => l.obj['file']).sort();
+  assert.deepEqual(warned, ['README.txt', 'not a channel']);
+});
+
+test('reads concurrent with rotation and retention never repeat or reorder, and gaps land on first', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { segmentBytes: 2000, retainMessages: 150 });
+  const log = engine.channel('busy');
+  let next = 1;
+  const seen: number[] = [];
+  const reader = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) {
+      const batch = await log.read(next, 3, Infinity); // slower than the writer: falls behind retention
+      if (batch.length === 0) return;
+      const firstNow = log.first;
+      assert.ok(batch[0]!.offset === next || batch[0]!.offset <= firstNow, `resumed at ${batch[0]!.offset}, asked ${next}`);
+      batch.forEach((m, j) => assert.equal(m.offset, batch[0]!.offset + j));
+      seen.push(...offsets(batch));
+      next = batch[batch.length - 1]!.offset + 1;
+    }
+  };
+  for (let round = 0; round < 40; round++) {
+    // The reader runs while appends, rotations and deletions happen in the same turns.
+    const writer = async (): Promise<void> => {
+      const appended = putMany(log, 20);
+      await engine.rotate();
+      await engine.maintain(Date.now());
+      await appended;
+      await engine.maintain(Date.now());
+    };
+    await Promise.all([reader(), writer()]);
+  }
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, 'strictly increasing');
+  assert.ok(seen.some((o, i) => i > 0 && o > seen[i - 1]! + 1), 'the reader did fall behind retention');
+  assert.equal(log.head, 800);
+  assert.ok(log.first > 1, 'retention removed old segments');
+  assert.ok(log.stats().messages >= 150);
+  // A read that starts in a deleted stretch resumes at first.
+  const fromOne = await log.read(1, 5, Infinity);
+  assert.equal(fromOne[0]!.offset, log.first);
+});
+
+test('a read holding a segment finishes even if retention deletes the segment meanwhile', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { retainMessages: 10 });
+  const log = engine.channel('gone');
+  await putMany(log, 100, (i) => `old ${i}`.padEnd(5000, '-'));
+  await engine.rotate();
+  await putMany(log, 20);
+  const reading = log.read(1, 1000, Infinity); // starts on segment 1
+  await engine.maintain(Date.now()); // deletes segment 1 while the read is opening it
+  const got = await reading;
+  assert.ok(got.length > 0);
+  for (let i = 1; i < got.length; i++) assert.equal(got[i]!.offset, got[i - 1]!.offset + 1);
+  assert.ok(got[0]!.offset === 1 || got[0]!.offset === 101, `started at ${got[0]!.offset}`);
+  assert.equal(got[got.length - 1]!.offset, 120);
+  assert.deepEqual(segmentFiles(dir, 'gone'), ['00000000000000000101.seg']);
+});
+
+test('retention by message count keeps at least that many and never the active segment', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { retainMessages: 25 });
+  const log = engine.channel('count');
+  for (let i = 0; i < 6; i++) {
+    await putMany(log, 10);
+    await engine.rotate(); // segments of exactly 10 messages
+  }
+  await engine.maintain(Date.now());
+  assert.equal(log.first, 31, 'three segments of 10 hold 30 >= 25');
+  assert.equal(log.stats().messages, 30);
+  assert.deepEqual(offsets(await log.read(1, 100, Infinity)), range(31, 60));
+  assert.equal(segmentFiles(dir, 'count')[0], '00000000000000000031.seg');
+});
+
+test('retention by bytes', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { retainBytes: 3000 });
+  const log = engine.channel('bytes');
+  for (let i = 0; i < 5; i++) {
+    await putMany(log, 10, () => 'x'.repeat(100 - 38)); // 100-byte records: 1000 bytes a segment
+    await engine.rotate();
+  }
+  await engine.maintain(Date.now());
+  assert.equal(log.stats().bytes, 3000);
+  assert.equal(log.first, 21);
+});
+
+test('retention by age, judged by the newest record of a segment; offsets survive a restart', async (t) => {
+  const dir = tempDir(t);
+  const now = Date.now();
+  const hour = 3600_000;
+  let { engine } = await openEngine(t, dir, { retainAgeMs: hour });
+  let log = engine.channel('age');
+  await putMany(log, 10, undefined, () => now - 3 * hour);
+  await engine.rotate();
+  await putMany(log, 10, undefined, (i) => (i < 9 ? now - 3 * hour : now)); // newest is recent
+  await engine.rotate();
+  await putMany(log, 10, undefined, () => now - 2 * hour);
+  await engine.rotate();
+  await engine.maintain(now);
+  assert.equal(log.first, 11, 'the first segment expired; the second has a recent record');
+  await engine.maintain(now + 2 * hour);
+  assert.equal(log.first, log.head + 1, 'everything expired: the channel is empty');
+  assert.equal(log.stats().messages, 0);
+  assert.deepEqual(await log.read(1, 10, Infinity), []);
+  assert.deepEqual(segmentFiles(dir, 'age'), ['00000000000000000031.seg'], 'the active segment stays');
+  await engine.close();
+  ({ engine } = await openEngine(t, dir));
+  log = engine.channel('age');
+  assert.equal(log.head, 30, 'the empty active segment remembers the next offset');
+  assert.equal(await put(log, msg('next')), 31);
+});

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  defaultStorageOptions,
+  type ChannelLog,
+  type Log,
+  type NewMessage,
+  type StorageEngine,
+  type StorageOptions,
+  type StoredMessage,
+} from '../src/storage/engine.js';
+import { driverNames, getDriver } from '../src/storage/registry.js';
+import '../src/storage/builtin.js';
+
+const quiet: Log = { info() {}, warn() {}, error() {}, debug() {} };
+
+async function memory(more: Partial<StorageOptions> = {}) {
+  const engine: StorageEngine = getDriver('memory').create({ ...defaultStorageOptions, ...more }, quiet);
+  const events: string[] = [];
+  const commits: StoredMessage[] = [];
+  await engine.start((channel, batch) => {
+    for (const m of batch) {
+      events.push(`commit ${channel} ${m.offset}`);
+      commits.push(m);
+    }
+  });
+  return { engine, events, commits };
+}
+
+const msg = (text: string, timestamp = Date.now()): NewMessage => ({
+  timestamp,
+  publisher: 'p',
+  reply: '',
+  payload: Buffer.from(text),
+});
+
+const offsets = async (log: ChannelLog, from = 1): Promise<number[]> =>
+  (await log.read(from, 100_000, Infinity)).map((m) => m.offset);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test('builtin registers the memory and file drivers', () => {
+  assert.ok(driverNames().includes('file') && driverNames().includes('memory'));
+  assert.throws(() => getDriver('nope'), /unknown storage driver "nope"/);
+  assert.equal(getDriver('memory').check, undefined, 'nothing on disk to check');
+});
+
+test('memory: commit handler then ack, synchronously inside append, in offset order', async () => {
+  const { engine, events } = await memory();
+  const log = engine.channel('m');
+  assert.equal(log.replayable, false);
+  for (let i = 0; i < 3; i++) {
+    log.append(msg(`x${i}`), (err, offset) => events.push(`ack ${offset} ${String(err)}`));
+    events.push(`returned ${i + 1}`);
+  }
+  assert.deepEqual(events, [
+    'commit m 1', 'ack 1 null', 'returned 1',
+    'commit m 2', 'ack 2 null', 'returned 2',
+    'commit m 3', 'ack 3 null', 'returned 3',
+  ]);
+  assert.equal(log.head, 3);
+  assert.deepEqual(engine.channels(), ['m']);
+});
+
+test('memory: the ring holds retainMessages; reads and first follow it', async () => {
+  const { engine } = await memory({ retainMessages: 5 });
+  const log = engine.channel('ring');
+  for (let i = 1; i <= 12; i++) log.append(msg(`m${i}`));
+  assert.equal(log.first, 8);
+  assert.equal(log.head, 12);
+  assert.deepEqual(await offsets(log), range(8, 12), 'from before first starts at first');
+  assert.deepEqual(await offsets(log, 10), [10, 11, 12]);
+  assert.deepEqual((await log.read(9, 2, Infinity)).map((m) => m.payload.toString()), ['m9', 'm10']);
+  assert.deepEqual(await offsets(log, 13), []);
+  assert.deepEqual(log.stats(), { channel: 'ring', first: 8, head: 12, messages: 5, bytes: 13 });
+});
+
+test('memory: without retainMessages the ring holds 10,000', async () => {
+  const { engine } = await memory();
+  const log = engine.channel('big');
+  for (let i = 1; i <= 10_500; i++) log.append(msg('.'));
+  assert.equal(log.first, 501);
+  assert.equal(log.stats().messages, 10_000);
+});
+
+test('memory: retainBytes and retainAgeMs drop the oldest messages', async () => {
+  const { engine } = await memory({ retainBytes: 10 });
+  const log = engine.channel('bytes');
+  for (let i = 0; i < 6; i++) log.append(msg('abcd')); // 4 bytes each
+  assert.deepEqual(await offsets(log), [5, 6]);
+
+  const aged = await memory({ retainAgeMs: 60_000 });
+  const old = aged.engine.channel('age');
+  const now = Date.now();
+  old.append(msg('old', now - 120_000));
+  old.append(msg('older than a minute', now - 61_000));
+  old.append(msg('fresh', now));
+  assert.deepEqual(await offsets(old), [3]);
+  assert.equal(old.first, 3);
+});
+
+test('memory: resolve for each position kind', async () => {
+  const { engine } = await memory({ retainMessages: 50 });
+  const log = engine.channel('r');
+  const T0 = 1_700_000_000_000;
+  for (let i = 1; i <= 60; i++) log.append(msg(`m${i}`, T0 + i * 1000));
+  assert.equal(await log.resolve({ kind: 'beginning' }), 11);
+  assert.equal(await log.resolve({ kind: 'new' }), 61);
+  assert.equal(await log.resolve({ kind: 'offset', offset: 30 }), 30);
+  assert.equal(await log.resolve({ kind: 'last', count: 5 }), 56);
+  assert.equal(await log.resolve({ kind: 'last', count: 500 }), 11);
+  assert.equal(await log.resolve({ kind: 'time', time: T0 + 20_500 }), 21);
+  assert.equal(await log.resolve({ kind: 'time', time: 0 }), 11);
+  assert.equal(await log.resolve({ kind: 'time', time: T0 + 61_000 }), 61);
+});
+
+test('memory: rotate and close are harmless and close is idempotent', async () => {
+  const { engine, commits } = await memory();
+  engine.channel('c').append(msg('x'));
+  await engine.rotate();
+  await engine.close();
+  await engine.close();
+  assert.equal(commits.length, 1);
+});
