@@ -46,16 +46,16 @@ for (const fsync of ['always', 'interval'] as const) {
       let inFlightAtKill = 0;
       await new Promise<void>((resolve) => {
         const pump = (): void => {
-          if (acked.size >= 3000) {
-            inFlightAtKill = sent - acked.size;
-            void broker.kill().then(resolve);
-            return;
-          }
           while (sent - acked.size < 500) {
             c.pub('dur.chan', `m${sent}`, `k${sent}`);
             sent++;
           }
-          setImmediate(pump);
+          if (acked.size < 3000) {
+            setImmediate(pump);
+            return;
+          }
+          inFlightAtKill = sent - acked.size;
+          void broker.kill().then(resolve);
         };
         pump();
       });
