@@ -104,3 +104,20 @@ test('positions', () => {
   assert.deepEqual(parsePosition('time:2026-01-01T00:00:00Z'), { kind: 'time', time: Date.UTC(2026, 0, 1) });
   assert.deepEqual(parsePosition('time:1700000000000'), { kind: 'time', time: 1700000000000 });
 });
+
+test('human rendering escapes control bytes, C1 controls and invalid UTF-8, and keeps valid text', async () => {
+  const { escapeText } = await import('../src/protocol/encode.js');
+  assert.equal(escapeText(b('plain text')), 'plain text');
+  assert.equal(escapeText(b('a\nb\r\tc\\d')), 'a\\nb\\r\\tc\\\\d');
+  assert.equal(escapeText(b('\u001b[31mred')), '\\x1b[31mred');
+  assert.equal(escapeText(b('caf\u00e9 \u2603 \u{1f600}')), 'caf\u00e9 \u2603 \u{1f600}');
+  assert.equal(escapeText(Buffer.from([0xc2, 0x9b, 0x41])), '\\xc2\\x9bA');
+  assert.equal(escapeText(Buffer.from([0xff, 0xc3, 0x28, 0xed, 0xa0, 0x80])), '\\xff\\xc3(\\xed\\xa0\\x80');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      const out = escapeText(bytes);
+      assert.ok(!/[\u0000-\u001f\u007f-\u009f]/.test(out), JSON.stringify(out));
+    }),
+    { numRuns: 3000 },
+  );
+});

@@ -1,5 +1,5 @@
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
-import { isEphemeral, matches } from '../protocol/names.js';
+import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
 import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
 import { SubjectIndex } from './subject-index.js';
 import { QueueGroup, Subscription, delivery, type Consumer, type Delivery, type Feed } from './subscription.js';
@@ -116,6 +116,12 @@ export class Broker {
         sub.feeds.set(channel, feed);
         void this.startFeed(sub, feed, from);
       }
+    }
+    // A single-channel subscription with nothing to replay is live at once: say so, with the
+    // head, so a client that reconnects can resume by offset even if it saw no message.
+    if (!isWildcard(pattern) && sub.feeds.size === 0) {
+      const head = isEphemeral(pattern) || !this.engine.has(pattern) ? 0 : this.engine.channel(pattern).head;
+      consumer.notify(sub, { kind: 'live', channel: pattern, offset: head });
     }
     return sub;
   }

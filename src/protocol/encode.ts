@@ -6,30 +6,68 @@ import type { StoredMessage } from '../storage/engine.js';
  * the machine-mode `MSG <sid> ` prefix differs per subscription.
  */
 
-/** Printable rendering of a payload: one message is always one line. */
+/**
+ * Printable rendering of a payload, so one message is always one line and cannot drive a
+ * terminal: `\\`, `\n`, `\r`, `\t`, and `\xNN` for other control bytes (C0, DEL, the C1
+ * range encoded in UTF-8) and for bytes that are not valid UTF-8. Valid text passes unchanged.
+ */
 export function escapeText(payload: Uint8Array): string {
-  // Fast path: plain printable text needs no escaping.
+  const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
   let plain = true;
-  for (let i = 0; i < payload.length; i++) {
-    const b = payload[i]!;
-    if (b < 0x20 || b === 0x5c || b === 0x7f) {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b < 0x20 || b === 0x5c || b >= 0x7f) {
       plain = false;
       break;
     }
   }
-  const text = Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('utf8');
-  if (plain) return text;
+  if (plain) return bytes.toString('latin1');
   let out = '';
-  for (const ch of text) {
-    const c = ch.charCodeAt(0);
-    if (ch === '\\') out += '\\\\';
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
-    else out += ch;
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      if (b === 0x5c) out += '\\\\';
+      else if (b === 0x0a) out += '\\n';
+      else if (b === 0x0d) out += '\\r';
+      else if (b === 0x09) out += '\\t';
+      else if (b < 0x20 || b === 0x7f) out += hex(b);
+      else out += String.fromCharCode(b);
+      i++;
+      continue;
+    }
+    const len = utf8Length(bytes, i);
+    if (len === 0 || (b === 0xc2 && bytes[i + 1]! < 0xa0)) {
+      out += hex(b); // invalid UTF-8, or a C1 control (U+0080..U+009F)
+      i++;
+      continue;
+    }
+    out += bytes.toString('utf8', i, i + len);
+    i += len;
   }
   return out;
+}
+
+function hex(b: number): string {
+  return '\\x' + b.toString(16).padStart(2, '0');
+}
+
+/** Length of the valid UTF-8 sequence starting at i, or 0 (overlongs and surrogates rejected). */
+function utf8Length(bytes: Buffer, i: number): number {
+  const b = bytes[i]!;
+  const cont = (k: number): boolean => i + k < bytes.length && (bytes[i + k]! & 0xc0) === 0x80;
+  if (b >= 0xc2 && b <= 0xdf) return cont(1) ? 2 : 0;
+  if (b >= 0xe0 && b <= 0xef) {
+    const b1 = bytes[i + 1] ?? 0;
+    if ((b === 0xe0 && b1 < 0xa0) || (b === 0xed && b1 >= 0xa0)) return 0;
+    return cont(1) && cont(2) ? 3 : 0;
+  }
+  if (b >= 0xf0 && b <= 0xf4) {
+    const b1 = bytes[i + 1] ?? 0;
+    if ((b === 0xf0 && b1 < 0x90) || (b === 0xf4 && b1 >= 0x90)) return 0;
+    return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
 }
 
 let clockSecond = -1;

@@ -1,7 +1,7 @@
 import type { StartPosition } from '../storage/engine.js';
 import { ErrorCode, ProtocolError } from './errors.js';
 
-const EXPECTED = 'expected beginning, new, offset:N, after:N, last:N or time:<ISO 8601 | epoch ms>';
+const EXPECTED = 'expected beginning, new, offset:N, after:N, last:N or time:<ISO 8601 with zone | epoch ms>';
 
 /** Parse a `from=` position. */
 export function parsePosition(text: string): StartPosition {
@@ -19,7 +19,9 @@ export function parsePosition(text: string): StartPosition {
       return { kind: 'last', count: n };
     }
     if (kind === 'time') {
-      const time = /^\d{1,15}$/.test(arg) ? Number(arg) : Date.parse(arg);
+      // An ISO time must say its zone (Z or ±hh:mm): a broker's local time is nobody's business.
+      const zoned = /^\d{4}-\d\d-\d\d$/.test(arg) || /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:?\d\d)$/i.test(arg);
+      const time = /^\d{1,15}$/.test(arg) ? Number(arg) : zoned ? Date.parse(arg) : NaN;
       if (!Number.isFinite(time)) throw new ProtocolError(ErrorCode.BAD_POSITION, `position "${text}": "${arg}" is not a time; ${EXPECTED}`);
       return { kind: 'time', time };
     }

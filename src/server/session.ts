@@ -304,6 +304,7 @@ export class Session implements Consumer, FrameHandler {
       name: this.name,
       maxLine: this.options.maxLine,
       maxPayload: this.options.maxPayload,
+      historyMax: this.options.historyMax,
       time: micros(performance.timeOrigin + performance.now()),
     };
     this.out.writeString(`INFO ${JSON.stringify(hello)}\n`);
