@@ -30,7 +30,7 @@ interface Broker {
 
 async function startBroker(storage: string): Promise<Broker> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-'));
-  const args = [path.join(ROOT, 'bin/fluctuat.js'), 'serve', '--listen', '127.0.0.1:0', '--data', dir, '--storage', storage, '--max-payload', '1m'];
+  const args = [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), path.join(ROOT, 'bin/fluctuat.js'), 'serve', '--listen', '127.0.0.1:0', '--data', dir, '--storage', storage, '--max-payload', '1m'];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`broker exited ${code}`)));
@@ -196,8 +196,8 @@ interface Row {
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
-  for (const storage of ['memory', 'file']) {
-    for (const size of [16, 1024]) {
+  for (const storage of (process.env.BENCH_STORAGE ?? 'memory,file').split(',')) {
+    for (const size of (process.env.BENCH_SIZES ?? '16,1024').split(',').map(Number)) {
       const rates: number[] = [];
       const gens: number[] = [];
       const p50: number[] = [];

@@ -61,6 +61,19 @@ export class Broker {
     private readonly log: Log,
   ) {}
 
+  /** A snapshot of the counters and gauges, for `stats` and metrics. */
+  stats(connections: number): Record<string, number> {
+    return {
+      ...this.counters,
+      connections,
+      subscriptions: this.index.size,
+      queueGroups: this.groups.size,
+      channels: this.engine.channels().length,
+      rssBytes: process.memoryUsage.rss(),
+      uptimeSeconds: Math.round(process.uptime()),
+    };
+  }
+
   async start(): Promise<void> {
     await this.engine.start((channel, batch) => this.fanOut(channel, batch, this.engine.channel(channel)));
   }

@@ -17,6 +17,7 @@ export type Command =
   | { readonly verb: 'ping'; readonly token: string; readonly clientTime: string }
   | { readonly verb: 'name'; readonly name: string }
   | { readonly verb: 'channels'; readonly pattern: string }
+  | { readonly verb: 'stats' }
   | { readonly verb: 'mode'; readonly mode: 'human' | 'machine' }
   | { readonly verb: 'help'; readonly topic: string }
   | { readonly verb: 'quit' }
@@ -29,6 +30,7 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
   req: 'req <channel> <text>  publish with a reply channel and print the first reply',
   channels: 'channels [pattern]  list channels',
   name: 'name <identity>  set the publisher identity',
+  stats: 'stats  counters: published, delivered, catch-ups, drops, connections...',
   ping: 'ping  answers pong with the server time',
   help: 'help [command]  this list',
   mode: 'mode machine  switch to sized binary-safe frames (docs/protocol.md)',
@@ -36,7 +38,7 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const HUMAN_VERBS = Object.keys(HUMAN_HELP).join(', ');
-const MACHINE_VERBS = 'PUB, SUB, UNSUB, PING, NAME, CHANNELS, MODE, QUIT';
+const MACHINE_VERBS = 'PUB, SUB, UNSUB, PING, NAME, CHANNELS, STATS, MODE, QUIT';
 const SPACE = 0x20;
 const TAB = 0x09;
 
@@ -149,6 +151,9 @@ export function parseHuman(line: Buffer): Command {
     }
     case 'name':
       return { verb: 'name', name: idArg(w, 1, 'identity', HUMAN_HELP.name!, false) };
+    case 'stats':
+      noMore(w, 1, HUMAN_HELP.stats!);
+      return { verb: 'stats' };
     case 'ping':
       return { verb: 'ping', token: w.length > 1 ? w.word(1) : '', clientTime: '' };
     case 'help':
@@ -210,6 +215,9 @@ export function parseMachine(line: Buffer): Command {
       noMore(w, 2, 'CHANNELS [<pattern>]');
       return { verb: 'channels', pattern };
     }
+    case 'STATS':
+      noMore(w, 1, 'STATS');
+      return { verb: 'stats' };
     case 'MODE':
       return modeCommand(w, 'MODE human');
     case 'QUIT':

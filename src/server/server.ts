@@ -50,7 +50,7 @@ export class FluctuatServer {
 
   /** Attach any duplex stream as a client connection (TCP, TLS, WebSocket, or a test pair). */
   attach(socket: net.Socket, remote: string): Session {
-    const session = new Session(++this.nextId, socket, this.broker, this.config.session, this.log, remote);
+    const session = new Session(++this.nextId, socket, this.broker, this.config.session, this.log, remote, () => this.sessions.size);
     this.sessions.add(session);
     socket.once('close', () => this.sessions.delete(session));
     return session;

@@ -75,6 +75,8 @@ export class Session implements Consumer, FrameHandler {
     private readonly options: SessionOptions,
     private readonly log: Log,
     readonly remote: string,
+    /** How many connections the server has (for `stats`). */
+    private readonly connections: () => number = () => 1,
   ) {
     this.name = `c${id}`;
     this.framer = new Framer(this, { maxLine: options.maxLine, maxPayload: options.maxPayload });
@@ -205,6 +207,12 @@ export class Session implements Consumer, FrameHandler {
       case 'channels':
         this.listChannels(cmd.pattern);
         return;
+      case 'stats': {
+        const stats = this.broker.stats(this.connections());
+        if (this.mode === 'machine') this.out.writeString(`STATS ${JSON.stringify(stats)}\n`);
+        else this.out.writeString(`stats ${Object.entries(stats).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+        return;
+      }
       case 'mode':
         this.switchMode(cmd.mode);
         return;
