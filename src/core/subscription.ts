@@ -5,7 +5,7 @@ export interface Delivery {
   readonly msg: StoredMessage;
   /** Filled by the first consumer that needs it; the core never looks inside. */
   human: Buffer | undefined;
-  header: Buffer | undefined;
+  header: string | undefined;
 }
 
 export function delivery(msg: StoredMessage): Delivery {
@@ -49,6 +49,8 @@ export class Subscription {
   closed = false;
   /** Deliveries left before the subscription ends by itself (0 = unlimited), for requests. */
   remaining = 0;
+  /** The consumer's encoding of this subscription's delivery prefix, cached (opaque to the core). */
+  prefix: Buffer | undefined = undefined;
 
   constructor(
     readonly consumer: Consumer,

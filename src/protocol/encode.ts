@@ -98,9 +98,9 @@ export function micros(ms: number): number {
   return Math.round(ms * 1000);
 }
 
-/** The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n` after the sid. */
-export function machineDeliveryHeader(msg: StoredMessage): Buffer {
-  return Buffer.from(` ${msg.channel} ${msg.offset} ${micros(msg.timestamp)} ${msg.publisher} ${msg.reply || '-'} ${msg.payload.length}\n`, 'latin1');
+/** The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n` after the sid (ASCII). */
+export function machineDeliveryHeader(msg: StoredMessage): string {
+  return ` ${msg.channel} ${msg.offset} ${micros(msg.timestamp)} ${msg.publisher} ${msg.reply || '-'} ${msg.payload.length}\n`;
 }
 
 export function info(text: string): string {

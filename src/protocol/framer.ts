@@ -64,6 +64,8 @@ export class Framer {
       switch (this.state) {
         case State.LINE: {
           const nl = chunk.indexOf(LF, i);
+          let start = 0;
+          let end: number;
           if (nl === -1) {
             this.carry(chunk, i, n);
             if (this.pendingLength > this.options.maxLine) this.overlong();
@@ -72,20 +74,22 @@ export class Framer {
           let line: Buffer;
           if (this.pendingLength > 0) {
             this.carry(chunk, i, nl);
-            line = this.pending.subarray(0, this.pendingLength);
+            line = this.pending;
+            end = this.pendingLength;
             this.pendingLength = 0;
           } else {
-            line = chunk.subarray(i, nl);
+            line = chunk;
+            start = i;
+            end = nl;
           }
           i = nl + 1;
-          let end = line.length;
-          if (end > 0 && line[end - 1] === CR) end--;
-          if (end > this.options.maxLine) {
-            this.handler.onError(ErrorCode.LINE_TOO_LONG, `line of ${end} bytes exceeds max-line ${this.options.maxLine}`);
+          if (end > start && line[end - 1] === CR) end--;
+          if (end - start > this.options.maxLine) {
+            this.handler.onError(ErrorCode.LINE_TOO_LONG, `line of ${end - start} bytes exceeds max-line ${this.options.maxLine}`);
             continue;
           }
           this.nextPayload = -1;
-          this.handler.onLine(line.subarray(0, end));
+          this.handler.onLine(line.subarray(start, end));
           if (this.nextPayload >= 0) this.beginPayload();
           break;
         }

@@ -1,9 +1,11 @@
 import type { Writable } from 'node:stream';
+import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
 
 const CHUNK = 64 * 1024;
 /** Payloads at least this big are handed to the socket as they are instead of copied. */
 const DIRECT = 16 * 1024;
 const SMALL = 4 * 1024;
+const NL = Buffer.from('\n');
 
 /**
  * Gathers a connection's outgoing bytes and writes them once per event-loop turn (or at once
@@ -20,19 +22,68 @@ export class Outbox {
 
   constructor(private readonly socket: Writable) {}
 
+  /** The socket refused more (write() returned false) and has not drained yet. */
+  private blocked = false;
+
   /** Bytes written but not yet accepted by the kernel. */
   get queued(): number {
-    return this.used + this.socket.writableLength;
+    // Unless the socket is blocked, its own queue is under its high-water mark (16 KiB):
+    // skip the stream getters on the hot path.
+    return this.blocked ? this.used + this.socket.writableLength : this.used;
+  }
+
+  /** The socket drained: called from its 'drain' event. */
+  drained(): void {
+    this.blocked = false;
+  }
+
+  /**
+   * A delivery: prefix (`MSG <sid>`), the message's shared ASCII header, payload and newline in
+   * one go. TypedArray#set and latin1Write are native copies without Buffer#copy's JS layers.
+   */
+  writeFrame(prefix: Buffer, header: string, payload: Buffer): void {
+    const total = prefix.length + header.length + payload.length + 1;
+    if (total >= DIRECT) {
+      this.write(prefix);
+      this.writeAscii(header);
+      this.write(payload);
+      this.write(NL);
+      return;
+    }
+    if (this.used + total > this.buf.length) this.flush();
+    const buf = this.buf;
+    let at = this.used;
+    buf.set(prefix, at);
+    at += prefix.length;
+    at += buf.latin1Write(header, at);
+    buf.set(payload, at);
+    at += payload.length;
+    buf[at++] = 0x0a;
+    this.used = at;
+    this.schedule();
+  }
+
+  /** ASCII text (acks, control lines): latin1 is the cheapest encoding to write. */
+  writeAscii(text: string): void {
+    if (this.used + text.length > this.buf.length) {
+      this.flush();
+      if (text.length > this.buf.length) {
+        this.write(Buffer.from(text, 'latin1'));
+        return;
+      }
+    }
+    this.used += this.buf.latin1Write(text, this.used);
+    this.schedule();
   }
 
   write(bytes: Buffer): void {
     if (bytes.length >= DIRECT) {
       this.flush();
-      this.socket.write(bytes);
+      if (!this.socket.write(bytes)) this.blocked = true;
       return;
     }
     if (this.used + bytes.length > this.buf.length) this.flush();
-    bytes.copy(this.buf, this.used);
+    this.buf.set(bytes, this.used);
     this.used += bytes.length;
     this.schedule();
   }
@@ -59,12 +110,19 @@ export class Outbox {
       this.buf = Buffer.allocUnsafe(CHUNK);
     }
     this.used = 0;
-    this.socket.write(chunk);
+    if (!this.socket.write(chunk)) this.blocked = true;
   }
 
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(this.flushNow);
+  }
+}
+
+declare module 'node:buffer' {
+  interface Buffer {
+    /** Node's internal fast latin1 encoder (untyped). */
+    latin1Write(text: string, offset: number): number;
   }
 }

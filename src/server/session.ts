@@ -3,6 +3,7 @@ import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/
 import { debug, humanDelivery, humanError, info, machineDeliveryHeader, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
+import { parsePubFast, type PubHeader } from '../protocol/fast-pub.js';
 import type { Broker } from '../core/broker.js';
 import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscription.js';
 import type { Log, StartPosition } from '../storage/engine.js';
@@ -37,15 +38,6 @@ export const VERSION = '0.1.0';
 
 type Mode = 'human' | 'machine';
 
-/** A publish whose header was read and whose payload comes next (machine mode). */
-interface PendingPub {
-  channel: string;
-  ackId: string;
-  reply: string;
-}
-
-const MSG = Buffer.from('MSG ');
-const NL = Buffer.from('\n');
 const NEW: StartPosition = Object.freeze({ kind: 'new' });
 
 /**
@@ -57,7 +49,9 @@ export class Session implements Consumer, FrameHandler {
   private readonly framer: Framer;
   private readonly out: Outbox;
   private readonly subs = new Map<string, Subscription>();
-  private pendingPub: PendingPub | null = null;
+  /** The PUB header whose payload comes next (machine mode); reused, never reallocated. */
+  private readonly pub: PubHeader = { channel: '', ackId: '', reply: '', size: 0 };
+  private pubPending = false;
   private inflight = 0;
   private paused = false;
   private inputEnded = false;
@@ -92,6 +86,10 @@ export class Session implements Consumer, FrameHandler {
 
   onLine(line: Buffer): void {
     if (this.closed) return;
+    if (this.mode === 'machine' && parsePubFast(line, this.pub)) {
+      this.expectPub();
+      return;
+    }
     let cmd: Command;
     try {
       cmd = this.mode === 'human' ? parseHuman(line) : parseMachine(line);
@@ -109,11 +107,22 @@ export class Session implements Consumer, FrameHandler {
   }
 
   onPayload(payload: Buffer): void {
-    const pub = this.pendingPub;
-    this.pendingPub = null;
-    if (!pub) return;
+    if (!this.pubPending) return;
+    this.pubPending = false;
     // The framer's view dies with this call; the stored message needs its own bytes.
-    this.publish(pub.channel, Buffer.from(payload), pub.reply, pub.ackId);
+    this.publish(this.pub.channel, Buffer.from(payload), this.pub.reply, this.pub.ackId);
+  }
+
+  /** A PUB header was read: its payload comes next, unless it is too large. */
+  private expectPub(): void {
+    const size = this.pub.size;
+    if (size > this.options.maxPayload) {
+      this.framer.expectPayload(size, true);
+      this.error(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${size} bytes exceeds max-payload ${this.options.maxPayload}; skipped`, this.pub.ackId);
+      return;
+    }
+    this.pubPending = true;
+    this.framer.expectPayload(size);
   }
 
   onError(code: ErrorCode, message: string): void {
@@ -131,11 +140,7 @@ export class Session implements Consumer, FrameHandler {
     if (this.mode === 'human') {
       this.out.write((d.human ??= humanDelivery(d.msg)));
     } else {
-      this.out.write(MSG);
-      this.out.writeString(sub.sid);
-      this.out.write((d.header ??= machineDeliveryHeader(d.msg)));
-      this.out.write(d.msg.payload);
-      this.out.write(NL);
+      this.out.writeFrame((sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1')), (d.header ??= machineDeliveryHeader(d.msg)), d.msg.payload);
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
   }
@@ -166,12 +171,11 @@ export class Session implements Consumer, FrameHandler {
   private run(cmd: Command): void {
     switch (cmd.verb) {
       case 'pub':
-        if (cmd.size > this.options.maxPayload) {
-          this.framer.expectPayload(cmd.size, true);
-          throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${cmd.size} bytes exceeds max-payload ${this.options.maxPayload}; skipped`);
-        }
-        this.pendingPub = { channel: cmd.channel, ackId: cmd.ackId, reply: cmd.reply };
-        this.framer.expectPayload(cmd.size);
+        this.pub.channel = cmd.channel;
+        this.pub.ackId = cmd.ackId;
+        this.pub.reply = cmd.reply;
+        this.pub.size = cmd.size;
+        this.expectPub();
         return;
       case 'pubtext':
         if (cmd.text.length > this.options.maxPayload) {
@@ -244,7 +248,7 @@ export class Session implements Consumer, FrameHandler {
       } else if (human) {
         this.out.writeString(debug(`published ${channel} #${offset}`));
       } else if (ackId) {
-        this.out.writeString(`ACK ${ackId} ${offset}\n`);
+        this.out.writeAscii(`ACK ${ackId} ${offset}\n`);
       }
       this.maybeResumeInput();
       this.maybeFinish();
@@ -367,6 +371,7 @@ export class Session implements Consumer, FrameHandler {
   }
 
   private onDrain(): void {
+    this.out.drained();
     for (const sub of this.subs.values()) this.broker.drained(sub);
     this.maybeResumeInput();
   }
