@@ -28,7 +28,9 @@ function normalise(line: string): string {
   return line
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z/g, '<iso>')
     .replace(/\b\d\d:\d\d:\d\d\b/g, '<clock>')
-    .replace(/\b\d{13,}\b/g, '<µs>');
+    .replace(/\b\d{13,}\b/g, '<µs>')
+    .replace(/"(rttUs|offsetUs)":-?\d+/g, '"$1":<µs>')
+    .replace(/(127\.0\.0\.1|::1):\d+/g, '$1:<port>');
 }
 
 for (const doc of ['docs/protocol.md']) {

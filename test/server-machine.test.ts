@@ -189,3 +189,21 @@ test('request/reply across connections with a queue group of responders', async 
   assert.equal(new Set(replies.map((r) => r.payload!.toString()[0])).size, 2, 'both responders answered');
   for (const c of [...responders, req]) await c.close();
 });
+
+test('the broker measures a client round trip and clock offset NTP-style; clients lists them', async () => {
+  const c = await RawClient.machine(broker.port);
+  const ping = await c.waitFor((f) => f.line.startsWith('PING '));
+  const [, token, t1] = ping.line.split(' ');
+  // Answer as a client whose clock runs 5 s ahead.
+  c.send(`PONG ${token} ${t1} ${Math.round((performance.timeOrigin + performance.now()) * 1000) + 5_000_000}`);
+  c.send('NAME clocky');
+  c.send('CLIENTS');
+  await c.waitFor((f) => f.line === 'END CLIENTS');
+  const me = c.frames.map((f) => f.line).filter((l) => l.startsWith('CLIENT ')).map((l) => JSON.parse(l.slice(7)) as { name: string; rttUs: number; offsetUs: number }).find((r) => r.name === 'clocky')!;
+  assert.ok(me.rttUs >= 0, `rtt ${me.rttUs}`);
+  assert.ok(Math.abs(me.offsetUs - 5_000_000) < 1_000_000, `offset ${me.offsetUs} should be about +5 s`);
+  c.send('PONG nope 1 2');
+  c.send('PONG x y');
+  await c.waitFor((f) => f.line.startsWith('ERR - BAD_ARGUMENTS expected 3 arguments'));
+  await c.close();
+});

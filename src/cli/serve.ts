@@ -22,6 +22,7 @@ interface ServeOptions {
   historyMax: number;
   outboundBuffer: number;
   maxSubscriptions: number;
+  clockInterval: number;
   slowConsumer: 'drop' | 'disconnect';
   logLevel: string;
 }
@@ -44,6 +45,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--max-payload <bytes>', 'largest message', bytes, 1024 * 1024)
     .option('--history-max <n>', 'messages replayed by a human "sub" without from=', integer('--history-max', 1), 1000)
     .option('--outbound-buffer <bytes>', 'per-connection outbound bound before a subscriber counts as slow', bytes, 1024 * 1024)
+    .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, 10_000)
     .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
     .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber').choices(['drop', 'disconnect']).default('drop'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
@@ -73,6 +75,7 @@ async function serve(o: ServeOptions): Promise<number> {
         historyMax: o.historyMax,
         outboundHighWater: o.outboundBuffer,
         maxSubscriptions: o.maxSubscriptions,
+        clockIntervalMs: o.clockInterval,
       },
       broker: { slowConsumer: o.slowConsumer },
     });

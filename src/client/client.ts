@@ -555,6 +555,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         this.emit('gap', { subscription: sub, channel: f[2], from, to });
         return;
       }
+      case 'PING':
+        // The broker measures our round trip and clock offset: answer with our clock at once.
+        this.enqueue(`PONG ${f[1] ?? '-'} ${f[2] ?? '0'} ${nowUs()}\n`);
+        return;
       case 'PONG': {
         const ping = this.pings.get(f[1] ?? '');
         if (!ping) return;

@@ -18,6 +18,8 @@ export type Command =
   | { readonly verb: 'name'; readonly name: string }
   | { readonly verb: 'channels'; readonly pattern: string }
   | { readonly verb: 'stats' }
+  | { readonly verb: 'clients' }
+  | { readonly verb: 'pong'; readonly token: string; readonly t1: number; readonly t2: number }
   | { readonly verb: 'mode'; readonly mode: 'human' | 'machine' }
   | { readonly verb: 'help'; readonly topic: string }
   | { readonly verb: 'quit' }
@@ -31,6 +33,7 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
   channels: 'channels [pattern]  list channels',
   name: 'name <identity>  set the publisher identity',
   stats: 'stats  counters: published, delivered, catch-ups, drops, connections...',
+  clients: 'clients  connections with their names, traffic, round-trip time and clock offset',
   ping: 'ping  answers pong with the server time',
   help: 'help [command]  this list',
   mode: 'mode machine  switch to sized binary-safe frames (docs/protocol.md)',
@@ -38,7 +41,7 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const HUMAN_VERBS = Object.keys(HUMAN_HELP).join(', ');
-const MACHINE_VERBS = 'PUB, SUB, UNSUB, PING, NAME, CHANNELS, STATS, MODE, QUIT';
+const MACHINE_VERBS = 'PUB, SUB, UNSUB, PING, PONG, NAME, CHANNELS, STATS, CLIENTS, MODE, QUIT';
 const SPACE = 0x20;
 const TAB = 0x09;
 
@@ -154,6 +157,9 @@ export function parseHuman(line: Buffer): Command {
     case 'stats':
       noMore(w, 1, HUMAN_HELP.stats!);
       return { verb: 'stats' };
+    case 'clients':
+      noMore(w, 1, HUMAN_HELP.clients!);
+      return { verb: 'clients' };
     case 'ping':
       return { verb: 'ping', token: w.length > 1 ? w.word(1) : '', clientTime: '' };
     case 'help':
@@ -218,6 +224,16 @@ export function parseMachine(line: Buffer): Command {
     case 'STATS':
       noMore(w, 1, 'STATS');
       return { verb: 'stats' };
+    case 'CLIENTS':
+      noMore(w, 1, 'CLIENTS');
+      return { verb: 'clients' };
+    case 'PONG': {
+      const usage = 'PONG <token> <t1-µs> <client-time-µs>';
+      if (w.length !== 4) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `expected 3 arguments; usage: ${usage}`);
+      const [t1, t2] = [w.word(2), w.word(3)];
+      if (!/^\d{1,16}$/.test(t1) || !/^\d{1,16}$/.test(t2)) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `times must be whole microseconds; usage: ${usage}`);
+      return { verb: 'pong', token: w.word(1), t1: Number(t1), t2: Number(t2) };
+    }
     case 'MODE':
       return modeCommand(w, 'MODE human');
     case 'QUIT':

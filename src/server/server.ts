@@ -15,6 +15,7 @@ export class FluctuatServer {
   private readonly sessions = new Set<Session>();
   private nextId = 0;
   private closing: Promise<void> | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
 
   private constructor(
     readonly config: ServerConfig,
@@ -28,6 +29,7 @@ export class FluctuatServer {
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
     const server = new FluctuatServer(config, broker, engine, log);
+    server.startClockProbes();
     try {
       for (const address of config.listen) await server.listen(address);
     } catch (err) {
@@ -50,10 +52,19 @@ export class FluctuatServer {
 
   /** Attach any duplex stream as a client connection (TCP, TLS, WebSocket, or a test pair). */
   attach(socket: net.Socket, remote: string): Session {
-    const session = new Session(++this.nextId, socket, this.broker, this.config.session, this.log, remote, () => this.sessions.size);
+    const session = new Session(++this.nextId, socket, this.broker, this.config.session, this.log, remote, this.sessions);
     this.sessions.add(session);
     socket.once('close', () => this.sessions.delete(session));
     return session;
+  }
+
+  /** Probe every machine-mode connection's clock, now and then every `clockIntervalMs`. */
+  private startClockProbes(): void {
+    const timer = setInterval(() => {
+      for (const s of this.sessions) s.probeClock();
+    }, this.config.session.clockIntervalMs);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   async rotate(): Promise<void> {
@@ -63,6 +74,7 @@ export class FluctuatServer {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      for (const t of this.timers) clearInterval(t);
       // Stop accepting first; a listener's close callback waits for its connections to end.
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
       for (const s of this.sessions) s.disconnect('SHUTTING_DOWN', 'the broker is shutting down');

@@ -7,6 +7,7 @@ import { parsePubFast, type PubHeader } from '../protocol/fast-pub.js';
 import type { Broker } from '../core/broker.js';
 import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscription.js';
 import type { Log, StartPosition } from '../storage/engine.js';
+import { ClockEstimator } from './clock.js';
 import { Outbox } from './outbox.js';
 
 export interface SessionOptions {
@@ -22,6 +23,8 @@ export interface SessionOptions {
   /** Publishes not yet acknowledged past which the session stops reading from the socket. */
   readonly maxInflight: number;
   readonly requestTimeoutMs: number;
+  /** How often the broker probes a machine-mode client's round-trip time and clock offset. */
+  readonly clockIntervalMs: number;
 }
 
 export const defaultSessionOptions: SessionOptions = Object.freeze({
@@ -32,9 +35,35 @@ export const defaultSessionOptions: SessionOptions = Object.freeze({
   maxSubscriptions: 1000,
   maxInflight: 10_000,
   requestTimeoutMs: 5000,
+  clockIntervalMs: 10_000,
 });
 
 export const VERSION = '0.1.0';
+
+/** What `clients` shows of a connection. */
+export interface ClientInfo {
+  id: number;
+  name: string;
+  remote: string;
+  mode: 'human' | 'machine';
+  subscriptions: number;
+  messagesIn: number;
+  messagesOut: number;
+  connectedAt: string;
+  /** Round-trip time and clock offset (client minus broker), µs; null before the first answer. */
+  rttUs: number | null;
+  offsetUs: number | null;
+}
+
+/** The server's set of sessions, as a session may see it (a Set<Session> is one). */
+export interface SessionDirectory {
+  readonly size: number;
+  values(): Iterable<Session>;
+}
+
+function nowMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
 
 type Mode = 'human' | 'machine';
 
@@ -57,6 +86,7 @@ export class Session implements Consumer, FrameHandler {
   private inputEnded = false;
   private closed = false;
   private requests = 0;
+  private readonly clock = new ClockEstimator();
   name: string;
   readonly startedAt = Date.now();
   messagesIn = 0;
@@ -69,8 +99,8 @@ export class Session implements Consumer, FrameHandler {
     private readonly options: SessionOptions,
     private readonly log: Log,
     readonly remote: string,
-    /** How many connections the server has (for `stats`). */
-    private readonly connections: () => number = () => 1,
+    /** The server's connections (for `stats` and `clients`). */
+    private readonly peers: SessionDirectory = { size: 1, values: () => [this] },
   ) {
     this.name = `c${id}`;
     this.framer = new Framer(this, { maxLine: options.maxLine, maxPayload: options.maxPayload });
@@ -212,11 +242,17 @@ export class Session implements Consumer, FrameHandler {
         this.listChannels(cmd.pattern);
         return;
       case 'stats': {
-        const stats = this.broker.stats(this.connections());
+        const stats = this.broker.stats(this.peers.size);
         if (this.mode === 'machine') this.out.writeString(`STATS ${JSON.stringify(stats)}\n`);
         else this.out.writeString(`stats ${Object.entries(stats).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
         return;
       }
+      case 'clients':
+        this.listClients();
+        return;
+      case 'pong':
+        this.clock.answer(cmd.token, cmd.t1, cmd.t2, nowMicros());
+        return;
       case 'mode':
         this.switchMode(cmd.mode);
         return;
@@ -303,6 +339,44 @@ export class Session implements Consumer, FrameHandler {
     this.out.writeString(info(`${list.length} channel${list.length === 1 ? '' : 's'}`));
   }
 
+  /** One line per connection: who, how much, and how far its clock is from ours. */
+  private listClients(): void {
+    const rows = [...this.peers.values()].map((p) => p.info());
+    if (this.mode === 'machine') {
+      for (const r of rows) this.out.writeString(`CLIENT ${JSON.stringify(r)}\n`);
+      this.out.writeString('END CLIENTS\n');
+      return;
+    }
+    for (const r of rows) {
+      const clock = r.rttUs === null ? 'clock=unknown' : `rtt=${r.rttUs}us offset=${r.offsetUs}us`;
+      this.out.writeString(`client ${r.id} name=${r.name} remote=${r.remote} mode=${r.mode} subs=${r.subscriptions} in=${r.messagesIn} out=${r.messagesOut} ${clock}\n`);
+    }
+    this.out.writeString(info(`${rows.length} client${rows.length === 1 ? '' : 's'}`));
+  }
+
+  info(): ClientInfo {
+    const clock = this.clock.best();
+    return {
+      id: this.id,
+      name: this.name,
+      remote: this.remote,
+      mode: this.mode,
+      subscriptions: this.subs.size,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+      connectedAt: new Date(this.startedAt).toISOString(),
+      rttUs: clock ? Math.round(clock.rttUs) : null,
+      offsetUs: clock ? Math.round(clock.offsetUs) : null,
+    };
+  }
+
+  /** Send a clock probe (machine mode only: a person at nc cannot answer). */
+  probeClock(): void {
+    if (this.mode !== 'machine' || this.closed) return;
+    const { token, t1 } = this.clock.probe(nowMicros());
+    this.out.writeAscii(`PING ${token} ${t1}\n`);
+  }
+
   private switchMode(mode: Mode): void {
     this.mode = mode;
     if (mode === 'human') {
@@ -320,6 +394,7 @@ export class Session implements Consumer, FrameHandler {
       time: micros(performance.timeOrigin + performance.now()),
     };
     this.out.writeString(`INFO ${JSON.stringify(hello)}\n`);
+    this.probeClock();
   }
 
   private help(topic: string): void {
