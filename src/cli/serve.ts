@@ -25,6 +25,17 @@ interface ServeOptions {
   clockInterval: number;
   slowConsumer: 'drop' | 'disconnect';
   logLevel: string;
+  users?: string;
+  defaultAccess: 'allow' | 'deny';
+  auditLog?: string;
+  allowPlaintextPasswords: boolean;
+  loginTimeout: number;
+  idleTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  publishRate: number;
+  allow: string[];
+  deny: string[];
 }
 
 export function serveCommand(program: Command, done: (p: Promise<number>) => void): void {
@@ -48,6 +59,17 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, 10_000)
     .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
     .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber').choices(['drop', 'disconnect']).default('drop'))
+    .option('--users <file>', 'users file: enables login, tenants and access rules (deny by default)')
+    .addOption(new Option('--default-access <effect>', 'with --users: what no rule decides (rules come from the configuration file)').choices(['allow', 'deny']).default('deny'))
+    .option('--audit-log <file>', 'accounting log, one JSON object per line, rotated by size')
+    .option('--allow-plaintext-passwords', 'accept passwords on plaintext listeners that are not loopback', false)
+    .option('--login-timeout <duration>', 'close connections that have not logged in after this long', duration, 10_000)
+    .option('--idle-timeout <duration>', 'close connections silent this long (0 = never)', duration, 0)
+    .option('--max-connections <n>', 'connections in total', integer('--max-connections', 1), 10_000)
+    .option('--max-connections-per-address <n>', 'connections per client address', integer('--max-connections-per-address', 1), 1_000)
+    .option('--publish-rate <n>', 'messages per second per connection (0 = unlimited)', integer('--publish-rate'), 0)
+    .option('--allow <cidr>', 'admit only these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--deny <cidr>', 'refuse these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
     .action((o: ServeOptions) => done(serve(o)));
 }
@@ -78,6 +100,19 @@ async function serve(o: ServeOptions): Promise<number> {
         clockIntervalMs: o.clockInterval,
       },
       broker: { slowConsumer: o.slowConsumer },
+      security: {
+        usersFile: o.users ?? null,
+        defaultAccess: o.defaultAccess,
+        auditFile: o.auditLog ?? null,
+        allowPlaintextPasswords: o.allowPlaintextPasswords,
+        loginTimeoutMs: o.loginTimeout,
+        idleTimeoutMs: o.idleTimeout,
+        maxConnections: o.maxConnections,
+        maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+        publishRate: o.publishRate,
+        allowAddresses: o.allow,
+        denyAddresses: o.deny,
+      },
     });
   } catch (err) {
     if (err instanceof ConfigError) {

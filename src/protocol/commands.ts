@@ -19,6 +19,9 @@ export type Command =
   | { readonly verb: 'channels'; readonly pattern: string }
   | { readonly verb: 'stats' }
   | { readonly verb: 'clients' }
+  | { readonly verb: 'login'; readonly user: string; readonly password: string }
+  | { readonly verb: 'token'; readonly token: string }
+  | { readonly verb: 'kill'; readonly client: number }
   | { readonly verb: 'pong'; readonly token: string; readonly t1: number; readonly t2: number }
   | { readonly verb: 'mode'; readonly mode: 'human' | 'machine' }
   | { readonly verb: 'help'; readonly topic: string }
@@ -26,6 +29,8 @@ export type Command =
   | { readonly verb: 'empty' };
 
 export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
+  login: 'login <user> <password>  authenticate (over TLS or loopback)',
+  token: 'token <token>  authenticate with a program token',
   sub: 'sub <pattern> [from=beginning|new|offset:N|after:N|last:N|time:T] [queue=<group>]  subscribe (replays history by default)',
   unsub: 'unsub <pattern>  drop the subscription with that pattern',
   pub: 'pub <channel> <text>  publish the rest of the line',
@@ -33,7 +38,8 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
   channels: 'channels [pattern]  list channels',
   name: 'name <identity>  set the publisher identity',
   stats: 'stats  counters: published, delivered, catch-ups, drops, connections...',
-  clients: 'clients  connections with their names, traffic, round-trip time and clock offset',
+  clients: 'clients  connections with their names, traffic, round-trip time and clock offset (admin)',
+  kill: 'kill <client-id>  disconnect a client (admin)',
   ping: 'ping  answers pong with the server time',
   help: 'help [command]  this list',
   mode: 'mode machine  switch to sized binary-safe frames (docs/protocol.md)',
@@ -41,7 +47,7 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const HUMAN_VERBS = Object.keys(HUMAN_HELP).join(', ');
-const MACHINE_VERBS = 'PUB, SUB, UNSUB, PING, PONG, NAME, CHANNELS, STATS, CLIENTS, MODE, QUIT';
+const MACHINE_VERBS = 'PUB, SUB, UNSUB, PING, PONG, LOGIN, TOKEN, NAME, CHANNELS, STATS, CLIENTS, KILL, MODE, QUIT';
 const SPACE = 0x20;
 const TAB = 0x09;
 
@@ -160,6 +166,12 @@ export function parseHuman(line: Buffer): Command {
     case 'clients':
       noMore(w, 1, HUMAN_HELP.clients!);
       return { verb: 'clients' };
+    case 'login':
+      return loginCommand(w, HUMAN_HELP.login!);
+    case 'token':
+      return tokenCommand(w, HUMAN_HELP.token!);
+    case 'kill':
+      return killCommand(w, HUMAN_HELP.kill!);
     case 'ping':
       return { verb: 'ping', token: w.length > 1 ? w.word(1) : '', clientTime: '' };
     case 'help':
@@ -172,6 +184,23 @@ export function parseHuman(line: Buffer): Command {
     default:
       throw new ProtocolError(ErrorCode.UNKNOWN_COMMAND, `unknown command ${snippet(Buffer.from(verb), 24)}; expected one of: ${HUMAN_VERBS}`);
   }
+}
+
+/** The password is the rest of the line, as typed (it may contain spaces). */
+function loginCommand(w: Words, usage: string): Command {
+  if (w.length < 3) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `expected a user and a password; usage: ${usage}`);
+  return { verb: 'login', user: w.word(1), password: w.rest(2).toString('utf8') };
+}
+
+function tokenCommand(w: Words, usage: string): Command {
+  if (w.length !== 2) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `expected one token; usage: ${usage}`);
+  return { verb: 'token', token: w.word(1) };
+}
+
+function killCommand(w: Words, usage: string): Command {
+  const id = w.length === 2 ? w.word(1) : '';
+  if (!/^\d{1,9}$/.test(id)) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `expected a client id (see clients); usage: ${usage}`);
+  return { verb: 'kill', client: Number(id) };
 }
 
 function modeCommand(w: Words, usage: string): Command {
@@ -227,6 +256,12 @@ export function parseMachine(line: Buffer): Command {
     case 'CLIENTS':
       noMore(w, 1, 'CLIENTS');
       return { verb: 'clients' };
+    case 'LOGIN':
+      return loginCommand(w, 'LOGIN <user> <password>');
+    case 'TOKEN':
+      return tokenCommand(w, 'TOKEN <token>');
+    case 'KILL':
+      return killCommand(w, 'KILL <client-id>');
     case 'PONG': {
       const usage = 'PONG <token> <t1-µs> <client-time-µs>';
       if (w.length !== 4) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `expected 3 arguments; usage: ${usage}`);

@@ -1,4 +1,5 @@
 import type { StoredMessage } from '../storage/engine.js';
+import { displayName } from './names.js';
 
 /**
  * Server-side encodings of deliveries and answers. Pure: bytes in, bytes out.
@@ -90,8 +91,8 @@ function pad2(n: number): string {
 
 /** `pubsub on <channel> at HH:MM:SS: <text>\n` */
 export function humanDelivery(msg: StoredMessage): Buffer {
-  const reply = msg.reply ? ` (reply to ${msg.reply})` : '';
-  return Buffer.from(`pubsub on ${msg.channel} at ${clock(msg.timestamp)}${reply}: ${escapeText(msg.payload)}\n`);
+  const reply = msg.reply ? ` (reply to ${displayName(msg.reply)})` : '';
+  return Buffer.from(`pubsub on ${displayName(msg.channel)} at ${clock(msg.timestamp)}${reply}: ${escapeText(msg.payload)}\n`);
 }
 
 export function micros(ms: number): number {
@@ -100,7 +101,7 @@ export function micros(ms: number): number {
 
 /** The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n` after the sid (ASCII). */
 export function machineDeliveryHeader(msg: StoredMessage): string {
-  return ` ${msg.channel} ${msg.offset} ${micros(msg.timestamp)} ${msg.publisher} ${msg.reply || '-'} ${msg.payload.length}\n`;
+  return ` ${displayName(msg.channel)} ${msg.offset} ${micros(msg.timestamp)} ${msg.publisher} ${msg.reply ? displayName(msg.reply) : '-'} ${msg.payload.length}\n`;
 }
 
 export function info(text: string): string {

@@ -57,10 +57,45 @@ export class Framer {
     this.skipNext = skip;
   }
 
+  /** Bytes received while suspended, to be parsed on resume(). */
+  private held: Buffer[] = [];
+  private suspended = false;
+
+  /**
+   * Stop handing out frames after the current one (e.g. while a login is verified, so the
+   * commands behind it are judged by its outcome). Input is kept, not parsed.
+   */
+  suspend(): void {
+    this.suspended = true;
+  }
+
+  resume(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    const held = this.held;
+    this.held = [];
+    for (let k = 0; k < held.length; k++) {
+      if (this.suspended) {
+        this.held.push(...held.slice(k));
+        return;
+      }
+      this.push(held[k]!);
+    }
+  }
+
   push(chunk: Buffer): void {
+    if (this.suspended) {
+      this.held.push(chunk);
+      return;
+    }
     let i = 0;
     const n = chunk.length;
     while (i < n) {
+      if (this.suspended) {
+        // The socket reuses nothing, but a view keeps the whole chunk: copy just the rest.
+        this.held.push(Buffer.from(chunk.subarray(i)));
+        return;
+      }
       switch (this.state) {
         case State.LINE: {
           const nl = chunk.indexOf(LF, i);

@@ -41,8 +41,31 @@ export function isWildcard(pattern: string): boolean {
   return pattern.includes('*') || pattern.includes('>');
 }
 
+/**
+ * Tenants are namespaces: the session prefixes every name a tenant's client uses with
+ * `_T.<tenant>.` before the broker sees it, and strips it from everything it sends back. The
+ * prefix is reserved: no client can name it, so no pattern can reach across tenants.
+ */
+export const TENANT_PREFIX = '_T.';
+
+export function tenantPrefix(tenant: string): string {
+  return tenant ? `${TENANT_PREFIX}${tenant}.` : '';
+}
+
+export function isReserved(name: string): boolean {
+  return name === '_T' || name.startsWith(TENANT_PREFIX);
+}
+
+/** The name as its tenant's clients know it. */
+export function displayName(internal: string): string {
+  if (!internal.startsWith(TENANT_PREFIX)) return internal;
+  return internal.slice(internal.indexOf('.', TENANT_PREFIX.length) + 1);
+}
+
+/** Reply inboxes (`_INBOX.…`, in any tenant) are never stored. */
 export function isEphemeral(channel: string): boolean {
-  return channel.startsWith(EPHEMERAL_PREFIX);
+  if (channel.startsWith(EPHEMERAL_PREFIX)) return true;
+  return channel.startsWith(TENANT_PREFIX) && channel.startsWith(EPHEMERAL_PREFIX, channel.indexOf('.', TENANT_PREFIX.length) + 1);
 }
 
 /** Does a channel match a pattern? (Reference implementation; the broker uses an index.) */

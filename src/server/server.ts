@@ -5,6 +5,9 @@ import { getDriver } from '../storage/registry.js';
 import '../storage/builtin.js';
 import type { ListenAddress, ServerConfig } from './config.js';
 import { Session } from './session.js';
+import { FileAudit, nullAudit } from '../security/audit.js';
+import { FileAuthenticator } from '../security/authenticator.js';
+import { Guard, type TransportInfo } from '../security/guard.js';
 
 /**
  * Wires a broker to its storage engine (chosen by name) and its listeners. The only place
@@ -17,12 +20,19 @@ export class FluctuatServer {
   private closing: Promise<void> | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
 
+  readonly guard: Guard;
+
   private constructor(
     readonly config: ServerConfig,
     readonly broker: Broker,
     readonly engine: StorageEngine,
     private readonly log: Log,
-  ) {}
+  ) {
+    const sec = config.security;
+    const audit = sec.auditFile ? new FileAudit({ file: sec.auditFile, maxBytes: sec.auditMaxBytes, keep: sec.auditKeep }) : nullAudit;
+    const authenticator = sec.usersFile ? new FileAuthenticator(sec.usersFile, sec.adminGroup) : null;
+    this.guard = new Guard(sec, authenticator, audit, log);
+  }
 
   static async start(config: ServerConfig, log: Log): Promise<FluctuatServer> {
     const engine = getDriver(config.storage).create(config.storageOptions, log);
@@ -50,9 +60,19 @@ export class FluctuatServer {
     return this.sessions.size;
   }
 
-  /** Attach any duplex stream as a client connection (TCP, TLS, WebSocket, or a test pair). */
-  attach(socket: net.Socket, remote: string): Session {
-    const session = new Session(++this.nextId, socket, this.broker, this.config.session, this.log, remote, this.sessions);
+  /**
+   * Attach a connected stream as a client connection (TCP, TLS, WebSocket). Connection limits
+   * and address lists apply here; a refused connection gets one error line and is closed.
+   */
+  attach(socket: net.Socket, transport: TransportInfo): Session | null {
+    const refusal = this.guard.admit(transport);
+    if (refusal) {
+      socket.end(`-ERR ${refusal.code} ${refusal.reason}\n`);
+      socket.destroySoon?.();
+      return null;
+    }
+    const remote = `${transport.address}:${transport.port}`;
+    const session = new Session(++this.nextId, socket, this.broker, this.config.session, this.log, remote, this.sessions, this.guard, transport);
     this.sessions.add(session);
     socket.once('close', () => this.sessions.delete(session));
     return session;
@@ -80,14 +100,14 @@ export class FluctuatServer {
       for (const s of this.sessions) s.disconnect('SHUTTING_DOWN', 'the broker is shutting down');
       await closed;
       await this.broker.close();
+      await this.guard.audit.close();
     })();
     return this.closing;
   }
 
   private listen(address: ListenAddress): Promise<void> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-      this.attach(socket, remote);
+      this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });
     });
     this.listeners.push(server);
     return new Promise((resolve, reject) => {

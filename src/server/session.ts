@@ -9,6 +9,12 @@ import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscr
 import type { Log, StartPosition } from '../storage/engine.js';
 import { ClockEstimator } from './clock.js';
 import { Outbox } from './outbox.js';
+import { displayName, isReserved, tenantPrefix } from '../protocol/names.js';
+import type { Identity, Operation } from '../security/access.js';
+import { Guard, OPEN_IDENTITY, type TransportInfo } from '../security/guard.js';
+import { nullAudit } from '../security/audit.js';
+import { defaultSecurityOptions } from '../security/options.js';
+import { TokenBucket } from '../security/token-bucket.js';
 
 export interface SessionOptions {
   /** Longest command line, in bytes. */
@@ -49,6 +55,8 @@ export interface ClientInfo {
   subscriptions: number;
   messagesIn: number;
   messagesOut: number;
+  user: string | null;
+  tenant: string | null;
   connectedAt: string;
   /** Round-trip time and clock offset (client minus broker), µs; null before the first answer. */
   rttUs: number | null;
@@ -59,6 +67,16 @@ export interface ClientInfo {
 export interface SessionDirectory {
   readonly size: number;
   values(): Iterable<Session>;
+}
+
+/** What an unauthenticated connection may do. */
+const PRE_LOGIN = new Set<Command['verb']>(['login', 'token', 'help', 'ping', 'pong', 'quit', 'mode', 'empty']);
+
+let sharedOpenGuard: Guard | null = null;
+
+/** The guard of an open server (no users): sessions made without one get it. */
+function openGuard(log: Log): Guard {
+  return (sharedOpenGuard ??= new Guard(defaultSecurityOptions, null, nullAudit, log));
 }
 
 function nowMicros(): number {
@@ -87,6 +105,16 @@ export class Session implements Consumer, FrameHandler {
   private closed = false;
   private requests = 0;
   private readonly clock = new ClockEstimator();
+  /** Who this connection is; null until it logs in (never null on an open server). */
+  private identity: Identity | null = null;
+  /** The tenant prefix every name gets before the broker sees it. */
+  private ns = '';
+  private bucket: TokenBucket | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private lastActive = Date.now();
+  private bytesIn = 0;
+  private closeReason = 'client closed the connection';
+  private finished = false;
   name: string;
   readonly startedAt = Date.now();
   messagesIn = 0;
@@ -101,11 +129,21 @@ export class Session implements Consumer, FrameHandler {
     readonly remote: string,
     /** The server's connections (for `stats` and `clients`). */
     private readonly peers: SessionDirectory = { size: 1, values: () => [this] },
+    private readonly guard: Guard = openGuard(log),
+    readonly transport: TransportInfo = { address: '127.0.0.1', port: 0, secure: false },
   ) {
     this.name = `c${id}`;
+    if (guard.open) this.identity = OPEN_IDENTITY;
+    else this.startLoginTimer();
+    if (guard.options.publishRate > 0) this.bucket = new TokenBucket(guard.options.publishRate, guard.options.publishBurst || guard.options.publishRate);
+    if (guard.options.idleTimeoutMs > 0) this.startIdleTimer();
     this.framer = new Framer(this, { maxLine: options.maxLine, maxPayload: options.maxPayload });
     this.out = new Outbox(socket);
-    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
+      this.lastActive = Date.now();
+      this.framer.push(chunk);
+    });
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.log.debug({ conn: this.id, err: err.message }, 'socket error'));
     socket.on('close', () => this.cleanup());
@@ -116,7 +154,7 @@ export class Session implements Consumer, FrameHandler {
 
   onLine(line: Buffer): void {
     if (this.closed) return;
-    if (this.mode === 'machine' && parsePubFast(line, this.pub)) {
+    if (this.mode === 'machine' && this.identity && parsePubFast(line, this.pub)) {
       this.expectPub();
       return;
     }
@@ -145,14 +183,41 @@ export class Session implements Consumer, FrameHandler {
 
   /** A PUB header was read: its payload comes next, unless it is too large. */
   private expectPub(): void {
-    const size = this.pub.size;
+    const pub = this.pub;
+    const size = pub.size;
+    let refusal: ProtocolError | null = null;
     if (size > this.options.maxPayload) {
+      refusal = new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${size} bytes exceeds max-payload ${this.options.maxPayload}; skipped`);
+    } else {
+      try {
+        pub.channel = this.inbound(pub.channel, pub.reply ? 'request' : 'pub');
+        if (pub.reply) pub.reply = this.inbound(pub.reply, null);
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        refusal = err;
+      }
+    }
+    if (refusal) {
       this.framer.expectPayload(size, true);
-      this.error(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${size} bytes exceeds max-payload ${this.options.maxPayload}; skipped`, this.pub.ackId);
+      this.error(refusal.code, refusal.message, pub.ackId);
       return;
     }
     this.pubPending = true;
     this.framer.expectPayload(size);
+  }
+
+  /**
+   * A name from the client: refuse the reserved tenant prefix, check the access rules for
+   * `op` (none for a reply channel), and put it in this connection's tenant namespace.
+   */
+  private inbound(name: string, op: Operation | null): string {
+    if (isReserved(name)) throw new ProtocolError(ErrorCode.BAD_CHANNEL, `bad name ${JSON.stringify(name)}: the prefix "_T" is reserved`);
+    if (op && !this.guard.open && !this.guard.check(this.identity!, op, name)) {
+      this.guard.counters.denied++;
+      this.guard.audit.record('denied', { user: this.identity!.user, tenant: this.identity!.tenant, op, channel: name, address: this.transport.address, port: this.transport.port });
+      throw new ProtocolError(ErrorCode.FORBIDDEN, `${this.identity!.user} may not ${op} on ${name}`);
+    }
+    return this.ns + name;
   }
 
   onError(code: ErrorCode, message: string): void {
@@ -188,6 +253,7 @@ export class Session implements Consumer, FrameHandler {
 
   disconnect(code: string, reason: string): void {
     if (this.closed) return;
+    this.closeReason = `${code}: ${reason}`;
     this.log.info({ conn: this.id, code, reason }, 'disconnecting client');
     this.error(code, reason, '');
     this.out.flush();
@@ -199,6 +265,10 @@ export class Session implements Consumer, FrameHandler {
   // --- commands --------------------------------------------------------------------------------
 
   private run(cmd: Command): void {
+    if (!this.identity && !PRE_LOGIN.has(cmd.verb)) {
+      if (cmd.verb === 'pub') this.framer.expectPayload(cmd.size, true);
+      throw new ProtocolError(ErrorCode.AUTH_REQUIRED, 'log in first: login <user> <password> or token <token>');
+    }
     switch (cmd.verb) {
       case 'pub':
         this.pub.channel = cmd.channel;
@@ -211,20 +281,34 @@ export class Session implements Consumer, FrameHandler {
         if (cmd.text.length > this.options.maxPayload) {
           throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${cmd.text.length} bytes exceeds max-payload ${this.options.maxPayload}`);
         }
-        this.publish(cmd.channel, Buffer.from(cmd.text), '', '');
+        this.publish(this.inbound(cmd.channel, 'pub'), Buffer.from(cmd.text), '', '');
         return;
       case 'req':
-        this.humanRequest(cmd.channel, Buffer.from(cmd.text));
+        this.humanRequest(this.inbound(cmd.channel, 'request'), Buffer.from(cmd.text));
         return;
       case 'sub':
-        this.subscribe(cmd.sid, cmd.pattern, cmd.from, cmd.queue);
+        this.subscribe(cmd.sid, this.inbound(cmd.pattern, 'sub'), cmd.from, cmd.queue);
         return;
+      case 'login':
+        this.login(cmd.user, () => this.guard.authenticator!.password(cmd.user, cmd.password), 'password');
+        return;
+      case 'token':
+        this.login('', () => this.guard.authenticator!.token(cmd.token), 'token');
+        return;
+      case 'kill': {
+        this.requireAdmin('kill');
+        const target = [...this.peers.values()].find((p) => p.id === cmd.client);
+        if (!target) throw new ProtocolError(ErrorCode.NO_SUCH_CLIENT, `no client ${cmd.client} (see clients)`);
+        target.disconnect('KILLED', `disconnected by ${this.identity!.user}`);
+        if (target !== this) this.out.writeString(this.mode === 'machine' ? `OK ${cmd.client}\n` : info(`client ${cmd.client} disconnected`));
+        return;
+      }
       case 'unsub': {
         const sub = this.subs.get(cmd.sid);
         if (!sub) throw new ProtocolError(ErrorCode.NOT_SUBSCRIBED, `no subscription ${JSON.stringify(cmd.sid)} on this connection`);
         this.dropSubscription(sub);
         if (this.mode === 'machine') this.out.writeString(`OK ${cmd.sid}\n`);
-        else this.out.writeString(debug(`unsubscribing ${sub.pattern}`));
+        else this.out.writeString(debug(`unsubscribing ${displayName(sub.pattern)}`));
         return;
       }
       case 'ping': {
@@ -234,20 +318,22 @@ export class Session implements Consumer, FrameHandler {
         return;
       }
       case 'name':
-        this.name = cmd.name;
+        this.name = this.guard.open ? cmd.name : `${this.identity!.user}/${cmd.name}`;
         if (this.mode === 'machine') this.out.writeString(`OK ${cmd.name}\n`);
         else this.out.writeString(info(`you are ${cmd.name}`));
         return;
       case 'channels':
-        this.listChannels(cmd.pattern);
+        this.listChannels(this.inbound(cmd.pattern, null));
         return;
       case 'stats': {
-        const stats = this.broker.stats(this.peers.size);
+        this.requireAdmin('stats');
+        const stats = { ...this.broker.stats(this.peers.size), ...this.guard.counters };
         if (this.mode === 'machine') this.out.writeString(`STATS ${JSON.stringify(stats)}\n`);
         else this.out.writeString(`stats ${Object.entries(stats).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
         return;
       }
       case 'clients':
+        this.requireAdmin('clients');
         this.listClients();
         return;
       case 'pong':
@@ -271,6 +357,16 @@ export class Session implements Consumer, FrameHandler {
   }
 
   private publish(channel: string, payload: Buffer, reply: string, ackId: string): void {
+    if (this.bucket || this.guard.options.userPublishRate > 0) {
+      const wait = Math.max(this.bucket?.take() ?? 0, this.guard.userBucket(this.identity!.user)?.take() ?? 0);
+      if (wait > 0) {
+        this.guard.counters.rateLimited++;
+        this.guard.audit.record('limit', { kind: 'publish-rate', user: this.identity!.user, address: this.transport.address, channel: displayName(channel) });
+        const o = this.guard.options;
+        this.error(ErrorCode.RATE_LIMITED, `publish rate limit (${o.publishRate || o.userPublishRate} msgs/s) reached; retry in ${wait} ms; not stored`, ackId);
+        return;
+      }
+    }
     this.messagesIn++;
     this.inflight++;
     if (this.inflight >= this.options.maxInflight) this.pauseInput();
@@ -280,16 +376,16 @@ export class Session implements Consumer, FrameHandler {
       if (this.closed) return;
       if (err) {
         const code = err instanceof ProtocolError ? err.code : ErrorCode.STORAGE_FAILED;
-        this.error(code, `publish to ${channel} not stored: ${err.message}`, ackId);
+        this.error(code, `publish to ${displayName(channel)} not stored: ${err.message}`, ackId);
       } else if (human) {
-        this.out.writeString(debug(`published ${channel} #${offset}`));
+        this.out.writeString(debug(`published ${displayName(channel)} #${offset}`));
       } else if (ackId) {
         this.out.writeAscii(`ACK ${ackId} ${offset}\n`);
       }
       this.maybeResumeInput();
       this.maybeFinish();
     });
-    if (created && human) this.out.writeString(info(`creating ${channel}`));
+    if (created && human) this.out.writeString(info(`creating ${displayName(channel)}`));
   }
 
   private subscribe(sid: string, pattern: string, from: StartPosition | undefined, queue: string): Subscription {
@@ -302,7 +398,7 @@ export class Session implements Consumer, FrameHandler {
     const start = from ?? (this.mode === 'human' && !queue ? { kind: 'last', count: this.options.historyMax } : NEW);
     // Acknowledge before any replayed message so the client knows the sid is live.
     if (this.mode === 'machine') this.out.writeString(`OK ${sid}\n`);
-    else this.out.writeString(debug(`subscribing ${pattern}${queue ? ` in queue ${queue}` : ''}`));
+    else this.out.writeString(debug(`subscribing ${displayName(pattern)}${queue ? ` in queue ${queue}` : ''}`));
     const sub = this.broker.subscribe(this, sid, pattern, start, queue);
     this.subs.set(sid, sub);
     return sub;
@@ -316,14 +412,14 @@ export class Session implements Consumer, FrameHandler {
 
   /** Human `req`: a one-shot inbox, the publish, then the first reply or a timeout. */
   private humanRequest(channel: string, payload: Buffer): void {
-    const inbox = `_INBOX.h${this.id}.${++this.requests}`;
-    const sub = this.subscribe(inbox, inbox, NEW, '');
+    const inbox = `${this.ns}_INBOX.h${this.id}.${++this.requests}`;
+    const sub = this.subscribe(displayName(inbox), inbox, NEW, '');
     sub.remaining = 1;
     this.publish(channel, payload, inbox, '');
     const timer = setTimeout(() => {
       if (sub.closed || this.closed) return;
       this.dropSubscription(sub);
-      this.error(ErrorCode.TIMEOUT, `no reply on ${channel} within ${this.options.requestTimeoutMs} ms`, '');
+      this.error(ErrorCode.TIMEOUT, `no reply on ${displayName(channel)} within ${this.options.requestTimeoutMs} ms`, '');
     }, this.options.requestTimeoutMs);
     timer.unref();
   }
@@ -331,12 +427,88 @@ export class Session implements Consumer, FrameHandler {
   private listChannels(pattern: string): void {
     const list = this.broker.channelList(pattern);
     if (this.mode === 'machine') {
-      for (const c of list) this.out.writeString(`CHANNEL ${c.channel} ${c.first} ${c.head} ${c.messages} ${c.bytes}\n`);
+      for (const c of list) this.out.writeString(`CHANNEL ${displayName(c.channel)} ${c.first} ${c.head} ${c.messages} ${c.bytes}\n`);
       this.out.writeString('END CHANNELS\n');
       return;
     }
-    for (const c of list) this.out.writeString(`channel ${c.channel} messages=${c.messages} first=${c.first} last=${c.head} bytes=${c.bytes}\n`);
+    for (const c of list) this.out.writeString(`channel ${displayName(c.channel)} messages=${c.messages} first=${c.first} last=${c.head} bytes=${c.bytes}\n`);
     this.out.writeString(info(`${list.length} channel${list.length === 1 ? '' : 's'}`));
+  }
+
+  /**
+   * Verify credentials without reading further commands meanwhile: the framer is suspended
+   * until the answer, so what follows a login is judged by its outcome.
+   */
+  private login(user: string, verify: () => Promise<Identity | null>, method: 'password' | 'token'): void {
+    const t = this.transport;
+    if (this.guard.open) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, 'this server has no users: nothing to log in to');
+    if (this.identity) throw new ProtocolError(ErrorCode.BAD_ARGUMENTS, `already logged in as ${this.identity.user}`);
+    if (method === 'password' && !this.guard.passwordAllowed(t)) {
+      this.guard.audit.record('login-failed', { user, method, address: t.address, port: t.port, reason: 'plaintext' });
+      throw new ProtocolError(ErrorCode.PLAINTEXT_REFUSED, 'passwords are refused on this plaintext listener: use TLS (or a token)');
+    }
+    const wait = this.guard.loginWait(user, t.address);
+    if (wait > 0) {
+      this.guard.audit.record('login-failed', { user, method, address: t.address, port: t.port, reason: 'backoff', retryMs: wait });
+      throw new ProtocolError(ErrorCode.AUTH_BACKOFF, `too many failed logins; retry in ${wait} ms`);
+    }
+    this.framer.suspend();
+    verify().then(
+      (identity) => {
+        if (this.closed) return;
+        if (!identity) {
+          const { delay, failures } = this.guard.loginFailed(user, t.address);
+          this.guard.audit.record('login-failed', { user, method, address: t.address, port: t.port, reason: 'bad credentials', failures, nextRetryMs: delay });
+          this.error(ErrorCode.AUTH_FAILED, `login failed; next attempt allowed in ${delay} ms`, '');
+        } else if (!this.guard.loginAllowed(identity)) {
+          this.guard.audit.record('limit', { kind: 'connections-per-user', user: identity.user, address: t.address, port: t.port });
+          this.error(ErrorCode.TOO_MANY_CONNECTIONS, `${identity.user} has too many connections (max-connections-per-user)`, '');
+        } else {
+          this.guard.loginSucceeded(identity.user, t.address);
+          this.identity = identity;
+          this.ns = tenantPrefix(identity.tenant);
+          this.name = identity.user;
+          this.guard.audit.record('login', { user: identity.user, tenant: identity.tenant, method, address: t.address, port: t.port, tls: t.secure });
+          this.out.writeString(this.mode === 'machine' ? `OK ${identity.user}\n` : info(`logged in as ${identity.user} (tenant ${identity.tenant})`));
+        }
+        this.framer.resume();
+      },
+      (err: unknown) => {
+        this.log.error({ err, conn: this.id }, 'credential check failed');
+        this.error(ErrorCode.AUTH_FAILED, 'credential check failed on the server', '');
+        this.framer.resume();
+      },
+    );
+  }
+
+  private requireAdmin(what: string): void {
+    if (!this.identity?.admin) throw new ProtocolError(ErrorCode.FORBIDDEN, `${what} is for members of the admin group`);
+  }
+
+  private startLoginTimer(): void {
+    const ms = this.guard.options.loginTimeoutMs;
+    const timer = setTimeout(() => {
+      if (this.identity || this.closed) return;
+      this.guard.counters.timeouts++;
+      this.disconnect(ErrorCode.LOGIN_TIMEOUT, `no login within ${ms} ms`);
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** One timer, re-armed for the rest of the idle period: input does not touch timers. */
+  private startIdleTimer(): void {
+    const ms = this.guard.options.idleTimeoutMs;
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      const idle = Date.now() - this.lastActive;
+      if (idle >= ms) {
+        this.guard.counters.timeouts++;
+        this.disconnect(ErrorCode.IDLE_TIMEOUT, `idle for ${idle} ms (idle-timeout ${ms} ms)`);
+      } else timer.refresh();
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   /** One line per connection: who, how much, and how far its clock is from ours. */
@@ -364,6 +536,8 @@ export class Session implements Consumer, FrameHandler {
       subscriptions: this.subs.size,
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
+      user: this.identity?.user ?? null,
+      tenant: this.identity?.tenant ?? null,
       connectedAt: new Date(this.startedAt).toISOString(),
       rttUs: clock ? Math.round(clock.rttUs) : null,
       offsetUs: clock ? Math.round(clock.offsetUs) : null,
@@ -468,6 +642,17 @@ export class Session implements Consumer, FrameHandler {
   }
 
   private cleanup(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const t of this.timers) clearTimeout(t);
+    const t = this.transport;
+    const seconds = (Date.now() - this.startedAt) / 1000;
+    const bytesOut = (this.socket as { bytesWritten?: number }).bytesWritten ?? 0;
+    if (this.identity && !this.guard.open) {
+      this.guard.audit.record('logout', { user: this.identity.user, tenant: this.identity.tenant, address: t.address, port: t.port, seconds, messagesIn: this.messagesIn, messagesOut: this.messagesOut, bytesIn: this.bytesIn, bytesOut });
+    }
+    this.guard.audit.record('disconnect', { conn: this.id, user: this.identity?.user ?? null, address: t.address, port: t.port, reason: this.closeReason, seconds });
+    this.guard.released(t, this.guard.open ? null : this.identity);
     this.closed = true;
     for (const sub of this.subs.values()) this.broker.unsubscribe(sub);
     this.subs.clear();

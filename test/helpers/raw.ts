@@ -48,6 +48,11 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
+  /** Wrap an already connected socket. */
+  static wrap(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   static connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(port, host, () => resolve(new RawClient(socket)));

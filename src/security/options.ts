@@ -1,0 +1,57 @@
+import type { AccessRule } from './access.js';
+
+/** Everything security-related the broker enforces; part of ServerConfig. */
+export interface SecurityOptions {
+  /** The users file; null = an open server (no login, no tenants, everything allowed). */
+  readonly usersFile: string | null;
+  /** Accept passwords on plaintext listeners that are not loopback (off: refused). */
+  readonly allowPlaintextPasswords: boolean;
+  /** Unauthenticated connections are closed after this long. */
+  readonly loginTimeoutMs: number;
+  /** Connections silent this long are closed (0 = never). */
+  readonly idleTimeoutMs: number;
+  readonly rules: readonly AccessRule[];
+  /** What happens when no rule matches: deny on a configured server. */
+  readonly defaultAccess: 'allow' | 'deny';
+  /** Members of this group may list and disconnect clients and see everyone's statistics. */
+  readonly adminGroup: string;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** The accounting log (JSON lines); null = none. */
+  readonly auditFile: string | null;
+  readonly auditMaxBytes: number;
+  readonly auditKeep: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
+  readonly maxConnectionsPerUser: number;
+  /** Token bucket per connection and per user: messages per second and burst (0 = unlimited). */
+  readonly publishRate: number;
+  readonly publishBurst: number;
+  readonly userPublishRate: number;
+  /** CIDR lists (IPv4 and IPv6); a non-empty allow list admits only its addresses. */
+  readonly allowAddresses: readonly string[];
+  readonly denyAddresses: readonly string[];
+}
+
+export const defaultSecurityOptions: SecurityOptions = Object.freeze({
+  usersFile: null,
+  allowPlaintextPasswords: false,
+  loginTimeoutMs: 10_000,
+  idleTimeoutMs: 0,
+  rules: [],
+  defaultAccess: 'deny',
+  adminGroup: 'admin',
+  backoffBaseMs: 250,
+  backoffMaxMs: 30_000,
+  auditFile: null,
+  auditMaxBytes: 64 * 1024 * 1024,
+  auditKeep: 5,
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 1_000,
+  maxConnectionsPerUser: 1_000,
+  publishRate: 0,
+  publishBurst: 0,
+  userPublishRate: 0,
+  allowAddresses: [],
+  denyAddresses: [],
+});
