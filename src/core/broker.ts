@@ -38,9 +38,12 @@ export interface BrokerCounters {
   channelsCreated: number;
 }
 
-/** Monotonic wall-clock time in ms with a sub-ms fraction: timestamps never go backwards. */
+/**
+ * Monotonic wall-clock time in ms, quantised to whole microseconds: timestamps never go
+ * backwards, and the µs a client sees compare exactly like the ms the log stores.
+ */
 export function now(): number {
-  return performance.timeOrigin + performance.now();
+  return Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
 }
 
 /**

@@ -29,8 +29,6 @@ export type Command =
   | { readonly verb: 'empty' };
 
 export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
-  login: 'login <user> <password>  authenticate (over TLS or loopback)',
-  token: 'token <token>  authenticate with a program token',
   sub: 'sub <pattern> [from=beginning|new|offset:N|after:N|last:N|time:T] [queue=<group>]  subscribe (replays history by default)',
   unsub: 'unsub <pattern>  drop the subscription with that pattern',
   pub: 'pub <channel> <text>  publish the rest of the line',
@@ -40,6 +38,8 @@ export const HUMAN_HELP: Readonly<Record<string, string>> = Object.freeze({
   stats: 'stats  counters: published, delivered, catch-ups, drops, connections...',
   clients: 'clients  connections with their names, traffic, round-trip time and clock offset (admin)',
   kill: 'kill <client-id>  disconnect a client (admin)',
+  login: 'login <user> <password>  authenticate (over TLS or loopback)',
+  token: 'token <token>  authenticate with a program token',
   ping: 'ping  answers pong with the server time',
   help: 'help [command]  this list',
   mode: 'mode machine  switch to sized binary-safe frames (docs/protocol.md)',

@@ -27,6 +27,7 @@ export const ErrorCode = {
   ADDRESS_REFUSED: 'ADDRESS_REFUSED',
   IDLE_TIMEOUT: 'IDLE_TIMEOUT',
   NO_SUCH_CLIENT: 'NO_SUCH_CLIENT',
+  KILLED: 'KILLED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

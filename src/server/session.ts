@@ -299,7 +299,7 @@ export class Session implements Consumer, FrameHandler {
         this.requireAdmin('kill');
         const target = [...this.peers.values()].find((p) => p.id === cmd.client);
         if (!target) throw new ProtocolError(ErrorCode.NO_SUCH_CLIENT, `no client ${cmd.client} (see clients)`);
-        target.disconnect('KILLED', `disconnected by ${this.identity!.user}`);
+        target.disconnect(ErrorCode.KILLED, `disconnected by ${this.identity!.user}`);
         if (target !== this) this.out.writeString(this.mode === 'machine' ? `OK ${cmd.client}\n` : info(`client ${cmd.client} disconnected`));
         return;
       }
