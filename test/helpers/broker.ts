@@ -14,6 +14,10 @@ export interface BrokerOptions {
   args?: string[];
   /** Keep the same port across restart() (default true). */
   samePort?: boolean;
+  /** `--config FILE`; its listeners replace `--listen` (the port is the first listener's). */
+  config?: string;
+  /** Wait for this many `listening` log lines (default 1); read them from `logs`. */
+  listeners?: number;
 }
 
 export interface RunningBroker {
@@ -43,11 +47,15 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const logs: Record<string, unknown>[] = [];
   let port = 0;
   const launch = async (): Promise<ChildProcess> => {
-    const args = [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--storage', options.storage ?? 'file', ...(options.args ?? [])];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const listen = options.config ? ['--config', options.config] : ['--listen', `127.0.0.1:${port}`];
+    const args = [BIN, 'serve', ...listen, '--data', dataDir, '--storage', options.storage ?? 'file', ...(options.args ?? [])];
+    // Its own process group: kill() takes the privilege-separated children down with it,
+    // like a machine crash would.
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = readline.createInterface({ input: proc.stdout! });
+    const listening: number[] = [];
     port = await new Promise<number>((resolve, reject) => {
       const onExit = (code: number | null): void => reject(new Error(`broker exited with ${code} before listening: ${stderr}`));
       proc.once('exit', onExit);
@@ -60,8 +68,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
         }
         logs.push(entry);
         if (entry.msg === 'listening') {
+          listening.push(entry.port as number);
+          if (listening.length < (options.listeners ?? 1)) return;
           proc.off('exit', onExit);
-          resolve(entry.port as number);
+          resolve(listening[0]!);
         }
       });
     });
@@ -99,7 +109,23 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
 function terminate(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    proc.once('exit', () => resolve());
-    proc.kill(signal);
+    proc.once('exit', () => {
+      // SIGKILL went to the whole group; make sure no child still holds the port.
+      if (signal === 'SIGKILL') void groupGone(proc.pid!).then(resolve);
+      else resolve();
+    });
+    if (signal === 'SIGKILL') process.kill(-proc.pid!, 'SIGKILL');
+    else proc.kill(signal);
   });
+}
+
+async function groupGone(pgid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

@@ -1,0 +1,54 @@
+/**
+ * The network-facing broker, running as an unprivileged user. It gets its configuration, its
+ * listening sockets and its TLS material from the parent, and asks the parent (which asks the
+ * authentication process) to check credentials. It cannot read the users file or the keys.
+ */
+import type tls from 'node:tls';
+import { pino } from 'pino';
+import type { Identity } from '../security/access.js';
+import type { Authenticator } from '../security/authenticator.js';
+import type { ServerConfig } from '../server/config.js';
+import { FluctuatServer } from '../server/server.js';
+import { IpcChannel } from './ipc.js';
+import { PARENT_TO_BROKER, type StartMessage } from './roles.js';
+
+process.title = 'fluctuat: broker';
+const handles: unknown[] = [];
+let server: FluctuatServer | null = null;
+
+const parent: IpcChannel = new IpcChannel('parent', process, PARENT_TO_BROKER);
+
+class ParentAuthenticator implements Authenticator {
+  password(user: string, password: string): Promise<Identity | null> {
+    return parent.query<Identity | null>('verify-password', { user, password });
+  }
+  token(token: string): Promise<Identity | null> {
+    return parent.query<Identity | null>('verify-token', { token });
+  }
+}
+
+parent
+  .handle('listen', (body, handle) => {
+    handles[(body as { index: number }).index] = handle;
+  })
+  .handle('start', async (body) => {
+    const m = body as StartMessage;
+    const config = m.config as ServerConfig;
+    const log = pino({ level: m.logLevel, base: { pid: process.pid, role: 'broker' } });
+    server = await FluctuatServer.start(config, log, {
+      authenticator: config.security.usersFile ? new ParentAuthenticator() : null,
+      handles,
+      ...(m.tlsOptions ? { tlsOptions: m.tlsOptions as tls.TlsOptions } : {}),
+    });
+    log.info({ uid: process.getuid?.(), gid: process.getgid?.() }, 'broker running unprivileged');
+    return server.addresses();
+  })
+  .handle('rotate', () => server?.rotate())
+  .handle('stop', async () => {
+    await server?.close();
+    setImmediate(() => process.exit(0));
+  });
+
+// The parent died (even by SIGKILL): stop at once, as a crash would; acknowledged data is
+// already with the OS.
+process.on('disconnect', () => process.exit(70));

@@ -1,0 +1,102 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Log } from '../storage/engine.js';
+import type { ServerConfig } from '../server/config.js';
+import { tlsServerOptions } from '../server/tls.js';
+import { IpcChannel } from './ipc.js';
+import { AUTH_TO_PARENT, BROKER_TO_PARENT } from './roles.js';
+import { chownTree, lookupUser } from './users.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export interface Separated {
+  readonly brokerPid: number;
+  readonly authPid: number | null;
+  rotate(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves with the broker child's exit code when it ends. */
+  readonly exited: Promise<number>;
+}
+
+function bind(host: string, port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+function absolute(p: string | null): string | null {
+  return p === null ? null : path.resolve(p);
+}
+
+/**
+ * The privileged parent: binds the ports, reads the TLS keys, starts the authentication
+ * process (which alone reads the users file) and the broker as `user`, hands the broker its
+ * sockets by descriptor passing, and relays credential checks between them. It keeps no
+ * network connection of its own.
+ */
+export async function runSeparated(input: ServerConfig, user: string, logLevel: string, log: Log): Promise<Separated> {
+  const { uid, gid } = lookupUser(user);
+  // Children start elsewhere: make every path absolute first.
+  const config: ServerConfig = {
+    ...input,
+    storageOptions: { ...input.storageOptions, dataDir: path.resolve(input.storageOptions.dataDir) },
+    security: { ...input.security, usersFile: absolute(input.security.usersFile), auditFile: absolute(input.security.auditFile) },
+  };
+  chownTree(config.storageOptions.dataDir, uid, gid);
+  if (config.security.auditFile) {
+    fs.mkdirSync(path.dirname(config.security.auditFile), { recursive: true });
+    fs.appendFileSync(config.security.auditFile, '');
+    fs.chownSync(config.security.auditFile, uid, gid);
+  }
+  const servers = await Promise.all(config.listen.map((l) => bind(l.host, l.port)));
+  const tlsOptions = config.tls && config.listen.some((l) => l.tls) ? tlsServerOptions(config.tls) : undefined;
+
+  let auth: ChildProcess | null = null;
+  let authCh: IpcChannel | null = null;
+  if (config.security.usersFile) {
+    auth = fork(path.join(HERE, 'auth-main.js'), [config.security.usersFile, config.security.adminGroup], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    authCh = new IpcChannel('auth', auth, AUTH_TO_PARENT, (type) => log.warn({ type }, 'refused a message from the auth process'));
+  }
+  const broker = fork(path.join(HERE, 'broker-main.js'), [], {
+    uid,
+    gid,
+    cwd: '/',
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number>((resolve) => broker.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  const brokerCh = new IpcChannel('broker', broker, BROKER_TO_PARENT, (type) => log.warn({ type }, 'refused a message from the broker'));
+  const relay = (type: string) => (body: unknown) => {
+    if (!authCh) throw new Error('this server has no users');
+    return authCh.query(type, body);
+  };
+  brokerCh.handle('verify-password', relay('verify-password')).handle('verify-token', relay('verify-token'));
+
+  for (const [index, server] of servers.entries()) {
+    await brokerCh.send('listen', { index }, server);
+    // The broker holds a duplicate of the descriptor now; the parent accepts nothing.
+    server.close();
+  }
+  await brokerCh.query('start', { config, tlsOptions, logLevel }, 30_000);
+  log.info({ brokerPid: broker.pid, authPid: auth?.pid ?? null, user, uid, gid }, 'privilege separation: broker running unprivileged');
+  return {
+    brokerPid: broker.pid!,
+    authPid: auth?.pid ?? null,
+    exited,
+    async rotate() {
+      await brokerCh.query('rotate', null);
+    },
+    async stop() {
+      await brokerCh.query('stop', null, 30_000).catch(() => broker.kill('SIGTERM'));
+      await exited;
+      brokerCh.close();
+      authCh?.close();
+      auth?.kill('SIGTERM');
+    },
+  };
+}
