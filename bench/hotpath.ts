@@ -4,6 +4,9 @@
  * isolates parse + route + fan-out + encode from the kernel and from the load generator, so a
  * change to the hot path can be judged on a busy machine (compare runs side by side).
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
@@ -28,7 +31,9 @@ const ACK = process.env.ACK !== '0';
 
 async function main(): Promise<void> {
   const log = pino({ level: 'silent' });
-  const engine = getDriver('memory').create({ ...defaultStorageOptions, retainMessages: 1000 }, log);
+  const storage = process.env.STORAGE ?? 'memory';
+  const dataDir = storage === 'file' ? fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-hot-')) : '';
+  const engine = getDriver(storage).create({ ...defaultStorageOptions, retainMessages: 1000, dataDir }, log);
   const broker = new Broker(engine, defaultBrokerOptions, log);
   await broker.start();
   const options = { ...defaultSessionOptions, maxInflight: 1e9, outboundHighWater: 1e12 };
@@ -53,9 +58,13 @@ async function main(): Promise<void> {
     if ((sent / perChunk) % 16 === 0) await new Promise((r) => setImmediate(r)); // let outboxes flush
   }
   await new Promise((r) => setImmediate(r));
+  // Durable: wait for every message to be committed (delivered) before stopping the clock.
+  while (broker.counters.delivered < sent * SUBS) await new Promise((r) => setTimeout(r, 1));
   const ms = performance.now() - t0;
+  await broker.close();
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   console.log(
-    `hotpath: ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s), acks ${ACK ? 'on' : 'off'}: ` +
+    `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s), acks ${ACK ? 'on' : 'off'}: ` +
       `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ` +
       `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}`,
   );

@@ -1,242 +1,291 @@
 /**
- * `npm run bench`: 1 publisher -> 1 subscriber over loopback against a broker child process.
- * Small messages (16 B) and 1 KiB, memory and durable (file, fsync interval) channels:
- * delivered messages per second (publisher pipelining with acks) and p50/p99 latency at a
- * fixed rate. Each figure is the median of RUNS runs. Writes bench/results/latest.json.
+ * `npm run bench`: fluctuat side by side with NATS, Redis and Mosquitto (when they answer on
+ * their usual loopback ports) and Aedes (started here), one load generator speaking each
+ * protocol directly from worker threads. Prints one table with ratios fluctuat ÷ peer and the
+ * number of runs behind each median, and writes bench/results/<date>.json and latest.json.
  *
- * The load generator speaks the machine protocol directly with pre-encoded frames, so that it
- * is not the bottleneck; its CPU share is reported next to the broker's.
+ * Options (flag or environment variable; flags win):
+ *   --runs N            BENCH_RUNS       runs per scenario and broker, medians taken (3)
+ *   --seconds S         BENCH_SECONDS    measured window per run (2)
+ *   --warmup S          BENCH_WARMUP     warm-up before the window (0.5)
+ *   --targets a,b       BENCH_TARGETS    fluctuat,fluctuat-mem,nats,redis,mosquitto,aedes (all)
+ *   --scenarios a,b     BENCH_SCENARIOS  ids, id prefixes or groups: throughput, latency,
+ *                                        durable, tls, replay, tput-1x1, lat-20k … (all)
+ *   --replay-mb N       BENCH_REPLAY_MB  size of the replay channel, MiB (256)
+ *   --replay-size B     BENCH_REPLAY_SIZE message size in the replay channel (1024)
+ *   --window-bytes B    BENCH_WINDOW     end-to-end bytes in flight per throughput run (1 MiB)
+ *   --ack-window N      BENCH_ACK_WINDOW unacknowledged durable publishes in flight (4096)
+ *   --out DIR           BENCH_OUT        where results go (bench/results)
+ *   --profile DIR       BENCH_PROFILE    run every fluctuat broker under --cpu-prof into DIR
+ *                                        and print the top self-time functions at the end
+ *   --doc               BENCH_DOC=1      also rewrite the results section of docs/performance.md
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import * as hdr from 'hdr-histogram-js';
-import { Framer } from '../src/protocol/framer.js';
+import type { Outcome } from './lib/gen.js';
+import { hasJetStream } from './lib/jetstream.js';
+import { summariseProfiles } from './lib/profile.js';
+import { tables, summarise, type Cell } from './lib/report.js';
+import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type TlsSetup } from './lib/scenarios.js';
+import { ALL_TARGETS, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, type Running, type TargetName } from './lib/targets.js';
+import { detectTls } from './lib/tls.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const THROUGHPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const LATENCY_RATE = Number(process.env.BENCH_RATE ?? 20_000);
-
-interface Broker {
-  proc: ChildProcess;
-  port: number;
-  dir: string;
-}
-
-async function startBroker(storage: string): Promise<Broker> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-'));
-  const args = [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), path.join(ROOT, 'bin/fluctuat.js'), 'serve', '--listen', '127.0.0.1:0', '--data', dir, '--storage', storage, '--max-payload', '1m'];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`broker exited ${code}`)));
-    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; port?: number };
-      if (entry.msg === 'listening') resolve(entry.port!);
-    });
-  });
-  return { proc, port, dir };
-}
-
-async function stopBroker(b: Broker): Promise<void> {
-  await new Promise<void>((resolve) => {
-    b.proc.once('exit', () => resolve());
-    b.proc.kill('SIGTERM');
-  });
-  fs.rmSync(b.dir, { recursive: true, force: true });
-}
-
-/** A machine-mode connection that counts ACKs and MSGs and hands MSG payloads to a callback. */
-class Conn {
-  acks = 0;
-  msgs = 0;
-  onMsg: ((payload: Buffer) => void) | null = null;
-  private readonly framer: Framer;
-  private constructor(readonly socket: net.Socket) {
-    this.framer = new Framer(
-      {
-        onLine: (line) => {
-          if (line[0] === 0x4d /* M */) {
-            let i = line.length - 1;
-            while (line[i - 1] !== 0x20) i--;
-            this.framer.expectPayload(Number(line.toString('latin1', i)));
-          } else if (line[0] === 0x41 /* A */) this.acks++;
-        },
-        onPayload: (p) => {
-          this.msgs++;
-          this.onMsg?.(p);
-        },
-        onError: (code, message) => {
-          throw new Error(`${code} ${message}`);
-        },
-      },
-      { maxLine: 1 << 16, maxPayload: 1 << 24 },
-    );
-    socket.on('data', (d: Buffer) => this.framer.push(d));
+function parseArgs(argv: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) m.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) m.set(a.slice(2), argv[++i]!);
+    else m.set(a.slice(2), '1');
   }
-  static open(port: number): Promise<Conn> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.setNoDelay(true);
-        s.write('mode machine\n');
-        resolve(new Conn(s));
-      });
-      s.once('error', reject);
-    });
-  }
-  close(): void {
-    this.socket.destroy();
-  }
+  return m;
 }
 
-function frame(channel: string, payload: Buffer, ack: boolean): Buffer {
-  return Buffer.concat([Buffer.from(`PUB ${channel} ${ack ? 'a' : '-'} - ${payload.length}\n`), payload, Buffer.from('\n')]);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Publish as fast as acks allow (a window of frames in flight) for a while; count deliveries. */
-async function throughput(port: number, size: number): Promise<{ rate: number; genCpu: number }> {
-  const sub = await Conn.open(port);
-  const pub = await Conn.open(port);
-  const channel = `bench.t${Date.now()}`;
-  sub.socket.write(`SUB s ${channel} from=new\n`);
-  await sleep(100);
-  const one = frame(channel, Buffer.alloc(size, 0x78), true);
-  const BATCH = 256;
-  const batch = Buffer.concat(Array.from({ length: BATCH }, () => one));
-  const WINDOW = 32 * 1024;
-  let sent = 0;
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  const deadline = t0 + THROUGHPUT_SECONDS * 1000;
-  await new Promise<void>((resolve) => {
-    const pump = (): void => {
-      if (performance.now() > deadline) return resolve();
-      while (sent - pub.acks < WINDOW) {
-        if (!pub.socket.write(batch)) {
-          sent += BATCH;
-          pub.socket.once('drain', pump);
-          return;
-        }
-        sent += BATCH;
-      }
-      setImmediate(pump);
-    };
-    pump();
-  });
-  while (sub.msgs < sent && performance.now() < deadline + 30_000) await sleep(5);
-  const elapsed = (performance.now() - t0) / 1000;
-  const gen = process.cpuUsage(cpu0);
-  sub.close();
-  pub.close();
-  return { rate: sub.msgs / elapsed, genCpu: (gen.user + gen.system) / 1e6 / elapsed };
-}
-
-/** Publish at a fixed rate; the payload carries its send time; record delivery latency. */
-async function latency(port: number, size: number): Promise<{ p50: number; p99: number; p999: number }> {
-  const sub = await Conn.open(port);
-  const pub = await Conn.open(port);
-  const channel = `bench.l${Date.now()}`;
-  sub.socket.write(`SUB s ${channel} from=new\n`);
-  await sleep(100);
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: 3 });
-  let warm = 0;
-  sub.onMsg = (p) => {
-    const sentAt = p.readDoubleLE(0);
-    if (++warm > LATENCY_RATE / 10) histogram.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
+function options(): BenchOptions & { doc: boolean } {
+  const a = parseArgs(process.argv.slice(2));
+  const get = (flag: string, env: string, def: string): string => a.get(flag) ?? process.env[env] ?? def;
+  const num = (flag: string, env: string, def: number): number => {
+    const v = Number(get(flag, env, String(def)));
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${flag} must be a number, got ${get(flag, env, '')}`);
+    return v;
   };
-  const payload = Buffer.alloc(Math.max(size, 8), 0x79);
-  const header = Buffer.from(`PUB ${channel} - - ${payload.length}\n`);
-  const nl = Buffer.from('\n');
-  const seconds = 2;
-  const total = LATENCY_RATE * seconds;
-  const t0 = performance.now();
-  let sent = 0;
-  // Send in 1 ms ticks: each tick catches up to the schedule, one frame at a time.
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * LATENCY_RATE));
-      while (sent < due) {
-        payload.writeDoubleLE(performance.now(), 0);
-        pub.socket.write(Buffer.concat([header, payload, nl]));
-        sent++;
-      }
-      if (sent >= total) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
-  });
-  while (sub.msgs < total && performance.now() < t0 + (seconds + 10) * 1000) await sleep(5);
-  sub.close();
-  pub.close();
-  return { p50: histogram.getValueAtPercentile(50), p99: histogram.getValueAtPercentile(99), p999: histogram.getValueAtPercentile(99.9) };
+  const list = (flag: string, env: string): string[] =>
+    get(flag, env, '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const targets = list('targets', 'BENCH_TARGETS');
+  for (const t of targets) if (!ALL_TARGETS.includes(t as TargetName)) throw new Error(`unknown target ${t}; expected some of ${ALL_TARGETS.join(', ')}`);
+  const known = new Set(['runs', 'seconds', 'warmup', 'targets', 'scenarios', 'replay-mb', 'replay-size', 'window-bytes', 'ack-window', 'out', 'profile', 'doc']);
+  for (const k of a.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}`);
+  const profile = get('profile', 'BENCH_PROFILE', '');
+  return {
+    runs: Math.max(1, Math.floor(num('runs', 'BENCH_RUNS', 3))),
+    seconds: num('seconds', 'BENCH_SECONDS', 2),
+    warmup: num('warmup', 'BENCH_WARMUP', 0.5),
+    targets: (targets.length ? targets : [...ALL_TARGETS]) as TargetName[],
+    scenarios: list('scenarios', 'BENCH_SCENARIOS'),
+    replayMb: num('replay-mb', 'BENCH_REPLAY_MB', 256),
+    replaySize: Math.max(8, Math.floor(num('replay-size', 'BENCH_REPLAY_SIZE', 1024))),
+    windowBytes: num('window-bytes', 'BENCH_WINDOW', 1 << 20),
+    ackWindow: Math.max(1, Math.floor(num('ack-window', 'BENCH_ACK_WINDOW', 4096))),
+    out: path.resolve(get('out', 'BENCH_OUT', path.join(ROOT, 'bench', 'results'))),
+    profileDir: profile ? path.resolve(profile) : undefined,
+    doc: a.has('doc') || process.env.BENCH_DOC === '1',
+  };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+/** The exact command, as typed: BENCH_* variables, then npm or node with the arguments. */
+function commandLine(): string {
+  const envs = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_'))
+    .map(([k, v]) => `${k}=${v}`);
+  const args = process.argv.slice(2);
+  const viaNpm = process.env.npm_lifecycle_event === 'bench';
+  const cmd = viaNpm ? ['npm', 'run', 'bench', ...(args.length ? ['--', ...args] : [])] : ['node', path.relative(process.cwd(), process.argv[1]!), ...args];
+  return [...envs, ...cmd].join(' ');
 }
 
-interface Row {
-  storage: string;
-  size: number;
-  msgsPerSec: number;
-  p50us: number;
-  p99us: number;
-  p999us: number;
-  generatorCpu: number;
-  runs: number;
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cores: cpus.length,
+    cpu: cpus[0]?.model ?? '?',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
 }
 
 async function main(): Promise<void> {
-  const rows: Row[] = [];
-  for (const storage of (process.env.BENCH_STORAGE ?? 'memory,file').split(',')) {
-    for (const size of (process.env.BENCH_SIZES ?? '16,1024').split(',').map(Number)) {
-      const rates: number[] = [];
-      const gens: number[] = [];
-      const p50: number[] = [];
-      const p99: number[] = [];
-      const p999: number[] = [];
-      for (let r = 0; r < RUNS; r++) {
-        const broker = await startBroker(storage);
-        try {
-          const t = await throughput(broker.port, size);
-          rates.push(t.rate);
-          gens.push(t.genCpu);
-          const l = process.env.BENCH_ONLY === 'throughput' ? { p50: 0, p99: 0, p999: 0 } : await latency(broker.port, size);
-          p50.push(l.p50);
-          p99.push(l.p99);
-          p999.push(l.p999);
-        } finally {
-          await stopBroker(broker);
-        }
+  const opts = options();
+  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => process.exit(143));
+  const scenarios = selectScenarios(opts.scenarios);
+  if (scenarios.length === 0) throw new Error(`no scenario matches ${opts.scenarios.join(',')}`);
+  const started = new Date();
+  const command = commandLine();
+  const m0 = machine();
+  console.log(`fluctuat comparative benchmark — ${started.toISOString()}`);
+  console.log(`command: ${command}`);
+  console.log(`machine: ${m0.cores} cores (${m0.cpu}), ${m0.memGiB} GiB, node ${m0.node}, load average ${(m0.loadavg as number[]).join(' ')}`);
+  console.log(`runs: ${opts.runs} per scenario and broker; ${opts.warmup} s warm-up + ${opts.seconds} s measured; loopback only`);
+
+  // Which brokers: peers only if they answer; fluctuat and Aedes are started per run.
+  const wanted = opts.targets.filter((t) => scenarios.some((s) => s.targets.includes(t)));
+  const peers = new Map<TargetName, Running>();
+  const versions: Record<string, string> = {};
+  const down: Record<string, string> = {};
+  for (const t of wanted) {
+    if (t === 'nats' || t === 'redis' || t === 'mosquitto') {
+      const p = await probePeer(t);
+      if ('down' in p) down[t] = p.down;
+      else {
+        peers.set(t, p);
+        versions[t] = await peerVersion(t, p.endpoint);
       }
-      rows.push({ storage, size, msgsPerSec: median(rates), p50us: median(p50), p99us: median(p99), p999us: median(p999), generatorCpu: median(gens), runs: RUNS });
     }
   }
-  const table = [
-    `fluctuat bench: 1 publisher -> 1 subscriber, loopback, ${os.cpus().length} cores, node ${process.version}`,
-    `throughput: ${THROUGHPUT_SECONDS} s pipelined with acks; latency at ${LATENCY_RATE} msgs/s; medians of ${RUNS} runs`,
+  if (wanted.includes('aedes')) versions.aedes = await peerVersion('aedes', { proto: 'mqtt', host: '127.0.0.1', port: 0 });
+  const targets = wanted.filter((t) => !down[t]);
+  for (const [t, why] of Object.entries(down)) console.log(`peer ${LABELS[t as TargetName]} left out: ${why}`);
+  console.log(`brokers: ${targets.map((t) => `${LABELS[t]}${versions[t] ? ' ' + versions[t] : ''}`).join(', ')}`);
+
+  const jetstream = peers.has('nats') ? await hasJetStream(peers.get('nats')!.endpoint.port) : false;
+  let tls: TlsSetup | { skip: string } = { skip: 'not needed' };
+  if (scenarios.some((s) => s.group === 'tls')) {
+    tls = await detectTls();
+    if ('skip' in tls) console.log(`TLS scenarios skipped: ${tls.skip}`);
+  }
+  if (opts.profileDir) {
+    // Profiles of this run only.
+    fs.mkdirSync(opts.profileDir, { recursive: true });
+    for (const f of fs.readdirSync(opts.profileDir)) if (f.endsWith('.cpuprofile')) fs.rmSync(path.join(opts.profileDir, f));
+  }
+
+  let replay = null;
+  let replayDir: string | null = null;
+  if (scenarios.some((s) => s.group === 'replay') && targets.includes('fluctuat')) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-replay-'));
+    replayDir = dir;
+    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    process.stdout.write(`writing the replay channel: ${opts.replayMb} MiB of ${opts.replaySize} B messages… `);
+    replay = await fillReplay(replayDir, opts);
+    console.log(`${replay.messages.toLocaleString('en-US')} messages in ${replay.fillSeconds.toFixed(1)} s (${Math.round(replay.fillRate).toLocaleString('en-US')} acked msgs/s)`);
+  }
+
+  const outcomes = new Map<string, Outcome[]>();
+  const failures = new Map<string, string[]>();
+  const skipped = new Map<string, string>();
+  const key = (s: string, t: string): string => `${s}\u0000${t}`;
+  try {
+    for (let r = 0; r < opts.runs; r++) {
+      // Fresh brokers of our own for every run; the peers are what they are.
+      const brokers = new Map<TargetName, Running>(peers);
+      const own: Running[] = [];
+      const needs = (t: TargetName): boolean => targets.includes(t) && scenarios.some((s) => (s.group === 'throughput' || s.group === 'latency') && s.targets.includes(t));
+      try {
+        // Bounded disk for the throughput broker: 16 MiB segments, 64 MiB kept per channel.
+        const retention = ['--segment-size', '16m', '--retain-bytes', '64m'];
+        if (needs('fluctuat')) own.push(brokers.set('fluctuat', await startFluctuat({ storage: 'file', extra: retention, profileDir: opts.profileDir })).get('fluctuat')!);
+        if (needs('fluctuat-mem')) own.push(brokers.set('fluctuat-mem', await startFluctuat({ storage: 'memory', profileDir: opts.profileDir })).get('fluctuat-mem')!);
+        if (needs('aedes')) own.push(brokers.set('aedes', await startAedes()).get('aedes')!);
+        const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };
+        for (const s of scenarios) {
+          for (const t of targets) {
+            if (!s.targets.includes(t)) continue;
+            const k = key(s.id, t);
+            const why = s.skip?.(t, ctx) ?? null;
+            if (why) {
+              skipped.set(k, why);
+              continue;
+            }
+            process.stdout.write(`run ${r + 1}/${opts.runs}  ${s.id.padEnd(16)} ${LABELS[t].padEnd(13)} `);
+            try {
+              const o = await s.measure(t, ctx);
+              (outcomes.get(k) ?? outcomes.set(k, []).get(k)!).push(o);
+              const fig = o.latency ? `p50 ${o.latency.p50} µs, p99 ${o.latency.p99} µs, p99.9 ${o.latency.p999} µs (${Math.round(o.rate)} msgs/s)` : `${Math.round(o.rate).toLocaleString('en-US')} ${s.unit}`;
+              const extra = [o.lost ? `lost ${o.lost}` : '', o.drops ? `drops ${o.drops}` : '', o.errors ? `errors ${o.errors}: ${o.errorSamples[0]}` : ''].filter(Boolean).join(', ');
+              console.log(`${fig}  gen ${Math.round(o.generatorCpu * 100)}% broker ${o.brokerCpu === null ? '?' : Math.round(o.brokerCpu * 100) + '%'}${extra ? '  ' + extra : ''}`);
+            } catch (err) {
+              const msg = (err as Error).message.split('\n')[0]!;
+              (failures.get(k) ?? failures.set(k, []).get(k)!).push(msg);
+              console.log(`FAILED: ${msg}`);
+              const b = brokers.get(t);
+              // A broker of ours that died is restarted, so one failure does not void the rest.
+              if (b && own.includes(b) && b.pid !== null && !isAlive(b.pid)) {
+                console.log(`  ${LABELS[t]} died; stderr: ${b.stderr?.().slice(-500)}`);
+                const fresh = t === 'aedes' ? await startAedes() : await startFluctuat({ storage: t === 'fluctuat' ? 'file' : 'memory', extra: t === 'fluctuat' ? retention : [], profileDir: opts.profileDir });
+                own.push(fresh);
+                brokers.set(t, fresh);
+              }
+            }
+          }
+        }
+      } finally {
+        for (const b of own) await b.stop();
+      }
+    }
+  } finally {
+    if (replayDir) fs.rmSync(replayDir, { recursive: true, force: true });
+  }
+
+  const cells: Cell[] = [];
+  for (const s of scenarios) {
+    for (const t of targets) {
+      if (!s.targets.includes(t)) continue;
+      const k = key(s.id, t);
+      cells.push(summarise(s, t, outcomes.get(k) ?? [], failures.get(k) ?? [], skipped.get(k)));
+    }
+  }
+  const finished = new Date();
+  const { text, markdown } = tables(scenarios, cells, targets);
+  console.log('');
+  console.log(text);
+  const m1 = machine();
+  console.log('');
+  console.log(`done in ${((finished.getTime() - started.getTime()) / 60000).toFixed(1)} min; load average at the end ${(m1.loadavg as number[]).join(' ')}`);
+
+  const result = {
+    date: started.toISOString(),
+    finished: finished.toISOString(),
+    command,
+    machine: { ...m0, loadavgStart: m0.loadavg, loadavgEnd: m1.loadavg },
+    options: { ...opts, out: path.relative(ROOT, opts.out) },
+    brokers: Object.fromEntries(targets.map((t) => [t, { label: LABELS[t], version: versions[t] ?? (t.startsWith('fluctuat') ? 'this tree' : '?') }])),
+    leftOut: down,
+    tls: 'skip' in tls ? { skipped: tls.skip } : { enabled: true },
+    replay: replay ? { messages: replay.messages, bytes: replay.bytes, messageSize: opts.replaySize, fillSeconds: replay.fillSeconds, fillRate: replay.fillRate } : null,
+    scenarios: scenarios.map((s) => ({ id: s.id, group: s.group, title: s.title, unit: s.unit, better: s.better })),
+    cells,
+  };
+  fs.mkdirSync(opts.out, { recursive: true });
+  const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const json = JSON.stringify(result, null, 1) + '\n';
+  fs.writeFileSync(path.join(opts.out, `${stamp}.json`), json);
+  fs.writeFileSync(path.join(opts.out, 'latest.json'), json);
+  const header = [
+    `Measured ${started.toISOString()} with \`${command}\` on ${m0.cores} cores (${m0.cpu}), node ${m0.node}; load average ${(m0.loadavg as number[]).join(' ')} at the start, ${(m1.loadavg as number[]).join(' ')} at the end.`,
+    `Brokers: ${targets.map((t) => `${LABELS[t]}${versions[t] ? ' ' + versions[t] : ''}`).join(', ')}.${Object.keys(down).length ? ` Left out: ${Object.entries(down).map(([t, w]) => `${t} (${w})`).join(', ')}.` : ''}`,
+    `Latency cells are p50/p99/p99.9 in µs. Each figure is the median of the runs in the last column.`,
     '',
-    'storage  size   msgs/s delivered   p50 µs   p99 µs  p99.9 µs   generator CPU',
-    ...rows.map(
-      (r) =>
-        `${r.storage.padEnd(8)} ${String(r.size).padStart(4)}B ${Math.round(r.msgsPerSec).toLocaleString('en-US').padStart(18)} ${String(r.p50us).padStart(8)} ${String(r.p99us).padStart(8)} ${String(r.p999us).padStart(9)}   ${(r.generatorCpu * 100).toFixed(0).padStart(5)}%`,
-    ),
   ].join('\n');
-  console.log(table);
-  const out = path.join(ROOT, 'bench', 'results');
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cores: os.cpus().length, runs: RUNS, rows }, null, 2) + '\n');
+  fs.writeFileSync(path.join(opts.out, 'latest.md'), header + '\n' + markdown + '\n');
+  console.log(`results: ${path.relative(process.cwd(), path.join(opts.out, `${stamp}.json`))}, latest.json, latest.md`);
+  if (opts.doc) {
+    const doc = path.join(ROOT, 'docs', 'performance.md');
+    const text0 = fs.readFileSync(doc, 'utf8');
+    const a = text0.indexOf('<!-- bench:results:start -->');
+    const b = text0.indexOf('<!-- bench:results:end -->');
+    if (a < 0 || b < a) console.log('docs/performance.md has no bench:results markers; not rewritten');
+    else {
+      fs.writeFileSync(doc, text0.slice(0, a) + '<!-- bench:results:start -->\n' + header + '\n' + markdown + '\n' + text0.slice(b));
+      console.log('docs/performance.md: results section rewritten');
+    }
+  }
+  if (opts.profileDir) {
+    console.log('');
+    console.log(summariseProfiles(opts.profileDir, 25));
+  }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

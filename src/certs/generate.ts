@@ -94,23 +94,25 @@ function validity(o: CertOptions, defaultDays: number): { notBefore: Date; notAf
   return { notBefore, notAfter };
 }
 
-/** RFC 4514 string for the subject; values are escaped so a name cannot inject attributes. */
-function distinguishedName(o: CertOptions): string {
-  if (typeof o.commonName !== 'string' || o.commonName.length === 0 || o.commonName.length > 64) {
-    throw new CertError('the common name must be 1 to 64 characters');
-  }
-  const parts = [`CN=${escapeDn(o.commonName)}`];
-  for (const [k, v] of Object.entries(o.subject ?? {})) {
-    if (!/^[A-Za-z]{1,8}$/.test(k)) throw new CertError(`subject attribute "${k}" is not an attribute type such as O, OU, C, L, ST`);
-    parts.push(`${k}=${escapeDn(v)}`);
-  }
-  return parts.join(', ');
-}
+const SUBJECT_ATTRIBUTES = new Set(['C', 'ST', 'L', 'O', 'OU']);
 
-function escapeDn(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new CertError(`subject value ${JSON.stringify(value)} contains control characters`);
-  return value.replace(/[\\,+"<>;=#]/g, (c) => `\\${c}`).replace(/^ | $/g, (c) => `\\${c}`);
+/**
+ * The subject as structured attributes, never as a "CN=..., O=..." string: a common name such
+ * as `a, O=evil` stays one common name, with nothing to escape.
+ */
+function distinguishedName(o: CertOptions): x509.JsonName {
+  const check = (what: string, value: unknown): string => {
+    if (typeof value !== 'string' || value.length === 0 || value.length > 64) throw new CertError(`the ${what} must be 1 to 64 characters`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(value)) throw new CertError(`the ${what} ${JSON.stringify(value)} contains control characters`);
+    return value;
+  };
+  const name: x509.JsonName = [{ CN: [check('common name', o.commonName)] }];
+  for (const [k, v] of Object.entries(o.subject ?? {})) {
+    if (!SUBJECT_ATTRIBUTES.has(k)) throw new CertError(`subject attribute "${k}" is not one of ${[...SUBJECT_ATTRIBUTES].join(', ')}`);
+    name.push({ [k]: [check(`subject ${k}`, v)] });
+  }
+  return name;
 }
 
 function serial(): string {
@@ -216,7 +218,7 @@ async function issue(
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: distinguishedName(o),
-    issuer: ca.cert.subject,
+    issuer: ca.cert.subjectName,
     notBefore,
     notAfter,
     publicKey: keys.publicKey,

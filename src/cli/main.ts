@@ -2,6 +2,13 @@ import { Command, CommanderError } from 'commander';
 import { serveCommand } from './serve.js';
 import { checkCommand } from './check.js';
 import { pubCommand, subCommand } from './pubsub.js';
+import { checkConfigCommand } from './check-config.js';
+import { genCertCommand } from './gen-cert.js';
+import { probeCommand } from './probe.js';
+import { swarmCommand } from './swarm.js';
+import { tortureCommand } from './torture.js';
+import { dnsResponderCommand } from './dns-responder.js';
+import { userCommand } from './user.js';
 import { VERSION } from '../server/session.js';
 
 /** Exit codes that mean something: 0 ok, 1 failure (check found problems...), 2 usage. */
@@ -21,7 +28,18 @@ export async function main(argv: string[]): Promise<number> {
   checkCommand(program, set);
   pubCommand(program, set);
   subCommand(program, set);
-  for (const c of program.commands) c.exitOverride();
+  checkConfigCommand(program, set);
+  genCertCommand(program, set);
+  userCommand(program, set);
+  probeCommand(program, set);
+  swarmCommand(program, set);
+  tortureCommand(program, set);
+  dnsResponderCommand(program, set);
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  override(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -32,5 +50,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`fluctuat: ${(err as Error).message}\n`);
     return EXIT.FAILURE;
   }
-  return await result;
+  try {
+    return await result;
+  } catch (err) {
+    process.stderr.write(`fluctuat: ${(err as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
 }

@@ -76,7 +76,9 @@ async function sub(pattern: string, o: SubOptions): Promise<number> {
     const finish = (code: number): void => {
       void client.close().then(() => resolve(code));
     };
-    const s = client.subscribe(
+    let s;
+    try {
+      s = client.subscribe(
       pattern,
       (msg: Message) => {
         if (o.json) {
@@ -89,7 +91,12 @@ async function sub(pattern: string, o: SubOptions): Promise<number> {
         if (o.count && ++seen >= o.count) finish(0);
       },
       { from: o.from ?? 'new', ...(o.queue ? { queue: o.queue } : {}) },
-    );
+      );
+    } catch (err) {
+      process.stderr.write(`fluctuat sub: ${(err as Error).message}\n`);
+      finish(2);
+      return;
+    }
     s.ready.catch((err: Error) => {
       process.stderr.write(`fluctuat sub: ${err.message}\n`);
       finish(1);

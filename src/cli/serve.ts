@@ -1,12 +1,17 @@
 import type { Command } from 'commander';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { makeConfig, parseListen, ConfigError, type ListenAddress } from '../server/config.js';
 import { FluctuatServer } from '../server/server.js';
+import { runSeparated } from '../privsep/parent.js';
 import type { FsyncPolicy } from '../storage/engine.js';
 import { bytes, duration, integer } from './options.js';
+import { parseSyslogAddress, SYSLOG_DEFAULTS, SYSLOG_FACILITY_NAMES, type SyslogFacility } from '../security/syslog.js';
+import { explicitOptions, loadConfigFile, mergeOverrides, type LoadedConfig } from '../config/load.js';
+import { ConfigSyntaxError } from '../config/lexer.js';
 
 interface ServeOptions {
+  config?: string;
   listen: ListenAddress[];
   data: string;
   storage: string;
@@ -26,8 +31,12 @@ interface ServeOptions {
   slowConsumer: 'drop' | 'disconnect';
   logLevel: string;
   users?: string;
+  user: string;
+  privsep: boolean;
   defaultAccess: 'allow' | 'deny';
   auditLog?: string;
+  auditSyslog?: { host: string; port: number };
+  auditSyslogFacility?: SyslogFacility;
   allowPlaintextPasswords: boolean;
   loginTimeout: number;
   idleTimeout: number;
@@ -42,6 +51,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
   program
     .command('serve')
     .description('run the broker (default: 127.0.0.1:2023, channels in ./data as segment files)')
+    .option('-c, --config <file>', 'configuration file (docs/config.md); flags given here override it')
     .option('-l, --listen <host:port>', 'address to listen on, repeatable', (v: string, prev: ListenAddress[]) => [...prev, parseListen(v)], [])
     .option('-d, --data <dir>', 'data directory', './data')
     .addOption(new Option('--storage <driver>', 'storage driver').default('file'))
@@ -62,6 +72,8 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--users <file>', 'users file: enables login, tenants and access rules (deny by default)')
     .addOption(new Option('--default-access <effect>', 'with --users: what no rule decides (rules come from the configuration file)').choices(['allow', 'deny']).default('deny'))
     .option('--audit-log <file>', 'accounting log, one JSON object per line, rotated by size')
+    .option('--audit-syslog <host:port>', 'also forward the accounting log as RFC 5424 syslog over TCP (octet counting)', syslogAddress)
+    .addOption(new Option('--audit-syslog-facility <facility>', 'syslog facility of the forwarded entries').choices(SYSLOG_FACILITY_NAMES).default(SYSLOG_DEFAULTS.facility))
     .option('--allow-plaintext-passwords', 'accept passwords on plaintext listeners that are not loopback', false)
     .option('--login-timeout <duration>', 'close connections that have not logged in after this long', duration, 10_000)
     .option('--idle-timeout <duration>', 'close connections silent this long (0 = never)', duration, 0)
@@ -70,15 +82,31 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--publish-rate <n>', 'messages per second per connection (0 = unlimited)', integer('--publish-rate'), 0)
     .option('--allow <cidr>', 'admit only these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--deny <cidr>', 'refuse these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--user <name>', 'started as root: run the network-facing broker as this user', 'nobody')
+    .option('--no-privsep', 'started as root: stay in one process (not recommended)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
-    .action((o: ServeOptions) => done(serve(o)));
+    .action((o: ServeOptions, cmd: Command) => done(serve(o, cmd)));
 }
 
-async function serve(o: ServeOptions): Promise<number> {
-  const log = pino({ level: o.logLevel, base: { pid: process.pid } });
+async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
+  // With --config, only the flags given on the command line override the file: the others
+  // (commander's defaults) are left out, and the file's values or makeConfig's defaults hold.
+  let file: LoadedConfig | undefined;
+  if (o.config) {
+    try {
+      file = loadConfigFile(o.config);
+    } catch (err) {
+      if (!(err instanceof ConfigSyntaxError) && !(err instanceof ConfigError)) throw err;
+      process.stderr.write(`fluctuat serve: ${err instanceof ConfigSyntaxError ? err.pretty() : err.message}\n`);
+      return 2;
+    }
+    for (const w of file.warnings) process.stderr.write(`fluctuat serve: ${w}\n`);
+    o = explicitOptions(o, (k) => cmd?.getOptionValueSource(k));
+  }
+  const log = pino({ level: o.logLevel ?? file?.logLevel ?? 'info', base: { pid: process.pid } });
   let config;
   try {
-    config = makeConfig({
+    config = makeConfig(mergeOverrides(file, {
       listen: o.listen,
       storage: o.storage,
       storageOptions: {
@@ -104,6 +132,9 @@ async function serve(o: ServeOptions): Promise<number> {
         usersFile: o.users ?? null,
         defaultAccess: o.defaultAccess,
         auditFile: o.auditLog ?? null,
+        syslog: o.auditSyslog
+          ? { ...o.auditSyslog, facility: o.auditSyslogFacility ?? SYSLOG_DEFAULTS.facility, bufferEntries: SYSLOG_DEFAULTS.bufferEntries, bufferBytes: SYSLOG_DEFAULTS.bufferBytes }
+          : null,
         allowPlaintextPasswords: o.allowPlaintextPasswords,
         loginTimeoutMs: o.loginTimeout,
         idleTimeoutMs: o.idleTimeout,
@@ -113,7 +144,7 @@ async function serve(o: ServeOptions): Promise<number> {
         allowAddresses: o.allow,
         denyAddresses: o.deny,
       },
-    });
+    }));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`fluctuat serve: ${err.message}\n`);
@@ -121,13 +152,28 @@ async function serve(o: ServeOptions): Promise<number> {
     }
     throw err;
   }
-  let server: FluctuatServer;
+  let server: { rotate(): Promise<void>; close(): Promise<void> };
+  let exited: Promise<number> | null = null;
   try {
-    server = await FluctuatServer.start(config, log);
+    if (process.getuid?.() === 0 && o.privsep) {
+      const separated = await runSeparated(config, o.user, o.logLevel ?? config.logLevel, log);
+      server = { rotate: () => separated.rotate(), close: () => separated.stop() };
+      exited = separated.exited;
+    } else {
+      const single = await FluctuatServer.start(config, log);
+      if (process.getuid?.() === 0) log.warn({}, 'running as root in one process (--no-privsep): the network-facing broker has every privilege');
+      else log.info({ uid: process.getuid?.() }, 'running in one process: not started as root, so no privilege separation');
+      server = single;
+    }
   } catch (err) {
     process.stderr.write(`fluctuat serve: cannot start: ${(err as Error).message}\n`);
     return 69;
   }
+  // A broker child that dies on its own takes the service down: exit and say so.
+  void exited?.then((code) => {
+    log.error({ code }, 'the broker process ended');
+    process.exit(code === 0 ? 0 : 70);
+  });
   return new Promise<number>((resolve) => {
     process.on('SIGHUP', () => {
       server.rotate().catch((err: unknown) => log.error({ err }, 'rotation failed'));
@@ -145,4 +191,12 @@ async function serve(o: ServeOptions): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+function syslogAddress(value: string): { host: string; port: number } {
+  try {
+    return parseSyslogAddress(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }

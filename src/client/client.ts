@@ -4,7 +4,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { ErrorCode } from '../protocol/errors.js';
@@ -12,7 +14,7 @@ import { ClientErrorCode, FluctuatError } from './errors.js';
 import { HUMAN_HELP, parseHumanCommand, toPosition } from './human.js';
 import { Message, type Payload } from './message.js';
 import { checkChannel, checkId, checkPattern, formatPosition, INBOX_PREFIX, parsePosition, type Position, type PositionInput } from './names.js';
-import { backoffDelay, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { backoffDelay, resolveOptions, type ConnectOptions, type ResolvedOptions, type TlsOptions } from './options.js';
 import { isInfoLine, renderDebug, renderDelivery, renderError, renderInfo, renderWarning } from './render.js';
 import { Subscription, type MessageHandler, type SubscriptionOwner } from './subscription.js';
 
@@ -221,10 +223,19 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   /** One connection attempt: TCP connect, `mode machine`, INFO. Resolves when the session is up. */
   private open(): Promise<void> {
     const { host, port, connectTimeoutMs } = this.options;
+    let tlsOptions: tls.ConnectionOptions | undefined;
+    try {
+      tlsOptions = this.options.tls && tlsConnectOptions(host, this.options.tls);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<void>((resolve, reject) => {
-      const socket = net.connect({ host, port });
+      const socket = tlsOptions ? tls.connect({ host, port, ...tlsOptions }) : net.connect({ host, port });
       socket.setNoDelay(true);
       let handshaking = true;
+      /** TLS: the handshake finished, so a close before INFO may be the broker refusing our certificate. */
+      let secured = false;
+      const hint = (): string => (secured ? ' (over TLS: a broker that requires a client certificate closes the connection when it refuses or misses one; its log says why)' : '');
       const fail = (err: Error): void => {
         if (!handshaking) return;
         handshaking = false;
@@ -269,13 +280,16 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       };
       const framer = new Framer(handshake, { maxLine: 1024 * 1024, maxPayload: Number.MAX_SAFE_INTEGER });
       socket.on('data', (chunk: Buffer) => framer.push(chunk));
-      socket.once('connect', () => socket.write('mode machine\n'));
+      socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
+        secured = tlsOptions !== undefined;
+        socket.write('mode machine\n');
+      });
       socket.on('error', (err) => {
-        if (handshaking) fail(new FluctuatError(ClientErrorCode.CONNECTION_FAILED, `cannot connect to ${host}:${port}: ${err.message}`, { cause: err }));
+        if (handshaking) fail(new FluctuatError(ClientErrorCode.CONNECTION_FAILED, `cannot connect to ${host}:${port}${tlsOptions ? ' over TLS' : ''}: ${err.message}${hint()}`, { cause: err }));
         else this.lastSocketError = err;
       });
       socket.on('close', () => {
-        if (handshaking) fail(new FluctuatError(ClientErrorCode.CONNECTION_FAILED, `${host}:${port} closed the connection before INFO`));
+        if (handshaking) fail(new FluctuatError(ClientErrorCode.CONNECTION_FAILED, `${host}:${port} closed the connection before INFO${hint()}`));
         else if (this.socket === socket) this.onSocketLost();
       });
     });
@@ -1111,4 +1125,27 @@ export async function connect(url: string, options?: ConnectOptions): Promise<Cl
   const client = new Client(url, options);
   await client.start();
   return client;
+}
+
+/** node:tls options for a connection; the *File options are read now, at each attempt, so renewed files are picked up. */
+function tlsConnectOptions(host: string, t: Readonly<TlsOptions>): tls.ConnectionOptions {
+  const file = (what: string, f: string): Buffer => {
+    try {
+      return readFileSync(f);
+    } catch (cause) {
+      throw new FluctuatError(ClientErrorCode.CONNECTION_FAILED, `cannot read the TLS ${what} ${f}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+    }
+  };
+  const o: tls.ConnectionOptions = { rejectUnauthorized: t.rejectUnauthorized ?? true };
+  const ca = t.ca ?? (t.caFile !== undefined ? file('CA file', t.caFile) : undefined);
+  if (ca !== undefined) o.ca = ca;
+  const cert = t.cert ?? (t.certFile !== undefined ? file('certificate', t.certFile) : undefined);
+  if (cert !== undefined) o.cert = cert;
+  const key = t.key ?? (t.keyFile !== undefined ? file('key', t.keyFile) : undefined);
+  if (key !== undefined) o.key = key;
+  if (t.passphrase !== undefined) o.passphrase = t.passphrase;
+  // SNI carries DNS names only; an IP address is still checked against the certificate's IP SANs.
+  const servername = t.servername ?? (net.isIP(host) ? undefined : host);
+  if (servername !== undefined) o.servername = servername;
+  return o;
 }

@@ -37,6 +37,28 @@ export interface ConnectOptions {
   maxTrackedChannels?: number;
   /** Messages an async-iterated subscription holds before it pauses or drops (default 10000). */
   maxQueued?: number;
+  /**
+   * TLS. On with a `tls://` or `fluctuats://` url, or with this option and a bare `host:port`;
+   * `true` verifies the broker against Node's trusted CAs.
+   */
+  tls?: TlsOptions | boolean;
+}
+
+/** PEM contents (`ca`, `cert`, `key`) or files read at each connection attempt (`caFile`, ...). */
+export interface TlsOptions {
+  /** CA certificates the broker's certificate must chain to (default: Node's trusted CAs). */
+  ca?: string | Buffer | (string | Buffer)[];
+  caFile?: string;
+  /** Client certificate and its key, for a broker that asks for one; its common name is the client's identity. */
+  cert?: string | Buffer;
+  certFile?: string;
+  key?: string | Buffer;
+  keyFile?: string;
+  passphrase?: string;
+  /** Name the broker's certificate must carry (default: the url's host, a DNS name or an IP address). */
+  servername?: string;
+  /** Verify the broker's certificate (default true). Off, TLS no longer knows who it talks to. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -55,6 +77,8 @@ export interface ResolvedOptions {
   readonly resumeSlackMs: number;
   readonly maxTrackedChannels: number;
   readonly maxQueued: number;
+  /** Set when the connection uses TLS. */
+  readonly tls: Readonly<TlsOptions> | undefined;
 }
 
 const defaults = {
@@ -76,8 +100,13 @@ function bad(message: string): FluctuatError {
   return new FluctuatError(ClientErrorCode.BAD_OPTION, message);
 }
 
-/** `fluctuat://host:port`, `tcp://host:port`, or a bare `host:port`; the port defaults to 2023. */
-export function parseUrl(url: string): { host: string; port: number } {
+const TLS_SCHEMES = new Set(['tls:', 'fluctuats:']);
+
+/**
+ * `fluctuat://host:port`, `tcp://host:port`, `tls://host:port`, `fluctuats://host:port`, or a
+ * bare `host:port`; the port defaults to 2023. `tls` is set (true) for the TLS schemes.
+ */
+export function parseUrl(url: string): { host: string; port: number; tls?: boolean } {
   if (typeof url !== 'string' || url.length === 0) throw bad('connect: url must be a non-empty string like fluctuat://127.0.0.1:2023');
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `fluctuat://${url}`;
   let parsed: URL;
@@ -86,15 +115,49 @@ export function parseUrl(url: string): { host: string; port: number } {
   } catch (cause) {
     throw new FluctuatError(ClientErrorCode.BAD_OPTION, `connect: cannot parse url ${JSON.stringify(url)}`, { cause });
   }
-  if (parsed.protocol !== 'fluctuat:' && parsed.protocol !== 'tcp:') {
-    throw bad(`connect: unsupported scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(url)} (expected fluctuat:// or tcp://)`);
+  if (parsed.protocol !== 'fluctuat:' && parsed.protocol !== 'tcp:' && !TLS_SCHEMES.has(parsed.protocol)) {
+    throw bad(`connect: unsupported scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(url)} (expected fluctuat://, tcp://, tls:// or fluctuats://)`);
   }
   let host = parsed.hostname;
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   if (host === '') throw bad(`connect: no host in ${JSON.stringify(url)}`);
   const port = parsed.port === '' ? DEFAULT_PORT : Number(parsed.port);
   if (parsed.pathname !== '' && parsed.pathname !== '/') throw bad(`connect: unexpected path ${JSON.stringify(parsed.pathname)} in ${JSON.stringify(url)}`);
-  return { host, port };
+  return TLS_SCHEMES.has(parsed.protocol) ? { host, port, tls: true } : { host, port };
+}
+
+const TLS_KEYS = new Set(['ca', 'caFile', 'cert', 'certFile', 'key', 'keyFile', 'passphrase', 'servername', 'rejectUnauthorized']);
+
+function isPem(v: unknown): boolean {
+  return typeof v === 'string' || Buffer.isBuffer(v);
+}
+
+/** fromUrl: true for a TLS scheme, false for an explicit plaintext one, undefined for a bare host:port. */
+function resolveTls(url: string, fromUrl: boolean | undefined, option: ConnectOptions['tls']): Readonly<TlsOptions> | undefined {
+  if (option === undefined || option === false) {
+    if (option === false && fromUrl === true) throw bad(`connect: option tls is false but ${JSON.stringify(url)} is a TLS url`);
+    return fromUrl === true ? Object.freeze({}) : undefined;
+  }
+  if (fromUrl === false) throw bad(`connect: option tls given for the plaintext url ${JSON.stringify(url)}; use tls://host:port or fluctuats://host:port`);
+  if (option === true) return Object.freeze({});
+  if (option === null || typeof option !== 'object') throw bad('connect: option tls must be true or an object such as { caFile, certFile, keyFile }');
+  for (const k of Object.keys(option)) {
+    if (!TLS_KEYS.has(k)) throw bad(`connect: unknown tls option ${JSON.stringify(k)} (known: ${[...TLS_KEYS].join(', ')})`);
+  }
+  const t = option;
+  if (t.ca !== undefined && !(isPem(t.ca) || (Array.isArray(t.ca) && t.ca.every(isPem)))) throw bad('connect: tls.ca must be PEM text, a Buffer, or a list of them');
+  for (const k of ['cert', 'key'] as const) if (t[k] !== undefined && !isPem(t[k])) throw bad(`connect: tls.${k} must be PEM text or a Buffer`);
+  for (const k of ['caFile', 'certFile', 'keyFile', 'passphrase', 'servername'] as const) {
+    if (t[k] !== undefined && (typeof t[k] !== 'string' || t[k] === '')) throw bad(`connect: tls.${k} must be a non-empty string`);
+  }
+  for (const [a, b] of [['ca', 'caFile'], ['cert', 'certFile'], ['key', 'keyFile']] as const) {
+    if (t[a] !== undefined && t[b] !== undefined) throw bad(`connect: give tls.${a} or tls.${b}, not both`);
+  }
+  const hasCert = t.cert !== undefined || t.certFile !== undefined;
+  const hasKey = t.key !== undefined || t.keyFile !== undefined;
+  if (hasCert !== hasKey) throw bad('connect: a client certificate needs its key: give tls.cert/certFile and tls.key/keyFile together');
+  if (t.rejectUnauthorized !== undefined && typeof t.rejectUnauthorized !== 'boolean') throw bad('connect: tls.rejectUnauthorized must be a boolean');
+  return Object.freeze({ ...t });
 }
 
 function num(options: ConnectOptions, key: keyof typeof defaults, min: number, integer: boolean): number {
@@ -106,14 +169,14 @@ function num(options: ConnectOptions, key: keyof typeof defaults, min: number, i
   return value;
 }
 
-const known = new Set<string>(['name', ...Object.keys(defaults)]);
+const known = new Set<string>(['name', 'tls', ...Object.keys(defaults)]);
 
 export function resolveOptions(url: string, options: ConnectOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw bad('connect: options must be an object');
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw bad(`connect: unknown option ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   }
-  const { host, port } = parseUrl(url);
+  const { host, port, tls: tlsUrl } = parseUrl(url);
   if (options.name !== undefined && (typeof options.name !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(options.name))) {
     throw bad(`connect: option name must be 1 to 32 letters, digits, "_" or "-", got ${JSON.stringify(options.name)}`);
   }
@@ -134,6 +197,7 @@ export function resolveOptions(url: string, options: ConnectOptions = {}): Resol
     resumeSlackMs: num(options, 'resumeSlackMs', 0, false),
     maxTrackedChannels: num(options, 'maxTrackedChannels', 1, true),
     maxQueued: num(options, 'maxQueued', 1, true),
+    tls: resolveTls(url, tlsUrl ?? (/^(fluctuat|tcp):\/\//i.test(url) ? false : undefined), options.tls),
   };
   if (resolved.backoffMaxMs < resolved.backoffInitialMs) {
     throw bad(`connect: backoffMaxMs (${resolved.backoffMaxMs}) is smaller than backoffInitialMs (${resolved.backoffInitialMs})`);

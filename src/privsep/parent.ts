@@ -82,7 +82,16 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     // The broker holds a duplicate of the descriptor now; the parent accepts nothing.
     server.close();
   }
-  await brokerCh.query('start', { config, tlsOptions, logLevel }, 30_000);
+  try {
+    await brokerCh.query('start', { config, tlsOptions, logLevel }, 30_000);
+  } catch (err) {
+    // A broker that cannot start must not linger holding the sockets.
+    broker.kill('SIGKILL');
+    auth?.kill('SIGKILL');
+    brokerCh.close();
+    authCh?.close();
+    throw err;
+  }
   log.info({ brokerPid: broker.pid, authPid: auth?.pid ?? null, user, uid, gid }, 'privilege separation: broker running unprivileged');
   return {
     brokerPid: broker.pid!,

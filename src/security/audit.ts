@@ -27,22 +27,23 @@ export const nullAudit: Audit = {
 };
 
 export interface AuditOptions {
-  readonly file: string;
+  /** null: no file, the lines only go to the sinks (syslog forwarding without a local log). */
+  readonly file: string | null;
   readonly maxBytes: number;
   readonly keep: number;
 }
 
 export class FileAudit implements Audit {
   private readonly logger: Logger;
-  private readonly dest: ReturnType<typeof pino.destination>;
+  private readonly dest: ReturnType<typeof pino.destination> | null;
   private size: number;
   /** Extra sinks (e.g. syslog forwarding) that get each line as written. */
   readonly sinks: ((line: string) => void)[] = [];
 
   constructor(private readonly options: AuditOptions) {
-    fs.mkdirSync(path.dirname(options.file), { recursive: true });
-    this.size = fs.existsSync(options.file) ? fs.statSync(options.file).size : 0;
-    this.dest = pino.destination({ dest: options.file, sync: true, mkdir: true });
+    if (options.file) fs.mkdirSync(path.dirname(options.file), { recursive: true });
+    this.size = options.file && fs.existsSync(options.file) ? fs.statSync(options.file).size : 0;
+    this.dest = options.file ? pino.destination({ dest: options.file, sync: true, mkdir: true }) : null;
     this.logger = pino(
       {
         base: null,
@@ -51,14 +52,14 @@ export class FileAudit implements Audit {
         formatters: { level: (label: string) => ({ level: label }) },
         hooks: {
           streamWrite: (line: string) => {
-            this.size += Buffer.byteLength(line);
+            if (this.dest) this.size += Buffer.byteLength(line);
             for (const sink of this.sinks) sink(line);
             if (this.size > this.options.maxBytes) queueMicrotask(() => this.rotate());
             return line;
           },
         },
       },
-      this.dest,
+      this.dest ?? { write: () => {} },
     );
   }
 
@@ -67,8 +68,8 @@ export class FileAudit implements Audit {
   }
 
   private rotate(): void {
-    if (this.size <= this.options.maxBytes) return;
     const { file, keep } = this.options;
+    if (!file || !this.dest || this.size <= this.options.maxBytes) return;
     for (let i = keep - 1; i >= 1; i--) {
       if (fs.existsSync(`${file}.${i}`)) fs.renameSync(`${file}.${i}`, `${file}.${i + 1}`);
     }
@@ -78,7 +79,7 @@ export class FileAudit implements Audit {
   }
 
   close(): Promise<void> {
-    this.dest.flushSync();
+    this.dest?.flushSync();
     return Promise.resolve();
   }
 }

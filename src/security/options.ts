@@ -1,4 +1,20 @@
 import type { AccessRule } from './access.js';
+import type { SyslogFacility } from './syslog.js';
+
+/** RFC 5424 forwarding of the accounting log over TCP (security/syslog.ts). */
+export interface SyslogOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly facility: SyslogFacility;
+  /** TLS to the collector; `ca`: PEM file its certificate must chain to (default: Node's CAs). */
+  readonly tls?: { readonly ca?: string };
+  /** Entries and bytes kept while the collector is unreachable; beyond either the oldest are dropped, counted and announced. */
+  readonly bufferEntries: number;
+  readonly bufferBytes: number;
+  /** Reconnection backoff: first delay and cap (defaults 250 ms and 30 s). */
+  readonly reconnectBaseMs?: number;
+  readonly reconnectMaxMs?: number;
+}
 
 /** Everything security-related the broker enforces; part of ServerConfig. */
 export interface SecurityOptions {
@@ -21,6 +37,8 @@ export interface SecurityOptions {
   readonly auditFile: string | null;
   readonly auditMaxBytes: number;
   readonly auditKeep: number;
+  /** Forward the accounting log as RFC 5424 syslog over TCP; null = don't. Works without auditFile. */
+  readonly syslog: SyslogOptions | null;
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
   readonly maxConnectionsPerUser: number;
@@ -46,6 +64,7 @@ export const defaultSecurityOptions: SecurityOptions = Object.freeze({
   auditFile: null,
   auditMaxBytes: 64 * 1024 * 1024,
   auditKeep: 5,
+  syslog: null,
   maxConnections: 10_000,
   maxConnectionsPerAddress: 1_000,
   maxConnectionsPerUser: 1_000,

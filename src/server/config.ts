@@ -1,10 +1,14 @@
 import { defaultBrokerOptions, type BrokerOptions } from '../core/broker.js';
 import { defaultStorageOptions, type StorageOptions } from '../storage/engine.js';
 import { defaultSessionOptions, type SessionOptions } from './session.js';
+import { defaultSecurityOptions, type SecurityOptions } from '../security/options.js';
+import { defaultPlanned, type LogLevel, type PlannedSettings, type TlsSettings } from '../config/schema.js';
 
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;
+  /** A TLS listener (needs ServerConfig.tls). */
+  readonly tls?: boolean;
 }
 
 /** Everything `fluctuat serve` needs; validated once, defaults filled in, then frozen. */
@@ -15,6 +19,12 @@ export interface ServerConfig {
   readonly storageOptions: StorageOptions;
   readonly session: SessionOptions;
   readonly broker: BrokerOptions;
+  readonly security: SecurityOptions;
+  /** Certificates for the listeners marked tls; undefined when none is. */
+  readonly tls: TlsSettings | undefined;
+  readonly logLevel: LogLevel;
+  /** Configuration-file settings parsed and checked but NOT enforced yet (docs/config.md). */
+  readonly planned: PlannedSettings;
 }
 
 export const DEFAULT_PORT = 2023;
@@ -25,6 +35,10 @@ export interface ConfigOverrides {
   storageOptions?: Partial<StorageOptions>;
   session?: Partial<SessionOptions>;
   broker?: Partial<BrokerOptions>;
+  security?: Partial<SecurityOptions>;
+  tls?: TlsSettings;
+  logLevel?: LogLevel;
+  planned?: PlannedSettings;
 }
 
 export class ConfigError extends Error {
@@ -38,6 +52,10 @@ export function makeConfig(o: ConfigOverrides = {}): ServerConfig {
     storageOptions: { ...defaultStorageOptions, ...o.storageOptions },
     session: { ...defaultSessionOptions, ...o.session },
     broker: { ...defaultBrokerOptions, ...o.broker },
+    security: { ...defaultSecurityOptions, ...o.security },
+    tls: o.tls,
+    logLevel: o.logLevel ?? 'info',
+    planned: o.planned ?? defaultPlanned,
   };
   validate(config);
   return deepFreeze(config);
@@ -47,7 +65,9 @@ function validate(c: ServerConfig): void {
   for (const l of c.listen) {
     if (!Number.isInteger(l.port) || l.port < 0 || l.port > 65535) throw new ConfigError(`listen port ${l.port} is not a port number (0-65535)`);
     if (!l.host) throw new ConfigError('listen address needs a host');
+    if (l.tls && !c.tls) throw new ConfigError(`listen address ${l.host}:${l.port} is tls, but no TLS certificate and key are configured`);
   }
+  if (c.tls && c.tls.clientCertificate !== 'none' && !c.tls.ca) throw new ConfigError(`tls client-certificate ${c.tls.clientCertificate} needs a CA file`);
   const s = c.storageOptions;
   if (!['always', 'interval', 'never'].includes(s.fsync)) throw new ConfigError(`fsync "${s.fsync}": expected always, interval or never`);
   positive('fsync interval', s.fsyncIntervalMs);

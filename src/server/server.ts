@@ -1,18 +1,29 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { Broker } from '../core/broker.js';
 import type { Log, StorageEngine } from '../storage/engine.js';
 import { getDriver } from '../storage/registry.js';
 import '../storage/builtin.js';
 import type { ListenAddress, ServerConfig } from './config.js';
 import { Session } from './session.js';
+import { createTlsListener, tlsServerOptions } from './tls.js';
 import { FileAudit, nullAudit } from '../security/audit.js';
-import { FileAuthenticator } from '../security/authenticator.js';
+import { SyslogForwarder } from '../security/syslog.js';
+import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
 import { Guard, type TransportInfo } from '../security/guard.js';
 
 /**
  * Wires a broker to its storage engine (chosen by name) and its listeners. The only place
  * where concrete drivers are loaded (through storage/builtin).
  */
+/** What a privilege-separated broker child is handed instead of doing it itself. */
+export interface StartDeps {
+  readonly authenticator?: Authenticator | null;
+  /** Listening sockets, one per `config.listen` entry, bound by the privileged parent. */
+  readonly handles?: readonly unknown[];
+  readonly tlsOptions?: tls.TlsOptions;
+}
+
 export class FluctuatServer {
   private readonly listeners: net.Server[] = [];
   private readonly sessions = new Set<Session>();
@@ -21,27 +32,38 @@ export class FluctuatServer {
   private readonly timers: NodeJS.Timeout[] = [];
 
   readonly guard: Guard;
+  /** Forwarding of the accounting log to a syslog collector (security.syslog), if configured. */
+  readonly syslog: SyslogForwarder | null;
 
   private constructor(
     readonly config: ServerConfig,
     readonly broker: Broker,
     readonly engine: StorageEngine,
     private readonly log: Log,
+    private readonly deps: StartDeps,
   ) {
     const sec = config.security;
-    const audit = sec.auditFile ? new FileAudit({ file: sec.auditFile, maxBytes: sec.auditMaxBytes, keep: sec.auditKeep }) : nullAudit;
-    const authenticator = sec.usersFile ? new FileAuthenticator(sec.usersFile, sec.adminGroup) : null;
+    const audit = sec.auditFile || sec.syslog ? new FileAudit({ file: sec.auditFile, maxBytes: sec.auditMaxBytes, keep: sec.auditKeep }) : nullAudit;
+    const forwarder = (this.syslog = sec.syslog ? new SyslogForwarder(sec.syslog, log) : null);
+    if (forwarder && audit instanceof FileAudit) audit.sinks.push((line) => forwarder.send(line));
+    const authenticator = deps.authenticator !== undefined ? deps.authenticator : sec.usersFile ? new FileAuthenticator(sec.usersFile, sec.adminGroup) : null;
     this.guard = new Guard(sec, authenticator, audit, log);
+    if (deps.tlsOptions) this.tlsOptions = deps.tlsOptions;
   }
 
-  static async start(config: ServerConfig, log: Log): Promise<FluctuatServer> {
+  /**
+   * Start a broker. `deps` is for the privilege-separated child: listening sockets bound by
+   * the parent (one per `config.listen` entry), TLS material it read, and an authenticator
+   * that asks the separate authentication process.
+   */
+  static async start(config: ServerConfig, log: Log, deps: StartDeps = {}): Promise<FluctuatServer> {
     const engine = getDriver(config.storage).create(config.storageOptions, log);
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
-    const server = new FluctuatServer(config, broker, engine, log);
+    const server = new FluctuatServer(config, broker, engine, log, deps);
     server.startClockProbes();
     try {
-      for (const address of config.listen) await server.listen(address);
+      for (const [i, address] of config.listen.entries()) await server.listen(address, deps.handles?.[i]);
     } catch (err) {
       await server.close();
       throw err;
@@ -52,7 +74,7 @@ export class FluctuatServer {
   addresses(): ListenAddress[] {
     return this.listeners.map((l) => {
       const a = l.address() as net.AddressInfo;
-      return { host: a.address, port: a.port };
+      return l instanceof tls.Server ? { host: a.address, port: a.port, tls: true } : { host: a.address, port: a.port };
     });
   }
 
@@ -101,23 +123,33 @@ export class FluctuatServer {
       await closed;
       await this.broker.close();
       await this.guard.audit.close();
+      await this.syslog?.close();
     })();
     return this.closing;
   }
 
-  private listen(address: ListenAddress): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });
-    });
+  private tlsOptions: tls.TlsOptions | undefined;
+
+  private listen(address: ListenAddress, handle?: unknown): Promise<void> {
+    const server = address.tls
+      ? createTlsListener(this.config.tls!, (this.tlsOptions ??= tlsServerOptions(this.config.tls!)), this.log, (socket, peer) => {
+          const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
+          this.attach(socket, peer?.subject !== undefined ? { ...transport, peerIdentity: peer.subject } : transport);
+        })
+      : net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+          this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });
+        });
     this.listeners.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(address.port, address.host, () => {
+      const onListening = (): void => {
         server.off('error', reject);
         const a = server.address() as net.AddressInfo;
-        this.log.info({ host: a.address, port: a.port }, 'listening');
+        this.log.info(address.tls ? { host: a.address, port: a.port, tls: true } : { host: a.address, port: a.port }, 'listening');
         resolve();
-      });
+      };
+      if (handle) server.listen(handle as net.Server, onListening);
+      else server.listen(address.port, address.host, onListening);
     });
   }
 }

@@ -1,0 +1,189 @@
+/**
+ * Results: one cell per (scenario, broker) holding every run, its medians, and the tables
+ * (plain text for the terminal, Markdown for docs/performance.md).
+ */
+import type { Outcome } from './gen.js';
+import type { Scenario } from './scenarios.js';
+import { median, pad, pct, ratio, si, us } from './stats.js';
+import { LABELS, type TargetName } from './targets.js';
+
+export interface Cell {
+  scenario: string;
+  target: TargetName;
+  unit: string;
+  /** Runs that produced a figure; `median` is taken over them. */
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+  latency?: { p50: number; p99: number; p999: number; max: number };
+  generatorCpu: number;
+  brokerCpu: number | null;
+  lost: number;
+  drops: number;
+  errors: number;
+  failures: string[];
+  skipped?: string;
+  runs: Outcome[];
+}
+
+export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], failures: string[], skipped?: string): Cell {
+  const values = outcomes.map((o) => (s.group === 'latency' || s.id.startsWith('tls-lat') ? (o.latency?.p99 ?? NaN) : o.rate));
+  const lat = outcomes.filter((o) => o.latency).map((o) => o.latency!);
+  const brokers = outcomes.map((o) => o.brokerCpu).filter((x): x is number => x !== null);
+  return {
+    scenario: s.id,
+    target,
+    unit: s.unit,
+    n: outcomes.length,
+    median: median(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    ...(lat.length
+      ? {
+          latency: {
+            p50: median(lat.map((l) => l.p50)),
+            p99: median(lat.map((l) => l.p99)),
+            p999: median(lat.map((l) => l.p999)),
+            max: median(lat.map((l) => l.max)),
+          },
+        }
+      : {}),
+    generatorCpu: median(outcomes.map((o) => o.generatorCpu)),
+    brokerCpu: brokers.length ? median(brokers) : null,
+    lost: outcomes.reduce((a, o) => a + o.lost, 0),
+    drops: outcomes.reduce((a, o) => a + o.drops, 0),
+    errors: outcomes.reduce((a, o) => a + o.errors, 0),
+    failures,
+    ...(skipped ? { skipped } : {}),
+    runs: outcomes,
+  };
+}
+
+const PEERS: readonly TargetName[] = ['nats', 'redis', 'mosquitto', 'aedes'];
+
+function value(s: Scenario, c: Cell | undefined): string {
+  if (!c) return 'n/a';
+  if (c.n === 0) return c.skipped ? 'skip' : 'fail';
+  if (c.latency) return `${us(c.latency.p50)}/${us(c.latency.p99)}/${us(c.latency.p999)}`;
+  return si(c.median);
+}
+
+function lookup(cells: Cell[], s: Scenario, t: TargetName): Cell | undefined {
+  return cells.find((c) => c.scenario === s.id && c.target === t);
+}
+
+/** The primary figure, for ratios: rate, or p99 latency. */
+function primary(c: Cell | undefined): number | null {
+  if (!c || c.n === 0) return null;
+  return c.median;
+}
+
+export interface Tables {
+  text: string;
+  markdown: string;
+}
+
+export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName[]): Tables {
+  const cols = targets;
+  const peers = PEERS.filter((p) => targets.includes(p));
+  const runsOf = (s: Scenario): string => {
+    const ns = cols.map((t) => lookup(cells, s, t)).filter((c): c is Cell => !!c && c.n > 0).map((c) => c.n);
+    if (ns.length === 0) return '0';
+    const lo = Math.min(...ns);
+    const hi = Math.max(...ns);
+    return lo === hi ? String(lo) : `${lo}–${hi}`;
+  };
+  const ratioOf = (s: Scenario, f: TargetName, p: TargetName): string => ratio(primary(lookup(cells, s, f)), primary(lookup(cells, s, p)));
+  const W = 48;
+  const CW = 17;
+  const text: string[] = [];
+  text.push(pad('scenario', W, true) + pad('unit', 13) + cols.map((t) => pad(LABELS[t], CW)).join('') + pad('runs', 6));
+  for (const s of scenarios) {
+    text.push(pad(s.title.slice(0, W - 1), W, true) + pad(s.unit, 13) + cols.map((t) => pad(value(s, lookup(cells, s, t)), CW)).join('') + pad(runsOf(s), 6));
+  }
+  const hasMem = targets.includes('fluctuat-mem');
+  if (peers.length) {
+    text.push('');
+    text.push(
+      `ratios fluctuat ÷ peer on the primary figure (throughput: >1 means fluctuat is faster; latency p99: <1 means fluctuat is faster)` +
+        (hasMem ? `; in brackets: fluctuat with --storage memory` : ''),
+    );
+    text.push(pad('scenario', W, true) + peers.map((p) => pad(`÷ ${LABELS[p]}`, CW)).join(''));
+    for (const s of scenarios) {
+      if (!peers.some((p) => lookup(cells, s, p))) continue;
+      text.push(
+        pad(s.title.slice(0, W - 1), W, true) +
+          peers
+            .map((p) => {
+              const f = ratioOf(s, 'fluctuat', p);
+              const m = hasMem && lookup(cells, s, 'fluctuat-mem') ? ` (${ratioOf(s, 'fluctuat-mem', p)})` : '';
+              return pad(lookup(cells, s, p) ? f + m : 'n/a', CW);
+            })
+            .join(''),
+      );
+    }
+  }
+  text.push('');
+  text.push('details: median [min–max] of the primary figure, CPU in cores during the measured window (2 cores = 200%)');
+  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('broker CPU', 11) + pad('lost', 8) + pad('drops', 8) + pad('errors', 8) + '  note');
+  for (const s of scenarios) {
+    for (const t of cols) {
+      const c = lookup(cells, s, t);
+      if (!c) continue;
+      const note = c.skipped ?? (c.failures.length ? c.failures[0]!.slice(0, 100) : '');
+      const fmt = c.latency ? us : si;
+      text.push(
+        pad(s.id, 20, true) +
+          pad(LABELS[t], 14, true) +
+          pad(c.n ? fmt(c.median) : '—', 10) +
+          pad(c.n ? `${fmt(c.min)}–${fmt(c.max)}` : '—', 20) +
+          pad(String(c.n), 3) +
+          pad(c.n ? pct(c.generatorCpu) : '—', 9) +
+          pad(c.n ? pct(c.brokerCpu) : '—', 11) +
+          pad(String(c.lost), 8) +
+          pad(String(c.drops), 8) +
+          pad(String(c.errors), 8) +
+          (note ? `  ${note}` : ''),
+      );
+    }
+  }
+
+  const md: string[] = [];
+  md.push(`| scenario | unit | ${cols.map((t) => LABELS[t]).join(' | ')} | runs |`);
+  md.push(`|---|---|${cols.map(() => '---:').join('|')}|---:|`);
+  for (const s of scenarios) md.push(`| ${s.title} | ${s.unit} | ${cols.map((t) => value(s, lookup(cells, s, t))).join(' | ')} | ${runsOf(s)} |`);
+  if (peers.length) {
+    md.push('');
+    md.push(`Ratios fluctuat ÷ peer on the primary figure (throughput: above 1 fluctuat is faster; latency, on p99: below 1 fluctuat is faster)${hasMem ? '; in brackets fluctuat with `--storage memory`' : ''}:`);
+    md.push('');
+    md.push(`| scenario | ${peers.map((p) => `÷ ${LABELS[p]}`).join(' | ')} |`);
+    md.push(`|---|${peers.map(() => '---:').join('|')}|`);
+    for (const s of scenarios) {
+      if (!peers.some((p) => lookup(cells, s, p))) continue;
+      md.push(
+        `| ${s.title} | ${peers
+          .map((p) => {
+            if (!lookup(cells, s, p)) return 'n/a';
+            const m = hasMem && lookup(cells, s, 'fluctuat-mem') ? ` (${ratioOf(s, 'fluctuat-mem', p)})` : '';
+            return ratioOf(s, 'fluctuat', p) + m;
+          })
+          .join(' | ')} |`,
+      );
+    }
+  }
+  md.push('');
+  md.push('Load generator and broker CPU (cores, medians) during the measured window, and anything lost:');
+  md.push('');
+  md.push('| scenario | broker | gen CPU | broker CPU | lost | drops | errors | note |');
+  md.push('|---|---|---:|---:|---:|---:|---:|---|');
+  for (const s of scenarios) {
+    for (const t of cols) {
+      const c = lookup(cells, s, t);
+      if (!c) continue;
+      const note = (c.skipped ?? c.failures[0] ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 160);
+      md.push(`| ${s.id} | ${LABELS[t]} | ${c.n ? pct(c.generatorCpu) : '—'} | ${c.n ? pct(c.brokerCpu) : '—'} | ${c.lost} | ${c.drops} | ${c.errors} | ${note} |`);
+    }
+  }
+  return { text: text.join('\n'), markdown: md.join('\n') };
+}

@@ -1,0 +1,43 @@
+/** Medians and number formatting for the benchmark tables. */
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** 3 significant digits with k / M suffixes: 5.21 M, 187 k, 940. */
+export function si(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${(n / 1e9).toPrecision(3)} G`;
+  if (a >= 1e6) return `${(n / 1e6).toPrecision(3)} M`;
+  if (a >= 1e4) return `${(n / 1e3).toPrecision(3)} k`;
+  if (a >= 100) return String(Math.round(n));
+  return n.toPrecision(3);
+}
+
+/** Microseconds, compact: 73, 1.2k, 50k (µs). */
+export function us(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  if (n >= 1e6) return `${(n / 1e6).toPrecision(2)}s`;
+  if (n >= 1e4) return `${Math.round(n / 1e3)}k`;
+  if (n >= 1e3) return `${(n / 1e3).toPrecision(2)}k`;
+  return String(Math.round(n));
+}
+
+export function ratio(a: number | null | undefined, b: number | null | undefined): string {
+  if (a === null || a === undefined || b === null || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return '—';
+  const r = a / b;
+  return r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toFixed(2);
+}
+
+export function pct(cores: number | null | undefined): string {
+  if (cores === null || cores === undefined || !Number.isFinite(cores)) return '—';
+  return `${Math.round(cores * 100)}%`;
+}
+
+export function pad(s: string, n: number, left = false): string {
+  return left ? s.padEnd(n) : s.padStart(n);
+}

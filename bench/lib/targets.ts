@@ -1,0 +1,232 @@
+/**
+ * The brokers under test. fluctuat and Aedes are child processes this benchmark starts on free
+ * loopback ports (and stops); NATS, Redis and Mosquitto are used only if they already answer on
+ * their usual local ports, and are never started, configured or stopped from here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Conn, type Endpoint } from './conn.js';
+import { pidListeningOn } from './proc.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
+export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes'];
+export const LABELS: Record<TargetName, string> = {
+  fluctuat: 'fluctuat',
+  'fluctuat-mem': 'fluctuat mem',
+  nats: 'NATS',
+  redis: 'Redis',
+  mosquitto: 'Mosquitto',
+  aedes: 'Aedes',
+};
+
+export interface Running {
+  name: string;
+  endpoint: Endpoint;
+  pid: number | null;
+  /** Stop it if we started it (no-op for peers). */
+  stop(): Promise<void>;
+  /** fluctuat: its data directory. */
+  dataDir?: string;
+  /** What the broker printed on stderr (fluctuat, Aedes): kept for the report if it fails. */
+  stderr?: () => string;
+}
+
+export interface FluctuatOptions {
+  storage: 'file' | 'memory';
+  fsync?: 'always' | 'interval' | 'never';
+  dataDir?: string;
+  /** Extra `serve` arguments (retention, limits, TLS listeners). */
+  extra?: string[];
+  /** Write a V8 CPU profile of the broker into this directory. */
+  profileDir?: string | undefined;
+  tls?: Endpoint['tls'];
+}
+
+/** Every child this benchmark started: killed if the benchmark itself dies. */
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+process.once('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function track(proc: ChildProcess): ChildProcess {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}
+
+function capture(proc: ChildProcess): () => string {
+  let text = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    text = (text + d.toString()).slice(-4000);
+  });
+  return () => text;
+}
+
+async function stopChild(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill(signal);
+  });
+}
+
+/** Start `fluctuat serve` on a free loopback port; resolves once it is listening. */
+export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
+  const own = o.dataDir === undefined;
+  const dir = o.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-'));
+  if (own) tempDirs.add(dir);
+  const listen = o.extra?.includes('--listen') || o.extra?.includes('--config') ? [] : ['--listen', '127.0.0.1:0'];
+  const args = [
+    ...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []),
+    path.join(ROOT, 'bin/fluctuat.js'),
+    'serve',
+    ...listen,
+    '--data',
+    dir,
+    '--storage',
+    o.storage,
+    '--fsync',
+    o.fsync ?? 'interval',
+    '--max-payload',
+    '1m',
+    ...(o.extra ?? []),
+  ];
+  // `serve` forks its network-facing broker as an unprivileged child, which inherits the
+  // --cpu-prof flags (fork passes execArgv on): the directory must be writable by its user.
+  if (o.profileDir) {
+    fs.mkdirSync(o.profileDir, { recursive: true });
+    fs.chmodSync(o.profileDir, 0o777);
+  }
+  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const stderr = capture(proc);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`fluctuat did not start in 20 s: ${stderr()}`)), 20_000);
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`fluctuat exited with ${code}: ${stderr()}`));
+    });
+    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === 'listening') {
+          clearTimeout(t);
+          resolve(entry.port!);
+        }
+      } catch {
+        /* not JSON */
+      }
+    });
+  });
+  proc.removeAllListeners('exit');
+  return {
+    name: 'fluctuat',
+    endpoint: { proto: 'fluctuat', host: '127.0.0.1', port, ...(o.tls ? { tls: o.tls } : {}) },
+    pid: proc.pid ?? null,
+    dataDir: dir,
+    stderr,
+    stop: async () => {
+      await stopChild(proc);
+      if (own) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        tempDirs.delete(dir);
+      }
+    },
+  };
+}
+
+/** Start Aedes (the Node.js MQTT broker) in a child process on a free port. */
+export async function startAedes(): Promise<Running> {
+  const proc = track(spawn(process.execPath, [path.join(ROOT, 'dist/bench/peers/aedes.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const stderr = capture(proc);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`aedes did not start: ${stderr()}`)), 20_000);
+    proc.once('exit', (code) => reject(new Error(`aedes exited with ${code}: ${stderr()}`)));
+    readline.createInterface({ input: proc.stdout! }).once('line', (line) => {
+      clearTimeout(t);
+      resolve((JSON.parse(line) as { port: number }).port);
+    });
+  });
+  proc.removeAllListeners('exit');
+  return { name: 'aedes', endpoint: { proto: 'mqtt', host: '127.0.0.1', port }, pid: proc.pid ?? null, stderr, stop: () => stopChild(proc) };
+}
+
+const PEER_PORTS = { nats: 4222, redis: 6379, mosquitto: 1883 } as const;
+
+/** A peer already running on its usual port, if it answers its own protocol's handshake. */
+export async function probePeer(name: 'nats' | 'redis' | 'mosquitto'): Promise<Running | { name: string; down: string }> {
+  const endpoint: Endpoint = { proto: name === 'mosquitto' ? 'mqtt' : name, host: '127.0.0.1', port: PEER_PORTS[name] };
+  const reachable = await new Promise<boolean>((resolve) => {
+    const s = net.connect(endpoint.port, endpoint.host);
+    s.setTimeout(1000, () => (s.destroy(), resolve(false)));
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+  if (!reachable) return { name, down: `nothing answers on 127.0.0.1:${endpoint.port}` };
+  try {
+    const c = await Conn.open(endpoint, 'bench.probe', 3000);
+    c.close();
+  } catch (err) {
+    return { name, down: `127.0.0.1:${endpoint.port} does not speak ${endpoint.proto}: ${(err as Error).message}` };
+  }
+  return { name, endpoint, pid: pidListeningOn(endpoint.port), stop: async () => {} };
+}
+
+/** The version a peer reports, for the record. */
+export async function peerVersion(name: string, ep: Endpoint): Promise<string> {
+  const ask = (payload: string, until: (s: string) => boolean): Promise<string> =>
+    new Promise((resolve) => {
+      let text = '';
+      const s = net.connect(ep.port, ep.host, () => s.write(payload));
+      s.setTimeout(2000, () => (s.destroy(), resolve(text)));
+      s.on('data', (d) => {
+        text += d.toString('latin1');
+        if (until(text)) (s.destroy(), resolve(text));
+      });
+      s.on('error', () => resolve(text));
+    });
+  if (name === 'nats') {
+    const t = await ask('', (s) => s.includes('\r\n'));
+    return /"version":"([^"]+)"/.exec(t)?.[1] ?? '?';
+  }
+  if (name === 'redis') {
+    const t = await ask('*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n', (s) => s.includes('redis_version') && s.includes('\r\n', s.indexOf('redis_version')));
+    return /redis_version:([^\r\n]+)/.exec(t)?.[1] ?? '?';
+  }
+  if (name === 'aedes') {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/aedes/package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return '?';
+    }
+  }
+  if (name === 'mosquitto') {
+    // $SYS/broker/version, if the broker publishes $SYS topics.
+    try {
+      const c = await Conn.open(ep, '$SYS/broker/version', 2000);
+      let v = '?';
+      c.reader.onPayload = (buf, start, len) => {
+        v = buf.toString('utf8', start, start + len);
+      };
+      await c.subscribe();
+      await new Promise((r) => setTimeout(r, 300));
+      c.close();
+      return v.replace(/^mosquitto version /, '');
+    } catch {
+      return '?';
+    }
+  }
+  return '?';
+}

@@ -1,0 +1,179 @@
+/**
+ * TLS listeners (node:tls). TLS only moves bytes: a verified connection is handed to the same
+ * session code as a TCP one, with the client certificate's subject as its peer identity.
+ *
+ * Client certificates (`tls client-certificate`):
+ * - none: no certificate is asked for;
+ * - optional: one is asked for; a client without one is let in without a peer identity, a
+ *   client whose certificate does not verify (wrong CA, expired, not yet valid) is refused;
+ * - required: a client without a verified certificate is refused.
+ *
+ * Verification is Node's (OpenSSL's chain check against `tls ca`), but the decision is taken
+ * here, after the handshake and before a single byte is read from the client, rather than
+ * by `rejectUnauthorized`: with it, Node destroys the socket before anyone can see the
+ * certificate, and the log could not say whose certificate was refused. Every refusal is one
+ * `warn` log line with the reason (OpenSSL's code, e.g. CERT_HAS_EXPIRED), the subject, the
+ * issuer, the validity end and the remote address; the client gets one line,
+ * `-ERR AUTH_FAILED client certificate refused: <why>`, and the connection ends.
+ */
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { Log } from '../storage/engine.js';
+import type { TlsSettings } from '../config/schema.js';
+
+/** What the broker knows about a verified client certificate. */
+export interface PeerCertificate {
+  /** Subject common name: the identity authentication will map to a user. */
+  readonly subject: string | undefined;
+  /** The whole subject, `CN=alice, O=acme`. */
+  readonly dn: string;
+  readonly issuer: string;
+  readonly serialNumber: string;
+  readonly fingerprint256: string;
+  /** ISO 8601. */
+  readonly validTo: string;
+}
+
+export class TlsSetupError extends Error {
+  override name = 'TlsSetupError';
+}
+
+function read(what: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new TlsSetupError(`cannot read the tls ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+}
+
+/** Read the certificate, key and CA once, at start (they may be unreadable after a privilege drop). */
+export function tlsServerOptions(settings: TlsSettings): tls.TlsOptions {
+  const options: tls.TlsOptions = {
+    cert: read('certificate', settings.certificate),
+    key: read('key', settings.key),
+    minVersion: settings.minVersion,
+    handshakeTimeout: settings.handshakeTimeoutMs,
+    requestCert: settings.clientCertificate !== 'none',
+    // The decision is taken in onSecure(), which can log whose certificate it refuses.
+    rejectUnauthorized: false,
+  };
+  if (settings.ca) options.ca = read('ca', settings.ca);
+  try {
+    tls.createSecureContext(options);
+  } catch (err) {
+    throw new TlsSetupError(`TLS refuses ${settings.certificate} with ${settings.key}: ${(err as Error).message}`, { cause: err });
+  }
+  return options;
+}
+
+/** How long a refused TLS client has to read its error line. */
+const REFUSAL_LINGER_MS = 2000;
+
+type Name = Record<string, string | string[] | undefined>;
+
+function formatName(name: Name | undefined): string {
+  if (!name) return '';
+  return Object.entries(name)
+    .flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}=${x}`) : v === undefined ? [] : [`${k}=${v}`]))
+    .join(', ');
+}
+
+function describeCertificate(cert: tls.PeerCertificate): PeerCertificate & { cnCount: number } {
+  const cn = (cert.subject as Name | undefined)?.CN;
+  const cns = Array.isArray(cn) ? cn : cn === undefined ? [] : [cn];
+  return {
+    subject: cns.length === 1 ? cns[0] : undefined,
+    cnCount: cns.length,
+    dn: formatName(cert.subject as Name | undefined),
+    issuer: formatName(cert.issuer as Name | undefined),
+    serialNumber: cert.serialNumber ?? '',
+    fingerprint256: cert.fingerprint256 ?? '',
+    validTo: cert.valid_to ? new Date(cert.valid_to).toISOString() : '',
+  };
+}
+
+/**
+ * A TLS listener. `onClient` gets each connection whose client certificate is acceptable,
+ * with the certificate's description when one was presented and verified.
+ */
+export function createTlsListener(
+  settings: TlsSettings,
+  options: tls.TlsOptions,
+  log: Log,
+  onClient: (socket: tls.TLSSocket, peer: PeerCertificate | undefined) => void,
+): tls.Server {
+  const mode = settings.clientCertificate;
+  // Not half-open during the handshake: a client that leaves mid-handshake (one that refuses
+  // our certificate does) must not hold a socket until the handshake timeout. Sessions get
+  // half-open sockets, like on TCP: a client's end of input still gets its answers.
+  const server = tls.createServer({ ...options, allowHalfOpen: false, noDelay: true }, (socket) => {
+    socket.allowHalfOpen = true;
+    const address = socket.remoteAddress ?? '';
+    const port = socket.remotePort ?? 0;
+    if (mode === 'none') {
+      onClient(socket, undefined);
+      return;
+    }
+    const raw = socket.getPeerCertificate();
+    const presented = raw !== null && typeof raw === 'object' && Object.keys(raw).length > 0;
+    const refuse = (reason: string, message: string, peer?: PeerCertificate): void => {
+      log.warn(
+        { address, port, reason, subject: peer?.subject, dn: peer?.dn, issuer: peer?.issuer, validTo: peer?.validTo, fingerprint256: peer?.fingerprint256 },
+        `tls client certificate refused: ${message}`,
+      );
+      // One line the client can read (a person at socat, or the client library, which reports
+      // it), then the end; a client that does not read it is not waited for.
+      socket.allowHalfOpen = false;
+      socket.resume(); // discard what it sends, so that its end is seen
+      socket.end(`-ERR AUTH_FAILED client certificate refused: ${message}\n`);
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+    };
+    if (!presented) {
+      if (mode === 'required') refuse('NO_CERTIFICATE', 'the client sent no certificate and one is required');
+      else onClient(socket, undefined);
+      return;
+    }
+    const { cnCount, ...peer } = describeCertificate(raw);
+    if (!socket.authorized) {
+      const code = String(socket.authorizationError ?? 'UNVERIFIED');
+      refuse(code, explain(code), peer);
+      return;
+    }
+    if (cnCount > 1) {
+      refuse('AMBIGUOUS_SUBJECT', 'the certificate has several common names, so no single identity', peer);
+      return;
+    }
+    log.debug({ address, port, subject: peer.subject, issuer: peer.issuer }, 'tls client certificate accepted');
+    onClient(socket, peer);
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+    // Handshakes that failed before a certificate could be judged: a client that does not
+    // trust our certificate, no common protocol version, a timeout, a port scanner.
+    log.info({ address: socket.remoteAddress, port: socket.remotePort, reason: err.code ?? 'TLS_ERROR', err: err.message.split('\n')[0] }, 'tls handshake failed');
+  });
+  return server;
+}
+
+/** A sentence for OpenSSL's verification codes that operators meet most. */
+function explain(code: string): string {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return 'the certificate has expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'the certificate is not valid yet';
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      return 'the certificate is not signed by the configured CA (tls ca)';
+    case 'CERT_SIGNATURE_FAILURE':
+      return 'the certificate signature does not verify';
+    case 'INVALID_PURPOSE':
+      return 'the certificate is not meant for client authentication';
+    case 'CERT_REVOKED':
+      return 'the certificate is revoked';
+    default:
+      return `the certificate does not verify (${code})`;
+  }
+}

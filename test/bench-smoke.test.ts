@@ -1,0 +1,63 @@
+/**
+ * The comparative benchmark still runs: one short scenario against fluctuat only, and the
+ * result file has the shape docs/performance.md and the tables rely on. No thresholds: a
+ * benchmark is not a test, this only keeps `npm run bench` from rotting.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+test('npm run bench: one scenario against fluctuat writes results of the expected shape', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-smoke-'));
+  try {
+    const args = [path.join(ROOT, 'dist/bench/run.js'), '--targets', 'fluctuat', '--scenarios', 'tput-1x1-16,lat-20k', '--out', out];
+    const env = { ...process.env, BENCH_RUNS: '1', BENCH_SECONDS: '0.5', BENCH_WARMUP: '0.2' };
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, args, { env, cwd: ROOT });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => p.kill('SIGTERM'), 120_000);
+      p.on('close', (c) => {
+        clearTimeout(timer);
+        resolve({ code: c, stdout, stderr });
+      });
+    });
+    assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
+    assert.match(stdout, /^command: BENCH_RUNS=1 .*node .*run\.js --targets fluctuat/m, 'the header prints the exact command');
+
+    const files = fs.readdirSync(out);
+    assert.ok(files.includes('latest.json'), `latest.json in ${files.join(', ')}`);
+    assert.ok(files.some((f) => /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.json$/.test(f)), `a dated result file in ${files.join(', ')}`);
+    const r = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as Record<string, unknown>;
+    for (const k of ['date', 'command', 'machine', 'options', 'brokers', 'scenarios', 'cells']) assert.ok(k in r, `result has ${k}`);
+    const machine = r.machine as Record<string, unknown>;
+    assert.equal(typeof machine.cores, 'number');
+    assert.equal(machine.node, process.version);
+
+    const cells = r.cells as Record<string, unknown>[];
+    assert.deepEqual(
+      cells.map((c) => `${c.scenario as string}/${c.target as string}`),
+      ['tput-1x1-16/fluctuat', 'lat-20k/fluctuat'],
+    );
+    for (const c of cells) {
+      for (const k of ['unit', 'n', 'median', 'min', 'max', 'generatorCpu', 'brokerCpu', 'lost', 'drops', 'errors', 'failures', 'runs']) assert.ok(k in c, `cell has ${k}`);
+      assert.equal(c.n, 1, `one run behind the median of ${c.scenario as string}: ${JSON.stringify(c.failures)}`);
+      assert.equal(typeof c.median, 'number');
+      assert.ok((c.median as number) > 0);
+      assert.equal((c.runs as unknown[]).length, 1);
+    }
+    const lat = cells[1]!.latency as Record<string, number>;
+    for (const k of ['p50', 'p99', 'p999']) assert.equal(typeof lat[k], 'number', `latency has ${k}`);
+    assert.ok(fs.readFileSync(path.join(out, 'latest.md'), 'utf8').includes('| scenario |'), 'latest.md has the table');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
