@@ -51,50 +51,38 @@ export function userCommand(program: Command, done: (p: Promise<number>) => void
       ),
     );
 
+  /** An existing user's entry, replaced by what `change` returns (null deletes it). */
+  const edit = (name: string, o: FileOption, change: (entry: UserEntry) => Promise<{ entry: UserEntry | null; say: string }>): Promise<number> =>
+    (async () => {
+      const users = readUsers(o.file);
+      const entry = users.get(name);
+      if (!entry) return fail(`no user ${name} in ${o.file}`);
+      const result = await change(entry);
+      if (result.entry) users.set(name, result.entry);
+      else users.delete(name);
+      writeUsers(o.file, users.values());
+      process.stdout.write(`${result.say}\n`);
+      return 0;
+    })();
+
   file(user.command('del').description('delete a user'))
     .argument('<name>')
-    .action((name: string, o: FileOption) =>
-      done(
-        (async () => {
-          const users = readUsers(o.file);
-          if (!users.delete(name)) return fail(`no user ${name} in ${o.file}`);
-          writeUsers(o.file, users.values());
-          process.stdout.write(`deleted ${name}\n`);
-          return 0;
-        })(),
-      ),
-    );
+    .action((name: string, o: FileOption) => done(edit(name, o, async () => ({ entry: null, say: `deleted ${name}` }))));
 
   file(user.command('passwd').description("change a user's password (read from standard input)"))
     .argument('<name>')
     .action((name: string, o: FileOption) =>
-      done(
-        (async () => {
-          const users = readUsers(o.file);
-          const entry = users.get(name);
-          if (!entry) return fail(`no user ${name} in ${o.file}`);
-          users.set(name, { ...entry, hash: await hashPassword(await readPassword()) });
-          writeUsers(o.file, users.values());
-          process.stdout.write(`password changed for ${name}\n`);
-          return 0;
-        })(),
-      ),
+      done(edit(name, o, async (entry) => ({ entry: { ...entry, hash: await hashPassword(await readPassword()) }, say: `password changed for ${name}` }))),
     );
 
   file(user.command('token').description('create a token for a program; it is printed once, only its digest is kept'))
     .argument('<name>')
     .action((name: string, o: FileOption) =>
       done(
-        (async () => {
-          const users = readUsers(o.file);
-          const entry = users.get(name);
-          if (!entry) return fail(`no user ${name} in ${o.file}`);
+        edit(name, o, async (entry) => {
           const { token, digest } = newToken();
-          users.set(name, { ...entry, tokens: [...entry.tokens, digest] });
-          writeUsers(o.file, users.values());
-          process.stdout.write(`${token}\n`);
-          return 0;
-        })(),
+          return { entry: { ...entry, tokens: [...entry.tokens, digest] }, say: token };
+        }),
       ),
     );
 
