@@ -46,7 +46,7 @@ const PLOT = arg('plot', 'BENCH_SCALE_PLOT', path.join(ROOT, 'docs', 'img', 'ben
 const LIMITS = ['--max-connections', '30000', '--max-connections-per-address', '30000', '--max-subscriptions', '5000'];
 
 interface Point {
-  dimension: 'idle connections' | 'channels' | 'subscribers on one channel' | 'wildcard patterns';
+  dimension: 'idle connections' | 'channels' | 'channels (memory storage)' | 'subscribers on one channel' | 'wildcard patterns';
   count: number;
   rssMiB: number;
   /** Extra bytes per item against the first point. */
@@ -57,6 +57,8 @@ interface Point {
 }
 
 const points: Point[] = [];
+/** Where a dimension could not go on, and the broker's own words. */
+const failures: { dimension: string; at: number; error: string }[] = [];
 const steps = (max: number, list: number[]): number[] => [...new Set([...list.filter((n) => n < max), max])];
 
 async function settle(pid: number): Promise<number> {
@@ -108,12 +110,13 @@ async function idleConnections(): Promise<void> {
   }
 }
 
-async function channels(): Promise<void> {
-  const b = await startFluctuat({ storage: 'file', extra: LIMITS });
+async function channels(storage: 'file' | 'memory'): Promise<void> {
+  const dimension = storage === 'file' ? 'channels' : 'channels (memory storage)';
+  const b = await startFluctuat({ storage, extra: LIMITS });
   try {
     const rate0 = await oneToOne(b, 'bench.chan.hot');
     const base = { count: 0, rss: await settle(b.pid!) };
-    record({ dimension: 'channels', count: 0, rssMiB: base.rss / 2 ** 20, rate: rate0, rateOf: 'msgs/s 1→1 on one channel' }, base, base.rss);
+    record({ dimension, count: 0, rssMiB: base.rss / 2 ** 20, rate: rate0, rateOf: 'msgs/s 1→1 on one channel' }, base, base.rss);
     const pub = await Conn.open(b.endpoint, 'unused');
     let made = 0;
     const payload = Buffer.alloc(16, 0x63);
@@ -124,7 +127,13 @@ async function channels(): Promise<void> {
       const want = n - made;
       let sent = 0;
       while (pub.reader.acks - start < want) {
-        if (pub.reader.errors) throw new Error(`creating channels: ${pub.reader.lastError}`);
+        if (pub.reader.errors) {
+          const at = made + (pub.reader.acks - start);
+          failures.push({ dimension, at, error: pub.reader.lastError });
+          console.log(`${dimension}: the broker refused to create more channels at ${at.toLocaleString('en-US')}: ${pub.reader.lastError}`);
+          pub.close();
+          return;
+        }
         const parts: Buffer[] = [];
         while (sent < want && sent - (pub.reader.acks - start) < 256) parts.push(fluctuat.publish(`bench.c${made + sent++}.x`, payload, 'c').frame);
         if (parts.length) pub.write(Buffer.concat(parts));
@@ -134,7 +143,7 @@ async function channels(): Promise<void> {
       made = n;
       const rss = await settle(b.pid!);
       const rate = await oneToOne(b, 'bench.chan.hot');
-      record({ dimension: 'channels', count: n, rssMiB: rss / 2 ** 20, rate, rateOf: `msgs/s 1→1 on one channel (created ${si(createRate)}/s)` }, base, rss);
+      record({ dimension, count: n, rssMiB: rss / 2 ** 20, rate, rateOf: `msgs/s 1→1 on one channel (created ${si(createRate)}/s)` }, base, rss);
     }
     pub.close();
   } finally {
@@ -260,16 +269,18 @@ async function main(): Promise<void> {
   console.log(`command: ${command}`);
   console.log(`machine: ${os.cpus().length} cores, node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; broker RSS = the serve process and its children`);
   await idleConnections();
-  await channels();
+  await channels('file');
+  await channels('memory');
   await subscribers();
   await patterns();
   fs.mkdirSync(OUT, { recursive: true });
-  const result = { date: started.toISOString(), command, machine: { cores: os.cpus().length, node: process.version, loadavg: os.loadavg() }, points };
+  const result = { date: started.toISOString(), command, machine: { cores: os.cpus().length, node: process.version, loadavg: os.loadavg() }, points, failures };
   const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
   fs.writeFileSync(path.join(OUT, `scale-${stamp}.json`), JSON.stringify(result, null, 1) + '\n');
   fs.writeFileSync(path.join(OUT, 'scale-latest.json'), JSON.stringify(result, null, 1) + '\n');
   const md = ['| dimension | count | broker RSS MiB | bytes per item | rate |', '|---|---:|---:|---:|---|'];
   for (const p of points) md.push(`| ${p.dimension} | ${p.count.toLocaleString('en-US')} | ${p.rssMiB.toFixed(1)} | ${p.bytesPerItem === null ? '' : Math.round(p.bytesPerItem).toLocaleString('en-US')} | ${p.rate === null ? '' : `${si(p.rate)} ${p.rateOf}`} |`);
+  for (const f of failures) md.push('', `${f.dimension}: stopped at ${f.at.toLocaleString('en-US')}: \`${f.error}\``);
   fs.writeFileSync(path.join(OUT, 'scale-latest.md'), `Measured ${started.toISOString()} with \`${command}\`.\n\n${md.join('\n')}\n`);
   console.log('');
   console.log(md.join('\n'));

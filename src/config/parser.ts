@@ -9,12 +9,13 @@
  * (chevrotain), "Expected ..." with a character-level list (ohm, parsimmon) or "Unexpected
  * word token" (nearley). This parser knows at every point what the thing is for, so it says
  * `expected a size such as 4096, 512k, 64MiB or 1g for "limit payload", found "64XB"` or
- * `unknown keyword "prot" after the listen address: expected "port", "tls" or the end of the
- * line (did you mean "port"?)`, points at the token (file:line:column, through includes and
- * macro expansions), and cross-checks references (an undefined group, a group in another
- * tenant) at the place they are written. Macros and include are lexer-level in parse.y, which
- * a generator's fixed token stream makes awkward. The grammar is small (one keyword starts
- * each statement, at most one token of look-ahead besides `name =`), and the whole parser
+ * `expected "port" or "tls" after the listen address, or the end of the line, found "prot"
+ * (did you mean "port"?)`, points at the token (file:line:column, through includes and
+ * macro expansions), and reports cross-checks (a TLS listener without a certificate, client
+ * certificates without a CA, a setting made twice) at the line concerned. Macros and
+ * include are lexer-level in parse.y, which a generator's fixed token stream makes awkward.
+ * The grammar is small (one keyword starts each statement, one token of look-ahead besides
+ * `name =`), the parser is one file and
  * has no dependency. The grammar is written out in docs/config.md.
  */
 import path from 'node:path';

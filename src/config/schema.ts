@@ -197,7 +197,7 @@ export function checkCidr(text: string): Checked<{ cidr: string; family: 'ipv4' 
   if (isIPv4(addr)) {
     const prefix = m[2] === undefined ? 32 : Number(m[2]);
     if (prefix > 32) return no('an IPv4 prefix length of 0 to 32');
-    return v4Network(addr.split('.').map(Number), prefix, text);
+    return v4Network(addr.split('.').map(Number), prefix);
   }
   const groups = ipv6Groups(addr);
   if (!groups) return no(expected);
@@ -206,7 +206,7 @@ export function checkCidr(text: string): Checked<{ cidr: string; family: 'ipv4' 
   // IPv4-mapped (::ffff:a.b.c.d): the same host as a.b.c.d for every check that follows.
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff && prefix >= 96) {
     prefix -= 96;
-    return v4Network([groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255], prefix, text);
+    return v4Network([groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255], prefix);
   }
   const masked = groups.map((g, i) => {
     const bits = Math.min(16, Math.max(0, prefix - i * 16));
@@ -217,7 +217,7 @@ export function checkCidr(text: string): Checked<{ cidr: string; family: 'ipv4' 
   return ok({ cidr: `${network}/${prefix}`, family: 'ipv6', network, prefix });
 }
 
-function v4Network(bytes: number[], prefix: number, text: string): Checked<{ cidr: string; family: 'ipv4'; network: string; prefix: number }> {
+function v4Network(bytes: number[], prefix: number): Checked<{ cidr: string; family: 'ipv4'; network: string; prefix: number }> {
   const value = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   const net = (value & mask) >>> 0;
