@@ -269,7 +269,9 @@ async function main(): Promise<void> {
   }
   if (opts.profileDir) {
     console.log('');
-    console.log(summariseProfiles(opts.profileDir, 25));
+    const summary = summariseProfiles(opts.profileDir, 25);
+    console.log(summary);
+    fs.writeFileSync(path.join(opts.out, 'profile-summary.txt'), `${command}\n${started.toISOString()}\n\n${summary}\n`);
   }
 }
 

@@ -12,7 +12,8 @@
  *    connection; the 1→1 rate on `bench.w.x`, to show whether matching scans them all.
  *
  * Options (flag or environment): --max-connections N (BENCH_SCALE_CONNS, 10000),
- * --max-channels N (BENCH_SCALE_CHANNELS, 100000), --max-subscribers N (BENCH_SCALE_SUBS, 10000),
+ * --max-channels N (BENCH_SCALE_CHANNELS, 100000), --max-memory-channels N
+ * (BENCH_SCALE_MEM_CHANNELS, 20000: memory storage costs ~80 KB a channel), --max-subscribers N (BENCH_SCALE_SUBS, 10000),
  * --max-patterns N (BENCH_SCALE_PATTERNS, 1000), --seconds S (BENCH_SECONDS, 1.5),
  * --out DIR (BENCH_OUT, bench/results), --plot FILE (docs/img/bench-scale.svg; "none" for none).
  * Writes <out>/scale-<date>.json and scale-latest.json. Needs ~2 × max-connections file
@@ -36,6 +37,8 @@ function arg(flag: string, env: string, def: string): string {
 }
 const MAX_CONNS = Number(arg('max-connections', 'BENCH_SCALE_CONNS', '10000'));
 const MAX_CHANNELS = Number(arg('max-channels', 'BENCH_SCALE_CHANNELS', '100000'));
+// Memory storage preallocates per channel (~80 KB each, measured): 100,000 would be ~8 GiB.
+const MAX_MEM_CHANNELS = Number(arg('max-memory-channels', 'BENCH_SCALE_MEM_CHANNELS', '20000'));
 const MAX_SUBS = Number(arg('max-subscribers', 'BENCH_SCALE_SUBS', '10000'));
 const MAX_PATTERNS = Number(arg('max-patterns', 'BENCH_SCALE_PATTERNS', '1000'));
 const SECONDS = Number(arg('seconds', 'BENCH_SECONDS', '1.5'));
@@ -72,7 +75,8 @@ async function settle(pid: number): Promise<number> {
 
 function record(p: Omit<Point, 'bytesPerItem'>, base: { count: number; rss: number }, rssBytes: number): void {
   // Below 1,000 items the RSS noise (a few MiB) swamps the per-item figure: none is given.
-  const per = p.count - base.count >= 1000 ? (rssBytes - base.rss) / (p.count - base.count) : null;
+  // A negative slope is RSS noise (the heap shrank): reported as 0.
+  const per = p.count - base.count >= 1000 ? Math.max(0, (rssBytes - base.rss) / (p.count - base.count)) : null;
   points.push({ ...p, bytesPerItem: per });
   console.log(
     `${p.dimension.padEnd(28)} ${p.count.toLocaleString('en-US').padStart(8)}  RSS ${p.rssMiB.toFixed(1).padStart(7)} MiB  ${per === null ? '' : `${Math.round(per).toLocaleString('en-US')} B each  `}${p.rate === null ? '' : `${si(p.rate)} ${p.rateOf}`}`,
@@ -120,7 +124,7 @@ async function channels(storage: 'file' | 'memory'): Promise<void> {
     const pub = await Conn.open(b.endpoint, 'unused');
     let made = 0;
     const payload = Buffer.alloc(16, 0x63);
-    for (const n of steps(MAX_CHANNELS, [1000, 10_000])) {
+    for (const n of steps(storage === 'file' ? MAX_CHANNELS : MAX_MEM_CHANNELS, [1000, 10_000])) {
       // One acked message on each new channel, 256 in flight.
       const t = process.hrtime.bigint();
       const start = pub.reader.acks;
