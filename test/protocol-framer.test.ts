@@ -9,14 +9,14 @@ type Event = ['line', string] | ['payload', string] | ['error', string];
 function recorder(maxLine = 64, maxPayload = 1024): { framer: Framer; events: Event[] } {
   const events: Event[] = [];
   const handler: FrameHandler = {
-    onLine(line) {
-      const text = line.toString('latin1');
+    onLine(buf, start, end) {
+      const text = buf.toString('latin1', start, end);
       events.push(['line', text]);
       const m = /^PUB \S+ (\d+)$/.exec(text);
       if (m) framer.expectPayload(Number(m[1]), Number(m[1]) > maxPayload);
     },
-    onPayload(p) {
-      events.push(['payload', p.toString('latin1')]);
+    onPayload(buf, start, end) {
+      events.push(['payload', buf.toString('latin1', start, end)]);
     },
     onError(code) {
       events.push(['error', code]);

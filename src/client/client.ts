@@ -247,7 +247,8 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         fail(new FluctuatError(ClientErrorCode.CONNECTION_FAILED, `no INFO from ${host}:${port} within ${connectTimeoutMs} ms`));
       }, connectTimeoutMs);
       const handshake: FrameHandler = {
-        onLine: (line) => {
+        onLine: (buf, start, end) => {
+          const line = buf.subarray(start, end);
           if (!handshaking) {
             this.onLine(line);
             return;
@@ -275,7 +276,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
           }
           // Anything else before INFO is a human-mode greeting: ignored.
         },
-        onPayload: (payload) => this.onPayload(payload),
+        onPayload: (buf, start, end) => this.onPayload(buf.subarray(start, end)),
         onError: (code, message) => this.onFramingError(code, message),
       };
       const framer = new Framer(handshake, { maxLine: 1024 * 1024, maxPayload: Number.MAX_SAFE_INTEGER });

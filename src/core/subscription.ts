@@ -5,7 +5,7 @@ export interface Delivery {
   readonly msg: StoredMessage;
   /** Filled by the first consumer that needs it; the core never looks inside. */
   human: Buffer | undefined;
-  header: string | undefined;
+  header: Buffer | undefined;
 }
 
 export function delivery(msg: StoredMessage): Delivery {

@@ -1,4 +1,5 @@
 import type { StoredMessage } from '../storage/engine.js';
+import { decimalLength, writeDecimal } from './ascii.js';
 import { displayName } from './names.js';
 
 /**
@@ -99,10 +100,55 @@ export function micros(ms: number): number {
   return Math.round(ms * 1000);
 }
 
-/** The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n` after the sid (ASCII). */
-export function machineDeliveryHeader(msg: StoredMessage): string {
-  return ` ${displayName(msg.channel)} ${msg.offset} ${micros(msg.timestamp)} ${msg.publisher} ${msg.reply ? displayName(msg.reply) : '-'} ${msg.payload.length}\n`;
+/** Names as bytes, cached: a few channels and publishers carry most of the traffic. Bounded. */
+const MAX_CACHED_NAMES = 65_536;
+const channelBytes = new Map<string, Buffer>();
+const publisherBytes = new Map<string, Buffer>();
+const DASH = Buffer.from('-');
+
+function cached(cache: Map<string, Buffer>, name: string, display: boolean): Buffer {
+  let b = cache.get(name);
+  if (b === undefined) {
+    if (cache.size >= MAX_CACHED_NAMES) cache.clear();
+    b = Buffer.from(display ? displayName(name) : name, 'latin1');
+    cache.set(name, b);
+  }
+  return b;
 }
+
+/**
+ * The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n` after the
+ * sid, as bytes: encoded once per message and copied to each subscriber after its own prefix.
+ */
+export function machineDeliveryHeader(msg: StoredMessage): Buffer {
+  const channel = cached(channelBytes, msg.channel, true);
+  const publisher = cached(publisherBytes, msg.publisher, false);
+  const reply = msg.reply ? cached(channelBytes, msg.reply, true) : DASH;
+  const time = micros(msg.timestamp);
+  const size = msg.payload.length;
+  const length =
+    7 + channel.length + decimalLength(msg.offset) + decimalLength(time) + publisher.length + reply.length + decimalLength(size);
+  const out = Buffer.allocUnsafe(length);
+  out[0] = SPACE;
+  out.set(channel, 1);
+  let at = 1 + channel.length;
+  out[at++] = SPACE;
+  at = writeDecimal(out, at, msg.offset);
+  out[at++] = SPACE;
+  at = writeDecimal(out, at, time);
+  out[at++] = SPACE;
+  out.set(publisher, at);
+  at += publisher.length;
+  out[at++] = SPACE;
+  out.set(reply, at);
+  at += reply.length;
+  out[at++] = SPACE;
+  at = writeDecimal(out, at, size);
+  out[at] = 0x0a;
+  return out;
+}
+
+const SPACE = 0x20;
 
 export function info(text: string): string {
   return `# [I] ${text}\n`;

@@ -10,6 +10,14 @@ export interface PubHeader {
   ackId: string;
   reply: string;
   size: number;
+  /** The previous frame's channel bytes and name: a publisher repeats one channel, mostly. */
+  readonly lastRaw: Buffer;
+  lastRawLength: number;
+  lastChannel: string;
+}
+
+export function pubHeader(): PubHeader {
+  return { channel: '', ackId: '', reply: '', size: 0, lastRaw: Buffer.alloc(128), lastRawLength: -1, lastChannel: '' };
 }
 
 const SPACE = 0x20;
@@ -31,23 +39,40 @@ function isIdByte(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === DASH;
 }
 
-export function parsePubFast(line: Buffer, out: PubHeader): boolean {
-  const n = line.length;
-  if (n < 12 || line[0] !== 0x50 || line[1] !== 0x55 || line[2] !== 0x42 || line[3] !== SPACE) return false;
-  const s1 = line.indexOf(SPACE, 4);
-  if (s1 <= 4) return false;
-  const s2 = line.indexOf(SPACE, s1 + 1);
+function sameBytes(a: Buffer, from: number, b: Buffer, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[from + i] !== b[i]) return false;
+  return true;
+}
+
+/** Parses `line[start, end)`; false means "not a routine PUB" (the full parser decides). */
+export function parsePubFast(line: Buffer, start: number, end: number, out: PubHeader): boolean {
+  const c0 = start + 4;
+  if (end - start < 12 || line[start] !== 0x50 || line[start + 1] !== 0x55 || line[start + 2] !== 0x42 || line[start + 3] !== SPACE) return false;
+  const s1 = indexOfSpace(line, c0, end);
+  if (s1 <= c0) return false;
+  const s2 = indexOfSpace(line, s1 + 1, end);
   if (s2 <= s1 + 1) return false;
-  const s3 = line.indexOf(SPACE, s2 + 1);
-  if (s3 <= s2 + 1 || s3 + 1 >= n) return false;
+  const s3 = indexOfSpace(line, s2 + 1, end);
+  if (s3 <= s2 + 1 || s3 + 1 >= end) return false;
   let size = 0;
-  for (let i = s3 + 1; i < n; i++) {
+  for (let i = s3 + 1; i < end; i++) {
     const c = line[i]! - 0x30;
     if (c < 0 || c > 9 || i - s3 > 12) return false;
     size = size * 10 + c;
   }
-  const channel = line.latin1Slice(4, s1);
-  if (!channelOk(channel)) return false;
+  // A repeat of the last channel skips decoding and validation (a few byte compares).
+  const len = s1 - c0;
+  let channel: string;
+  if (len === out.lastRawLength && sameBytes(line, c0, out.lastRaw, len)) channel = out.lastChannel;
+  else {
+    channel = line.latin1Slice(c0, s1);
+    if (!channelOk(channel)) return false;
+    if (len <= out.lastRaw.length) {
+      line.copy(out.lastRaw, 0, c0, s1);
+      out.lastRawLength = len;
+      out.lastChannel = channel;
+    }
+  }
   let ackId = '';
   if (!(s2 === s1 + 2 && line[s1 + 1] === DASH)) {
     if (s2 - s1 - 1 > 32) return false;
@@ -64,6 +89,12 @@ export function parsePubFast(line: Buffer, out: PubHeader): boolean {
   out.reply = reply;
   out.size = size;
   return true;
+}
+
+/** A JS loop beats Buffer#indexOf's native call for the short fields of a PUB line. */
+function indexOfSpace(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === SPACE) return i;
+  return -1;
 }
 
 declare module 'node:buffer' {

@@ -3,16 +3,19 @@ import { ErrorCode, snippet } from './errors.js';
 /**
  * Splits a byte stream into lines and sized payloads. Pure: no I/O, no sockets.
  *
- * A byte-level state machine: lines are handed out as views into the incoming chunk and are
+ * A byte-level state machine: lines are handed out as offsets into the incoming chunk and are
  * copied only when they straddle two chunks. A payload whose size is known is jumped over, not
  * scanned. The line limit holds across split reads: an overlong line is reported as soon as it
  * passes the limit and the rest of it is discarded without being buffered.
  */
 export interface FrameHandler {
-  /** A complete line without its `\n` (and `\r`). The view is valid only during the call. */
-  onLine(line: Buffer): void;
-  /** The payload announced with expectPayload(). The view is valid only during the call. */
-  onPayload(payload: Buffer): void;
+  /**
+   * A complete line, `buf[start, end)`, without its `\n` (and `\r`). Offsets, not a view: a
+   * routine frame costs no allocation. The bytes are valid only during the call.
+   */
+  onLine(buf: Buffer, start: number, end: number): void;
+  /** The payload announced with expectPayload(), `buf[start, end)`; valid only during the call. */
+  onPayload(buf: Buffer, start: number, end: number): void;
   /** A framing problem. The framer has already resynchronised on the next line. */
   onError(code: ErrorCode, message: string): void;
 }
@@ -124,7 +127,7 @@ export class Framer {
             continue;
           }
           this.nextPayload = -1;
-          this.handler.onLine(line.subarray(start, end));
+          this.handler.onLine(line, start, end);
           if (this.nextPayload >= 0) this.beginPayload();
           break;
         }
@@ -144,7 +147,7 @@ export class Framer {
             if (nl !== -1) {
               i = nl + 1;
               this.state = State.LINE;
-              this.handler.onPayload(chunk.subarray(end - take, end));
+              this.handler.onPayload(chunk, end - take, end);
               break;
             }
           }
@@ -168,14 +171,14 @@ export class Framer {
             i++;
             break;
           }
-          const payload = this.pending.subarray(0, this.pendingLength);
+          const payloadLength = this.pendingLength;
           this.pendingLength = 0;
           const skipped = this.skipping;
           this.skipping = false;
           if (b === LF) {
             i++;
             this.state = State.LINE;
-            if (!skipped) this.handler.onPayload(payload);
+            if (!skipped) this.handler.onPayload(this.pending, 0, payloadLength);
           } else {
             this.state = State.DISCARD_LINE;
             this.handler.onError(ErrorCode.BAD_FRAME, `payload of ${this.payloadSize} bytes not followed by a newline (found ${snippet(chunk.subarray(i, i + 16))}); frame discarded`);

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
+import { writeDecimal } from '../protocol/ascii.js';
 
 const CHUNK = 64 * 1024;
 /** Payloads at least this big are handed to the socket as they are instead of copied. */
@@ -38,14 +39,14 @@ export class Outbox {
   }
 
   /**
-   * A delivery: prefix (`MSG <sid>`), the message's shared ASCII header, payload and newline in
-   * one go. TypedArray#set and latin1Write are native copies without Buffer#copy's JS layers.
+   * A delivery: prefix (`MSG <sid>`), the message's shared header, payload and newline in one
+   * go. TypedArray#set is a native copy without Buffer#copy's JS layers.
    */
-  writeFrame(prefix: Buffer, header: string, payload: Buffer): void {
+  writeFrame(prefix: Buffer, header: Buffer, payload: Buffer): void {
     const total = prefix.length + header.length + payload.length + 1;
     if (total >= DIRECT) {
       this.write(prefix);
-      this.writeAscii(header);
+      this.write(header);
       this.write(payload);
       this.write(NL);
       return;
@@ -55,9 +56,27 @@ export class Outbox {
     let at = this.used;
     buf.set(prefix, at);
     at += prefix.length;
-    at += buf.latin1Write(header, at);
+    buf.set(header, at);
+    at += header.length;
     buf.set(payload, at);
     at += payload.length;
+    buf[at++] = 0x0a;
+    this.used = at;
+    this.schedule();
+  }
+
+  /** `ACK <id> <offset>\n`, written in place: one per acknowledged publish. */
+  writeAck(ackId: string, offset: number): void {
+    if (this.used + ackId.length + 24 > this.buf.length) this.flush();
+    const buf = this.buf;
+    let at = this.used;
+    buf[at++] = 0x41; // A
+    buf[at++] = 0x43; // C
+    buf[at++] = 0x4b; // K
+    buf[at++] = 0x20;
+    at += buf.latin1Write(ackId, at);
+    buf[at++] = 0x20;
+    at = writeDecimal(buf, at, offset);
     buf[at++] = 0x0a;
     this.used = at;
     this.schedule();

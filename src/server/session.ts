@@ -3,7 +3,7 @@ import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/
 import { debug, humanDelivery, humanError, info, machineDeliveryHeader, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
-import { parsePubFast, type PubHeader } from '../protocol/fast-pub.js';
+import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
 import type { Broker } from '../core/broker.js';
 import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscription.js';
 import type { Log, StartPosition } from '../storage/engine.js';
@@ -85,6 +85,19 @@ function nowMicros(): number {
 
 type Mode = 'human' | 'machine';
 
+/**
+ * The stored message needs its own bytes (the framer's chunk is gone after the call, and a
+ * view would pin all of it). Small payloads are copied by a JS loop: cheaper than the native
+ * call, and the allocation comes from Node's shared pool.
+ */
+function ownCopy(buf: Buffer, start: number, end: number): Buffer {
+  const n = end - start;
+  const out = Buffer.allocUnsafe(n);
+  if (n <= 64) for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
+  else buf.copy(out, 0, start, end);
+  return out;
+}
+
 const NEW: StartPosition = Object.freeze({ kind: 'new' });
 
 /**
@@ -97,7 +110,10 @@ export class Session implements Consumer, FrameHandler {
   private readonly out: Outbox;
   private readonly subs = new Map<string, Subscription>();
   /** The PUB header whose payload comes next (machine mode); reused, never reallocated. */
-  private readonly pub: PubHeader = { channel: '', ackId: '', reply: '', size: 0 };
+  private readonly pub = pubHeader();
+  /** The last published channel as the client named it and as the broker knows it (checked). */
+  private lastPubName = '';
+  private lastPubChannel = '';
   private pubPending = false;
   private inflight = 0;
   private paused = false;
@@ -152,12 +168,13 @@ export class Session implements Consumer, FrameHandler {
 
   // --- FrameHandler ----------------------------------------------------------------------------
 
-  onLine(line: Buffer): void {
+  onLine(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
-    if (this.mode === 'machine' && this.identity && parsePubFast(line, this.pub)) {
+    if (this.mode === 'machine' && this.identity && parsePubFast(buf, start, end, this.pub)) {
       this.expectPub();
       return;
     }
+    const line = buf.subarray(start, end);
     let cmd: Command;
     try {
       cmd = this.mode === 'human' ? parseHuman(line) : parseMachine(line);
@@ -174,11 +191,10 @@ export class Session implements Consumer, FrameHandler {
     }
   }
 
-  onPayload(payload: Buffer): void {
+  onPayload(buf: Buffer, start: number, end: number): void {
     if (!this.pubPending) return;
     this.pubPending = false;
-    // The framer's view dies with this call; the stored message needs its own bytes.
-    this.publish(this.pub.channel, Buffer.from(payload), this.pub.reply, this.pub.ackId);
+    this.publish(this.pub.channel, ownCopy(buf, start, end), this.pub.reply, this.pub.ackId);
   }
 
   /** A PUB header was read: its payload comes next, unless it is too large. */
@@ -190,8 +206,17 @@ export class Session implements Consumer, FrameHandler {
       refusal = new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${size} bytes exceeds max-payload ${this.options.maxPayload}; skipped`);
     } else {
       try {
-        pub.channel = this.inbound(pub.channel, pub.reply ? 'request' : 'pub');
-        if (pub.reply) pub.reply = this.inbound(pub.reply, null);
+        if (pub.reply) {
+          pub.channel = this.inbound(pub.channel, 'request');
+          pub.reply = this.inbound(pub.reply, null);
+        } else if (pub.channel === this.lastPubName) {
+          pub.channel = this.lastPubChannel; // same name, same identity: same answer (rules are static)
+        } else {
+          const name = pub.channel;
+          pub.channel = this.inbound(name, 'pub'); // throws when refused: nothing cached
+          this.lastPubName = name;
+          this.lastPubChannel = pub.channel;
+        }
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
         refusal = err;
@@ -380,7 +405,7 @@ export class Session implements Consumer, FrameHandler {
       } else if (human) {
         this.out.writeString(debug(`published ${displayName(channel)} #${offset}`));
       } else if (ackId) {
-        this.out.writeAscii(`ACK ${ackId} ${offset}\n`);
+        this.out.writeAck(ackId, offset);
       }
       this.maybeResumeInput();
       this.maybeFinish();

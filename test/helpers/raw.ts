@@ -21,8 +21,8 @@ export class RawClient {
   private constructor(readonly socket: net.Socket) {
     this.framer = new Framer(
       {
-        onLine: (line) => {
-          const text = line.toString('utf8');
+        onLine: (buf, start, end) => {
+          const text = buf.toString('utf8', start, end);
           const m = /^MSG \S+ \S+ \S+ \S+ \S+ \S+ (\d+)$/.exec(text);
           if (m) {
             this.pendingMsg = text;
@@ -31,8 +31,8 @@ export class RawClient {
           }
           this.push({ line: text });
         },
-        onPayload: (payload) => {
-          this.push({ line: this.pendingMsg!, payload: Buffer.from(payload) });
+        onPayload: (buf, start, end) => {
+          this.push({ line: this.pendingMsg!, payload: Buffer.from(buf.subarray(start, end)) });
           this.pendingMsg = null;
         },
         onError: (code, message) => this.push({ line: `FRAMING ${code} ${message}` }),

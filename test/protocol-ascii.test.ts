@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { decimalLength, writeDecimal } from '../src/protocol/ascii.js';
+import { machineDeliveryHeader } from '../src/protocol/encode.js';
+
+test('writeDecimal and decimalLength agree with String() for every integer up to 2^53', () => {
+  const buf = Buffer.alloc(32, 0x78);
+  fc.assert(
+    fc.property(fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constantFrom(0, 9, 10, 99_999_999, 100_000_000, 2 ** 31, 2 ** 53 - 1)), fc.nat(8), (n, at) => {
+      const end = writeDecimal(buf, at, n);
+      assert.equal(buf.toString('latin1', at, end), String(n));
+      assert.equal(decimalLength(n), String(n).length);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('the delivery header is the documented text, tenant prefix removed', () => {
+  const msg = { channel: '_T.acme.probes.rtt', offset: 42, timestamp: 1_763_900_000_123.456, publisher: 'alice/p1', reply: '_T.acme._INBOX.x.1', payload: Buffer.from('hello') };
+  assert.equal(machineDeliveryHeader(msg).toString('latin1'), ' probes.rtt 42 1763900000123456 alice/p1 _INBOX.x.1 5\n');
+  assert.equal(machineDeliveryHeader({ ...msg, reply: '', offset: 0 }).toString('latin1'), ' probes.rtt 0 1763900000123456 alice/p1 - 5\n');
+});
