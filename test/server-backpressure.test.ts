@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import { startBroker } from './helpers/broker.js';
 import { startInProcess } from './helpers/inproc.js';
-import { RawClient, until } from './helpers/raw.js';
+import { RawClient, until, type Frame } from './helpers/raw.js';
 
 /** Resident memory of a process, from /proc. */
 function rssBytes(pid: number): number {
@@ -108,5 +108,39 @@ test('memory channels: a slow subscriber gets a drop notice with the count, or i
     } finally {
       await broker.close();
     }
+  }
+});
+
+test('a queue group whose members all stall falls back onto the log: every acknowledged message reaches exactly one member', async () => {
+  // Tiny outbound bound and backlog, so the members are congested at once.
+  const broker = await startInProcess({ session: { outboundHighWater: 4096 }, broker: { queueBacklog: 10 } });
+  try {
+    const members = await Promise.all([1, 2].map(() => RawClient.machine(broker.port)));
+    for (const m of members) {
+      m.send('SUB w jobs queue=workers');
+      await m.waitFor((f) => f.line === 'OK w');
+      m.socket.pause();
+    }
+    const pub = await RawClient.machine(broker.port);
+    const N = 20_000;
+    const payload = Buffer.alloc(200, 0x6a);
+    for (let i = 0; i < N; i++) {
+      payload.write(String(i).padStart(8, '0'));
+      pub.pub('jobs', payload, `j${i}`);
+    }
+    await pub.waitFor((f) => f.line.startsWith(`ACK j${N - 1} `), 60_000);
+    assert.equal(pub.frames.filter((f) => f.line.startsWith('ERR')).length, 0, 'no publish refused');
+    assert.ok(broker.server.broker.counters.catchUps > 0, 'the group fell behind onto the log');
+    for (const m of members) m.socket.resume();
+    const received = (): Frame[] => members.flatMap((m) => m.frames.filter((f) => f.line.startsWith('MSG w ')));
+    await until(() => received().length >= N, `all ${N} jobs delivered (got ${received().length})`, 60_000);
+    const jobs = received().map((f) => f.payload!.toString('latin1', 0, 8));
+    assert.equal(new Set(jobs).size, N, 'no job delivered twice');
+    assert.equal(jobs.length, N);
+    assert.equal(broker.server.broker.counters.queueDropped, 0);
+    for (const m of members) assert.ok(m.frames.some((f) => f.line.startsWith('MSG w ')), 'both members got work');
+    for (const c of [...members, pub]) await c.close();
+  } finally {
+    await broker.close();
   }
 });

@@ -2,7 +2,7 @@ import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
 import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
 import { SubjectIndex } from './subject-index.js';
-import { QueueGroup, Subscription, delivery, type Consumer, type Delivery, type Feed } from './subscription.js';
+import { QueueGroup, Subscription, delivery, type Consumer, type Delivery, type Feed, type FeedEvent } from './subscription.js';
 
 export type SlowConsumerPolicy = 'drop' | 'disconnect';
 
@@ -123,7 +123,7 @@ export class Broker {
         this.index.add(pattern, group);
       }
       group.members.push(sub);
-      this.flushBacklog(group);
+      this.feedGroup(group);
       return sub;
     }
     this.index.add(pattern, sub);
@@ -157,6 +157,8 @@ export class Broker {
     const i = group.members.indexOf(sub);
     if (i >= 0) group.members.splice(i, 1);
     if (group.members.length === 0) {
+      group.closed = true;
+      group.feeds.clear();
       this.index.remove(group.pattern, group);
       this.groups.delete(group.key);
       if (group.backlog.length) this.counters.queueDropped += group.backlog.length;
@@ -175,7 +177,7 @@ export class Broker {
     }
     if (sub.queue) {
       const group = this.groups.get(`${sub.queue}\u0000${sub.pattern}`);
-      if (group) this.flushBacklog(group);
+      if (group) this.feedGroup(group);
     }
   }
 
@@ -202,7 +204,7 @@ export class Broker {
       for (let t = 0; t < targets.length; t++) {
         const target = targets[t]!;
         if (target instanceof Subscription) this.offer(target, d, log);
-        else this.offerToGroup(target, d);
+        else this.offerToGroup(target, d, log);
       }
     }
   }
@@ -231,37 +233,43 @@ export class Broker {
     sub.drops.set(channel, (sub.drops.get(channel) ?? 0) + 1);
   }
 
-  private offerToGroup(group: QueueGroup, d: Delivery): void {
-    const members = group.members;
-    const n = members.length;
-    for (let k = 0; k < n; k++) {
-      const i = (group.cursor + k) % n;
-      const member = members[i]!;
-      if (!member.consumer.congested()) {
-        group.cursor = i + 1;
-        this.counters.delivered++;
-        member.consumer.deliver(member, d);
-        return;
-      }
+  private offerToGroup(group: QueueGroup, d: Delivery, log: ChannelLog | null): void {
+    const channel = d.msg.channel;
+    if (group.feeds.size !== 0 && group.feeds.has(channel)) return; // the group reads this from the log
+    const member = group.nextFree();
+    if (member) {
+      this.counters.delivered++;
+      member.consumer.deliver(member, d);
+      return;
+    }
+    if (log?.replayable) {
+      // Every member is congested: the group falls behind onto the log and nothing is held.
+      this.counters.catchUps++;
+      group.feeds.set(channel, { channel, next: d.msg.offset, reading: false });
+      return;
     }
     if (group.backlog.length < this.options.queueBacklog) {
       group.backlog.push(d);
       return;
     }
     this.counters.queueDropped++;
-    const member = members[group.cursor % n]!;
-    member.drops.set(d.msg.channel, (member.drops.get(d.msg.channel) ?? 0) + 1);
+    const notified = group.members[group.cursor % group.members.length]!;
+    notified.drops.set(channel, (notified.drops.get(channel) ?? 0) + 1);
   }
 
-  private flushBacklog(group: QueueGroup): void {
+  /** A member has room: send the backlog, resume the group's log reads. */
+  private feedGroup(group: QueueGroup): void {
     let sent = 0;
     while (sent < group.backlog.length) {
-      const member = group.members.find((m) => !m.consumer.congested());
+      const member = group.nextFree();
       if (!member) break;
       this.counters.delivered++;
       member.consumer.deliver(member, group.backlog[sent++]!);
     }
     if (sent) group.backlog.splice(0, sent);
+    for (const feed of group.feeds.values()) {
+      if (!feed.reading) void this.pump(group, feed);
+    }
   }
 
   // --- replay and catch-up -------------------------------------------------------------------
@@ -277,25 +285,30 @@ export class Broker {
     await this.pump(sub, feed);
   }
 
-  /** Read from the log and deliver until caught up (then go live) or congested (then wait). */
-  private async pump(sub: Subscription, feed: Feed): Promise<void> {
-    if (feed.reading || sub.closed) return;
+  /**
+   * Read from the log and deliver until caught up (then go live) or congested (then wait for
+   * drained()). The reader is a subscription, or a queue group that hands each message to
+   * one free member.
+   */
+  private async pump(reader: Reader, feed: Feed): Promise<void> {
+    if (feed.reading || reader.closed) return;
     feed.reading = true;
     const log = this.engine.channel(feed.channel);
+    const current = (): boolean => !reader.closed && reader.feeds.get(feed.channel) === feed;
     try {
-      while (!sub.closed && sub.feeds.get(feed.channel) === feed) {
+      while (current()) {
         if (feed.next > log.head) {
-          sub.feeds.delete(feed.channel);
-          sub.consumer.notify(sub, { kind: 'live', channel: feed.channel, offset: log.head });
+          reader.feeds.delete(feed.channel);
+          if (reader instanceof Subscription) reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
           return;
         }
-        if (sub.consumer.congested()) return; // drained() resumes us
+        if (!hasRoom(reader)) return;
         const batch = await log.read(feed.next, this.options.readBatchMessages, this.options.readBatchBytes);
-        if (sub.closed || sub.feeds.get(feed.channel) !== feed) return;
+        if (!current()) return;
         if (batch.length === 0) {
           // Nothing at `next` although head is past it: removed by retention.
           if (log.first > feed.next) {
-            sub.consumer.notify(sub, { kind: 'gap', channel: feed.channel, from: feed.next, to: log.first - 1 });
+            tell(reader, { kind: 'gap', channel: feed.channel, from: feed.next, to: log.first - 1 });
             feed.next = log.first;
             continue;
           }
@@ -303,25 +316,43 @@ export class Broker {
         }
         for (const msg of batch) {
           if (msg.offset < feed.next) continue;
-          if (msg.offset > feed.next) {
-            sub.consumer.notify(sub, { kind: 'gap', channel: feed.channel, from: feed.next, to: msg.offset - 1 });
-          }
+          if (msg.offset > feed.next) tell(reader, { kind: 'gap', channel: feed.channel, from: feed.next, to: msg.offset - 1 });
+          feed.next = msg.offset;
+          const to = reader instanceof Subscription ? reader : reader.nextFree();
+          if (to === null) return; // every member is congested: resume at msg.offset
           this.counters.replayed++;
           this.counters.delivered++;
-          sub.consumer.deliver(sub, delivery(msg));
+          to.consumer.deliver(to, delivery(msg));
           feed.next = msg.offset + 1;
-          if (sub.closed) return;
+          if (reader.closed) return;
         }
       }
     } catch (err) {
-      this.storageFailed(sub, feed, err);
+      this.storageFailed(reader, feed, err);
     } finally {
       feed.reading = false;
     }
   }
 
-  private storageFailed(sub: Subscription, feed: Feed, err: unknown): void {
-    this.log.error({ err, channel: feed.channel, offset: feed.next, sid: sub.sid }, 'reading from storage failed');
-    sub.consumer.disconnect(ErrorCode.STORAGE_FAILED, `reading ${feed.channel} from storage failed: ${(err as Error).message}`);
+  private storageFailed(reader: Reader, feed: Feed, err: unknown): void {
+    const who = reader instanceof Subscription ? { sid: reader.sid } : { queue: reader.queue };
+    this.log.error({ err, channel: feed.channel, offset: feed.next, ...who }, 'reading from storage failed');
+    for (const sub of reader instanceof Subscription ? [reader] : [...reader.members]) {
+      sub.consumer.disconnect(ErrorCode.STORAGE_FAILED, `reading ${feed.channel} from storage failed: ${(err as Error).message}`);
+    }
   }
+}
+
+/** Something that reads a channel back from the log: a subscription, or a queue group. */
+type Reader = Subscription | QueueGroup;
+
+function hasRoom(reader: Reader): boolean {
+  if (reader instanceof Subscription) return !reader.consumer.congested();
+  return reader.members.some((m) => !m.consumer.congested());
+}
+
+/** Gaps are told to the subscriber, or to every member of a group. */
+function tell(reader: Reader, event: FeedEvent): void {
+  if (reader instanceof Subscription) reader.consumer.notify(reader, event);
+  else for (const m of reader.members) m.consumer.notify(m, event);
 }

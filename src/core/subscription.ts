@@ -61,16 +61,39 @@ export class Subscription {
   ) {}
 }
 
-/** Members of one queue group (same queue name and pattern): each message goes to one of them. */
+/**
+ * Members of one queue group (same queue name and pattern): each message goes to one of them.
+ * While every member is congested, a durable channel's messages are read back from the log
+ * (feeds, as for a subscription: nothing is held or lost); a memory channel's wait in a
+ * bounded backlog.
+ */
 export class QueueGroup {
   readonly members: Subscription[] = [];
   cursor = 0;
-  /** Messages waiting while every member is congested (bounded). */
+  /** Memory channels: messages waiting while every member is congested (bounded). */
   readonly backlog: Delivery[] = [];
+  /** Durable channels this group reads from the log instead of live. */
+  readonly feeds = new Map<string, Feed>();
+  closed = false;
 
   constructor(
     readonly key: string,
     readonly queue: string,
     readonly pattern: string,
   ) {}
+
+  /** The next member with room, round robin; null when all are congested. */
+  nextFree(): Subscription | null {
+    const members = this.members;
+    const n = members.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.cursor + k) % n;
+      const member = members[i]!;
+      if (!member.consumer.congested()) {
+        this.cursor = i + 1;
+        return member;
+      }
+    }
+    return null;
+  }
 }

@@ -21,10 +21,27 @@ export class Outbox {
     this.flush();
   };
 
-  constructor(private readonly socket: Writable) {}
+  /**
+   * @param highWater queued bytes past which the connection counts as congested
+   * @param onRoom called once room is back after congested() said true: on 'drain', or after a
+   *   flush the socket took whole (a bound below the chunk size is reached without blocking)
+   */
+  constructor(
+    private readonly socket: Writable,
+    private readonly highWater: number,
+    private readonly onRoom: () => void,
+  ) {}
 
   /** The socket refused more (write() returned false) and has not drained yet. */
   private blocked = false;
+  /** congested() said true and onRoom has not run since. */
+  private owesRoom = false;
+
+  congested(): boolean {
+    if (this.queued <= this.highWater) return false;
+    this.owesRoom = true;
+    return true;
+  }
 
   /** Bytes written but not yet accepted by the kernel. */
   get queued(): number {
@@ -36,6 +53,13 @@ export class Outbox {
   /** The socket drained: called from its 'drain' event. */
   drained(): void {
     this.blocked = false;
+    this.roomBack();
+  }
+
+  private roomBack(): void {
+    if (!this.owesRoom || this.queued > this.highWater) return;
+    this.owesRoom = false;
+    this.onRoom();
   }
 
   /**
@@ -130,6 +154,7 @@ export class Outbox {
     }
     this.used = 0;
     if (!this.socket.write(chunk)) this.blocked = true;
+    else if (this.owesRoom) setImmediate(() => this.roomBack()); // not from inside a write
   }
 
   private schedule(): void {

@@ -154,7 +154,7 @@ export class Session implements Consumer, FrameHandler {
     if (guard.options.publishRate > 0) this.bucket = new TokenBucket(guard.options.publishRate, guard.options.publishBurst || guard.options.publishRate);
     if (guard.options.idleTimeoutMs > 0) this.startIdleTimer();
     this.framer = new Framer(this, { maxLine: options.maxLine, maxPayload: options.maxPayload });
-    this.out = new Outbox(socket);
+    this.out = new Outbox(socket, options.outboundHighWater, () => this.onRoom());
     socket.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.lastActive = Date.now();
@@ -252,7 +252,7 @@ export class Session implements Consumer, FrameHandler {
   // --- Consumer --------------------------------------------------------------------------------
 
   congested(): boolean {
-    return this.out.queued > this.options.outboundHighWater;
+    return this.out.congested();
   }
 
   deliver(sub: Subscription, d: Delivery): void {
@@ -646,6 +646,11 @@ export class Session implements Consumer, FrameHandler {
 
   private onDrain(): void {
     this.out.drained();
+    this.maybeResumeInput();
+  }
+
+  /** The outbound queue is under its bound again: resume what waited for room. */
+  private onRoom(): void {
     for (const sub of this.subs.values()) this.broker.drained(sub);
     this.maybeResumeInput();
   }
