@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { decimalLength, writeDecimal } from '../src/protocol/ascii.js';
-import { machineDeliveryHeader } from '../src/protocol/encode.js';
+import { machineDelivery } from '../src/protocol/encode.js';
 
 test('writeDecimal and decimalLength agree with String() for every integer up to 2^53', () => {
   const buf = Buffer.alloc(32, 0x78);
@@ -16,8 +16,8 @@ test('writeDecimal and decimalLength agree with String() for every integer up to
   );
 });
 
-test('the delivery header is the documented text, tenant prefix removed', () => {
+test('the shared delivery bytes are the documented frame after the sid, tenant prefix removed', () => {
   const msg = { channel: '_T.acme.probes.rtt', offset: 42, timestamp: 1_763_900_000_123.456, publisher: 'alice/p1', reply: '_T.acme._INBOX.x.1', payload: Buffer.from('hello') };
-  assert.equal(machineDeliveryHeader(msg).toString('latin1'), ' probes.rtt 42 1763900000123456 alice/p1 _INBOX.x.1 5\n');
-  assert.equal(machineDeliveryHeader({ ...msg, reply: '', offset: 0 }).toString('latin1'), ' probes.rtt 0 1763900000123456 alice/p1 - 5\n');
+  assert.equal(machineDelivery(msg).toString('latin1'), ' probes.rtt 42 1763900000123456 alice/p1 _INBOX.x.1 5\nhello\n');
+  assert.equal(machineDelivery({ ...msg, reply: '', offset: 0 }).toString('latin1'), ' probes.rtt 0 1763900000123456 alice/p1 - 5\nhello\n');
 });

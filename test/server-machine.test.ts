@@ -207,3 +207,25 @@ test('the broker measures a client round trip and clock offset NTP-style; client
   await c.waitFor((f) => f.line.startsWith('ERR - BAD_ARGUMENTS expected 3 arguments'));
   await c.close();
 });
+
+test('payloads around the inline and direct-write sizes arrive byte-exact at every subscriber', async () => {
+  const subs = await Promise.all([1, 2].map(() => RawClient.machine(broker.port)));
+  for (const s of subs) {
+    s.send('SUB z sizes.x');
+    await s.waitFor((f) => f.line === 'OK z');
+  }
+  const p = await RawClient.machine(broker.port);
+  const sizes = [0, 1, 63, 64, 65, 2047, 2048, 2049, 16_383, 16_384, 40_000];
+  const payloads = sizes.map((n, k) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + k) & 0xff)));
+  payloads.forEach((b, k) => p.pub('sizes.x', b, `s${k}`));
+  await p.waitFor((f) => f.line.startsWith(`ACK s${sizes.length - 1} `));
+  for (const s of subs) {
+    await s.waitFor(() => s.frames.filter(isMsg('z')).length === sizes.length);
+    const got = s.frames.filter(isMsg('z'));
+    got.forEach((f, k) => {
+      assert.equal(fields(f).size, sizes[k]);
+      assert.deepEqual(f.payload, payloads[k]);
+    });
+  }
+  for (const c of [...subs, p]) await c.close();
+});

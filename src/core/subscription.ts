@@ -5,11 +5,11 @@ export interface Delivery {
   readonly msg: StoredMessage;
   /** Filled by the first consumer that needs it; the core never looks inside. */
   human: Buffer | undefined;
-  header: Buffer | undefined;
+  machine: Buffer | undefined;
 }
 
 export function delivery(msg: StoredMessage): Delivery {
-  return { msg, human: undefined, header: undefined };
+  return { msg, human: undefined, machine: undefined };
 }
 
 export type FeedEvent =

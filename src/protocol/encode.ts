@@ -116,19 +116,24 @@ function cached(cache: Map<string, Buffer>, name: string, display: boolean): Buf
   return b;
 }
 
+/** Payloads up to this size travel inside the shared delivery bytes (one copy per subscriber). */
+export const INLINE_DELIVERY = 2048;
+
 /**
- * The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n` after the
- * sid, as bytes: encoded once per message and copied to each subscriber after its own prefix.
+ * The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n<payload>\n`
+ * after the sid, as bytes: encoded once per message and copied to each subscriber after its
+ * own prefix. A payload over INLINE_DELIVERY is left out (the caller writes it as it is).
  */
-export function machineDeliveryHeader(msg: StoredMessage): Buffer {
+export function machineDelivery(msg: StoredMessage): Buffer {
   const channel = cached(channelBytes, msg.channel, true);
   const publisher = cached(publisherBytes, msg.publisher, false);
   const reply = msg.reply ? cached(channelBytes, msg.reply, true) : DASH;
   const time = micros(msg.timestamp);
   const size = msg.payload.length;
+  const inline = size <= INLINE_DELIVERY;
   const length =
     7 + channel.length + decimalLength(msg.offset) + decimalLength(time) + publisher.length + reply.length + decimalLength(size);
-  const out = Buffer.allocUnsafe(length);
+  const out = Buffer.allocUnsafe(inline ? length + size + 1 : length);
   out[0] = SPACE;
   out.set(channel, 1);
   let at = 1 + channel.length;
@@ -144,7 +149,12 @@ export function machineDeliveryHeader(msg: StoredMessage): Buffer {
   at += reply.length;
   out[at++] = SPACE;
   at = writeDecimal(out, at, size);
-  out[at] = 0x0a;
+  out[at++] = 0x0a;
+  if (inline) {
+    const payload = msg.payload;
+    for (let i = 0; i < size; i++) out[at + i] = payload[i]!;
+    out[at + size] = 0x0a;
+  }
   return out;
 }
 

@@ -63,28 +63,30 @@ export class Outbox {
   }
 
   /**
-   * A delivery: prefix (`MSG <sid>`), the message's shared header, payload and newline in one
-   * go. TypedArray#set is a native copy without Buffer#copy's JS layers.
+   * A delivery: the subscription's prefix (`MSG <sid>`), then the message's shared bytes, then
+   * (when they do not include it) the large payload and its newline. Short copies are JS loops:
+   * for a few dozen bytes TypedArray#set's call costs more than the copy.
    */
-  writeFrame(prefix: Buffer, header: Buffer, payload: Buffer): void {
-    const total = prefix.length + header.length + payload.length + 1;
-    if (total >= DIRECT) {
+  writeFrame(prefix: Buffer, shared: Buffer, payload: Buffer | null): void {
+    const total = prefix.length + shared.length + (payload === null ? 0 : payload.length + 1);
+    if (total >= DIRECT || payload !== null) {
       this.write(prefix);
-      this.write(header);
-      this.write(payload);
-      this.write(NL);
+      this.write(shared);
+      if (payload !== null) {
+        this.write(payload);
+        this.write(NL);
+      }
       return;
     }
     if (this.used + total > this.buf.length) this.flush();
     const buf = this.buf;
     let at = this.used;
-    buf.set(prefix, at);
-    at += prefix.length;
-    buf.set(header, at);
-    at += header.length;
-    buf.set(payload, at);
-    at += payload.length;
-    buf[at++] = 0x0a;
+    for (let i = 0; i < prefix.length; i++) buf[at++] = prefix[i]!;
+    if (shared.length <= 64) for (let i = 0; i < shared.length; i++) buf[at++] = shared[i]!;
+    else {
+      buf.set(shared, at);
+      at += shared.length;
+    }
     this.used = at;
     this.schedule();
   }

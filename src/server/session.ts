@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/commands.js';
-import { debug, humanDelivery, humanError, info, machineDeliveryHeader, machineError, micros, warning } from '../protocol/encode.js';
+import { INLINE_DELIVERY, debug, humanDelivery, humanError, info, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
@@ -260,7 +260,8 @@ export class Session implements Consumer, FrameHandler {
     if (this.mode === 'human') {
       this.out.write((d.human ??= humanDelivery(d.msg)));
     } else {
-      this.out.writeFrame((sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1')), (d.header ??= machineDeliveryHeader(d.msg)), d.msg.payload);
+      const payload = d.msg.payload;
+      this.out.writeFrame((sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1')), (d.machine ??= machineDelivery(d.msg)), payload.length > INLINE_DELIVERY ? payload : null);
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
   }
