@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   const chunk = Buffer.concat(Array.from({ length: perChunk }, () => frame));
   await new Promise((r) => setImmediate(r));
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let sent = 0;
   while (sent < N) {
     pubSock.emit('data', chunk);
@@ -61,11 +62,13 @@ async function main(): Promise<void> {
   // Durable: wait for every message to be committed (delivered) before stopping the clock.
   while (broker.counters.delivered < sent * SUBS) await new Promise((r) => setTimeout(r, 1));
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuUs = (cpu.user + cpu.system) / sent; // less disturbed by other load than wall time
   await broker.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   console.log(
     `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s), acks ${ACK ? 'on' : 'off'}: ` +
-      `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ` +
+      `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ${cpuUs.toFixed(2)} µs CPU/msg, ` +
       `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}`,
   );
 }

@@ -200,7 +200,7 @@ export class Broker {
     const targets = this.index.match(channel);
     if (targets.length === 0) return;
     for (let m = 0; m < batch.length; m++) {
-      const d = delivery(batch[m]!);
+      const d = delivery(batch[m]!, targets.length);
       for (let t = 0; t < targets.length; t++) {
         const target = targets[t]!;
         if (target instanceof Subscription) this.offer(target, d, log);

@@ -6,10 +6,12 @@ export interface Delivery {
   /** Filled by the first consumer that needs it; the core never looks inside. */
   human: Buffer | undefined;
   machine: Buffer | undefined;
+  /** How many subscriptions and groups it goes to: with one, nothing is worth caching. */
+  readonly fanout: number;
 }
 
-export function delivery(msg: StoredMessage): Delivery {
-  return { msg, human: undefined, machine: undefined };
+export function delivery(msg: StoredMessage, fanout = 1): Delivery {
+  return { msg, human: undefined, machine: undefined, fanout };
 }
 
 export type FeedEvent =

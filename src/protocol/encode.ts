@@ -102,62 +102,114 @@ export function micros(ms: number): number {
 
 /** Names as bytes, cached: a few channels and publishers carry most of the traffic. Bounded. */
 const MAX_CACHED_NAMES = 65_536;
-const channelBytes = new Map<string, Buffer>();
-const publisherBytes = new Map<string, Buffer>();
-const DASH = Buffer.from('-');
+const DASH: Buffer = Buffer.from('-');
 
-function cached(cache: Map<string, Buffer>, name: string, display: boolean): Buffer {
-  let b = cache.get(name);
-  if (b === undefined) {
-    if (cache.size >= MAX_CACHED_NAMES) cache.clear();
-    b = Buffer.from(display ? displayName(name) : name, 'latin1');
-    cache.set(name, b);
+class NameBytes {
+  private readonly map = new Map<string, Buffer>();
+  // The last name asked for: consecutive messages mostly share it (a pointer compare).
+  private lastName = '';
+  private lastBytes = DASH;
+
+  constructor(private readonly display: boolean) {}
+
+  get(name: string): Buffer {
+    if (name === this.lastName) return this.lastBytes;
+    let b = this.map.get(name);
+    if (b === undefined) {
+      if (this.map.size >= MAX_CACHED_NAMES) this.map.clear();
+      b = Buffer.from(this.display ? displayName(name) : name, 'latin1');
+      this.map.set(name, b);
+    }
+    this.lastName = name;
+    this.lastBytes = b;
+    return b;
   }
-  return b;
 }
 
-/** Payloads up to this size travel inside the shared delivery bytes (one copy per subscriber). */
+const channelNames = new NameBytes(true);
+const replyNames = new NameBytes(true);
+const publisherNames = new NameBytes(false);
+
+/** Payloads up to this size travel inside the delivery bytes (one copy per subscriber). */
 export const INLINE_DELIVERY = 2048;
 
 /**
- * The part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n<payload>\n`
- * after the sid, as bytes: encoded once per message and copied to each subscriber after its
- * own prefix. A payload over INLINE_DELIVERY is left out (the caller writes it as it is).
+ * Encodes the part of `MSG <sid> <channel> <offset> <time-µs> <publisher> <reply|-> <size>\n
+ * <payload>\n` after the sid: `prepare` sizes it, `write` puts it at buf[at..]. A payload over
+ * INLINE_DELIVERY is left out (the caller writes it as it is). Two steps, so that one
+ * subscriber's copy is written straight into its outbox and a fan-out's is encoded once.
+ * Single-threaded use only: `prepare` keeps the message for the following `write`.
  */
-export function machineDelivery(msg: StoredMessage): Buffer {
-  const channel = cached(channelBytes, msg.channel, true);
-  const publisher = cached(publisherBytes, msg.publisher, false);
-  const reply = msg.reply ? cached(channelBytes, msg.reply, true) : DASH;
-  const time = micros(msg.timestamp);
-  const size = msg.payload.length;
-  const inline = size <= INLINE_DELIVERY;
-  const length =
-    7 + channel.length + decimalLength(msg.offset) + decimalLength(time) + publisher.length + reply.length + decimalLength(size);
-  const out = Buffer.allocUnsafe(inline ? length + size + 1 : length);
-  out[0] = SPACE;
-  out.set(channel, 1);
-  let at = 1 + channel.length;
-  out[at++] = SPACE;
-  at = writeDecimal(out, at, msg.offset);
-  out[at++] = SPACE;
-  at = writeDecimal(out, at, time);
-  out[at++] = SPACE;
-  out.set(publisher, at);
-  at += publisher.length;
-  out[at++] = SPACE;
-  out.set(reply, at);
-  at += reply.length;
-  out[at++] = SPACE;
-  at = writeDecimal(out, at, size);
-  out[at++] = 0x0a;
-  if (inline) {
-    const payload = msg.payload;
-    for (let i = 0; i < size; i++) out[at + i] = payload[i]!;
-    out[at + size] = 0x0a;
+export class DeliveryEncoder {
+  private msg: StoredMessage | null = null;
+  private channel = DASH;
+  private publisher = DASH;
+  private reply = DASH;
+  private time = 0;
+  /** Whether the payload is included. */
+  inline = false;
+
+  /** Bytes `write` will produce for `msg`. */
+  prepare(msg: StoredMessage): number {
+    this.msg = msg;
+    this.channel = channelNames.get(msg.channel);
+    this.publisher = publisherNames.get(msg.publisher);
+    this.reply = msg.reply ? replyNames.get(msg.reply) : DASH;
+    this.time = micros(msg.timestamp);
+    const size = msg.payload.length;
+    this.inline = size <= INLINE_DELIVERY;
+    const header =
+      7 + this.channel.length + decimalLength(msg.offset) + decimalLength(this.time) + this.publisher.length + this.reply.length + decimalLength(size);
+    return this.inline ? header + size + 1 : header;
   }
+
+  /** Writes the prepared message; returns the index after it. */
+  write(out: Buffer, at: number): number {
+    const msg = this.msg!;
+    const size = msg.payload.length;
+    out[at++] = SPACE;
+    at = copySmall(out, at, this.channel);
+    out[at++] = SPACE;
+    at = writeDecimal(out, at, msg.offset);
+    out[at++] = SPACE;
+    at = writeDecimal(out, at, this.time);
+    out[at++] = SPACE;
+    at = copySmall(out, at, this.publisher);
+    out[at++] = SPACE;
+    at = copySmall(out, at, this.reply);
+    out[at++] = SPACE;
+    at = writeDecimal(out, at, size);
+    out[at++] = NEWLINE;
+    if (this.inline) {
+      at = copySmall(out, at, msg.payload);
+      out[at++] = NEWLINE;
+    }
+    this.msg = null;
+    return at;
+  }
+}
+
+/** For a few dozen bytes a JS loop is cheaper than TypedArray#set's call. */
+function copySmall(out: Buffer, at: number, src: Buffer): number {
+  const n = src.length;
+  if (n > 64) {
+    out.set(src, at);
+    return at + n;
+  }
+  for (let i = 0; i < n; i++) out[at + i] = src[i]!;
+  return at + n;
+}
+
+export const deliveryEncoder = new DeliveryEncoder();
+
+/** The delivery bytes of `msg` after the sid, encoded once and shared by its subscribers. */
+export function machineDelivery(msg: StoredMessage): Buffer {
+  const out = Buffer.allocUnsafe(deliveryEncoder.prepare(msg));
+  deliveryEncoder.write(out, 0);
   return out;
 }
 
+const NEWLINE = 0x0a;
 const SPACE = 0x20;
 
 export function info(text: string): string {

@@ -1,6 +1,8 @@
 import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
 import { writeDecimal } from '../protocol/ascii.js';
+import { deliveryEncoder } from '../protocol/encode.js';
+import type { StoredMessage } from '../storage/engine.js';
 
 const CHUNK = 64 * 1024;
 /** Payloads at least this big are handed to the socket as they are instead of copied. */
@@ -88,6 +90,22 @@ export class Outbox {
       at += shared.length;
     }
     this.used = at;
+    this.schedule();
+  }
+
+  /** A delivery for one subscriber: encoded straight into the buffer, no shared copy made. */
+  writeDelivery(prefix: Buffer, msg: StoredMessage): void {
+    const enc = deliveryEncoder;
+    const total = prefix.length + enc.prepare(msg);
+    if (this.used + total > this.buf.length) this.flush();
+    const buf = this.buf;
+    let at = this.used;
+    for (let i = 0; i < prefix.length; i++) buf[at++] = prefix[i]!;
+    this.used = enc.write(buf, at);
+    if (!enc.inline) {
+      this.write(msg.payload);
+      this.write(NL);
+    }
     this.schedule();
   }
 

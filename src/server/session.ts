@@ -260,8 +260,12 @@ export class Session implements Consumer, FrameHandler {
     if (this.mode === 'human') {
       this.out.write((d.human ??= humanDelivery(d.msg)));
     } else {
-      const payload = d.msg.payload;
-      this.out.writeFrame((sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1')), (d.machine ??= machineDelivery(d.msg)), payload.length > INLINE_DELIVERY ? payload : null);
+      const prefix = (sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1'));
+      if (d.fanout === 1 && d.machine === undefined) this.out.writeDelivery(prefix, d.msg);
+      else {
+        const payload = d.msg.payload;
+        this.out.writeFrame(prefix, (d.machine ??= machineDelivery(d.msg)), payload.length > INLINE_DELIVERY ? payload : null);
+      }
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
   }
