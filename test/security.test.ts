@@ -10,6 +10,8 @@ import type { AccessRule } from '../src/security/access.js';
 import { BIN, tmpDir } from './helpers/broker.js';
 import { startInProcess, type InProcessBroker } from './helpers/inproc.js';
 import { RawClient, until } from './helpers/raw.js';
+import { connect } from '../src/client/index.js';
+import type { FluctuatError } from '../src/client/errors.js';
 
 const dir = tmpDir('fluctuat-sec-');
 const usersFile = path.join(dir, 'users');
@@ -164,6 +166,43 @@ test('tenants: the same channel name in two tenants never mixes, wildcards and l
   for (const c of [alice, ops]) await c.close();
   const logout = audit().find((e) => e.event === 'logout' && e.user === 'bob')!;
   assert.ok(typeof logout.seconds === 'number' && (logout.messagesIn as number) >= 1 && (logout.bytesIn as number) > 0);
+});
+
+test('the client library logs in with a password or a token on every connection, and reports a refusal by its code', async () => {
+  const alice = await connect(`127.0.0.1:${broker.port}`, { user: 'alice', password: 'alice-password', name: 'reader', backoffInitialMs: 20 });
+  const writer = await connect(`127.0.0.1:${broker.port}`, { user: 'alice', password: 'alice-password' });
+  const probe = await connect(`127.0.0.1:${broker.port}`, { token });
+  try {
+    const seen: string[] = [];
+    alice.subscribe('news', (m) => void seen.push(m.text));
+    await alice.ping();
+    await writer.publish('news', 'first');
+    await until(() => seen.length === 1, 'first news');
+    // Tokens log in as their user: probe1 may publish on probes.> and nothing else.
+    await probe.publish('probes.rtt', '12');
+    await assert.rejects(probe.publish('news', 'x'), (e: FluctuatError) => e.code === 'FORBIDDEN');
+    // The broker drops alice's subscriber; the client reconnects, logs in again and resumes.
+    const ops = await loggedIn('ops', 'ops-password', true);
+    ops.send('CLIENTS');
+    await ops.waitFor((f) => f.line === 'END CLIENTS');
+    const rows = ops.lines().filter((l) => l.startsWith('CLIENT ')).map((l) => JSON.parse(l.slice(7)) as { id: number; name: string });
+    const target = rows.find((r) => r.name === 'alice/reader');
+    assert.ok(target, JSON.stringify(rows));
+    let reconnects = 0;
+    alice.on('reconnect', () => reconnects++);
+    ops.send(`KILL ${target.id}`);
+    await until(() => reconnects === 1, 'the reader reconnected');
+    await alice.ping();
+    await writer.publish('news', 'second');
+    await until(() => seen.includes('second'), 'news after the reconnection');
+    await ops.close();
+    await assert.rejects(connect(`127.0.0.1:${broker.port}`, { user: 'nobody-here', password: 'guess' }), (e: FluctuatError) => e.code === 'AUTH_FAILED' && /login .* refused: login failed/.test(e.message));
+    await assert.rejects(connect(`127.0.0.1:${broker.port}`, { token: 'not-a-token' }), (e: FluctuatError) => e.code === 'AUTH_FAILED');
+    await assert.rejects(connect(`127.0.0.1:${broker.port}`, { user: 'alice' }), (e: FluctuatError) => e.code === 'BAD_OPTION');
+    await assert.rejects(connect(`127.0.0.1:${broker.port}`, { token, user: 'alice', password: 'x' }), (e: FluctuatError) => e.code === 'BAD_OPTION');
+  } finally {
+    for (const c of [alice, writer, probe]) await c.close();
+  }
 });
 
 test('passwords are refused on a plaintext listener from a non-loopback address', async () => {

@@ -233,6 +233,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       const socket = tlsOptions ? tls.connect({ host, port, ...tlsOptions }) : net.connect({ host, port });
       socket.setNoDelay(true);
       let handshaking = true;
+      /** INFO came and a LOGIN/TOKEN went out: the session is up at its OK. */
+      let loggingIn = false;
+      const credentials = this.options.credentials;
       /** TLS: the handshake finished, so a close before INFO may be the broker refusing our certificate. */
       let secured = false;
       const hint = (): string => (secured ? ' (over TLS: a broker that requires a client certificate closes the connection when it refuses or misses one; its log says why)' : '');
@@ -254,6 +257,19 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
             return;
           }
           const text = line.toString('utf8');
+          if (loggingIn) {
+            if (text.startsWith('OK ')) {
+              handshaking = false;
+              clearTimeout(timer);
+              this.attach(socket, framer);
+              resolve();
+            } else if (text.startsWith('ERR ')) {
+              // ERR - <code> <message>: the broker's code (AUTH_FAILED, AUTH_BACKOFF, PLAINTEXT_REFUSED...)
+              const [, , code, ...rest] = text.split(' ');
+              fail(new FluctuatError(code ?? ClientErrorCode.CONNECTION_FAILED, `login to ${host}:${port} refused: ${rest.join(' ')}`));
+            }
+            return; // a clock PING before the login's answer: the broker does not need every answer
+          }
           if (text.startsWith('INFO ')) {
             let info: unknown;
             try {
@@ -262,11 +278,17 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
               fail(new FluctuatError(ClientErrorCode.PROTOCOL, `INFO frame is not JSON: ${text.slice(0, 80)}`, { cause }));
               return;
             }
-            handshaking = false;
-            clearTimeout(timer);
             this.info = info !== null && typeof info === 'object' ? (info as Record<string, unknown>) : {};
             // A first clock estimate; the ping sent by attach() refines it.
             if (typeof this.info.time === 'number') this.clockOffsetMs = this.info.time / 1000 - Date.now();
+            if (credentials) {
+              // Still handshaking, under the same connect timeout, until the login's answer.
+              loggingIn = true;
+              socket.write('token' in credentials ? `TOKEN ${credentials.token}\n` : `LOGIN ${credentials.user} ${credentials.password}\n`);
+              return;
+            }
+            handshaking = false;
+            clearTimeout(timer);
             this.attach(socket, framer);
             resolve();
           } else if (text.startsWith('-ERR ') || text.startsWith('ERR ')) {

@@ -42,7 +42,17 @@ export interface ConnectOptions {
    * `true` verifies the broker against Node's trusted CAs.
    */
   tls?: TlsOptions | boolean;
+  /**
+   * Log in as `user` with `password` on every (re)connection. The broker accepts passwords over
+   * TLS and on loopback only (unless configured otherwise); programs use `token` instead.
+   */
+  user?: string;
+  password?: string;
+  /** Log in with a program token (`fluctuat user token NAME`) on every (re)connection. */
+  token?: string;
 }
+
+export type Credentials = { readonly user: string; readonly password: string } | { readonly token: string };
 
 /** PEM contents (`ca`, `cert`, `key`) or files read at each connection attempt (`caFile`, ...). */
 export interface TlsOptions {
@@ -79,6 +89,7 @@ export interface ResolvedOptions {
   readonly maxQueued: number;
   /** Set when the connection uses TLS. */
   readonly tls: Readonly<TlsOptions> | undefined;
+  readonly credentials: Credentials | undefined;
 }
 
 const defaults = {
@@ -169,7 +180,21 @@ function num(options: ConnectOptions, key: keyof typeof defaults, min: number, i
   return value;
 }
 
-const known = new Set<string>(['name', 'tls', ...Object.keys(defaults)]);
+const known = new Set<string>(['name', 'tls', 'user', 'password', 'token', ...Object.keys(defaults)]);
+
+/** user + password, or token, or none; each a single line the LOGIN/TOKEN frame can carry. */
+function resolveCredentials(o: ConnectOptions): Credentials | undefined {
+  const { user, password, token } = o;
+  if (token !== undefined) {
+    if (user !== undefined || password !== undefined) throw bad('connect: give user and password, or token, not both');
+    if (typeof token !== 'string' || !/^\S+$/.test(token)) throw bad('connect: option token must be a non-empty string without spaces');
+    return Object.freeze({ token });
+  }
+  if (user === undefined && password === undefined) return undefined;
+  if (typeof user !== 'string' || !/^[^\s]{1,64}$/.test(user)) throw bad('connect: option user must be 1 to 64 characters without spaces (and needs password)');
+  if (typeof password !== 'string' || password === '' || /[\r\n]/.test(password)) throw bad('connect: option password must be a non-empty string on one line (and needs user)');
+  return Object.freeze({ user, password });
+}
 
 export function resolveOptions(url: string, options: ConnectOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw bad('connect: options must be an object');
@@ -198,6 +223,7 @@ export function resolveOptions(url: string, options: ConnectOptions = {}): Resol
     maxTrackedChannels: num(options, 'maxTrackedChannels', 1, true),
     maxQueued: num(options, 'maxQueued', 1, true),
     tls: resolveTls(url, tlsUrl ?? (/^(fluctuat|tcp):\/\//i.test(url) ? false : undefined), options.tls),
+    credentials: resolveCredentials(options),
   };
   if (resolved.backoffMaxMs < resolved.backoffInitialMs) {
     throw bad(`connect: backoffMaxMs (${resolved.backoffMaxMs}) is smaller than backoffInitialMs (${resolved.backoffInitialMs})`);
