@@ -277,6 +277,30 @@ describe('CRL files the broker refuses before it listens', () => {
     assert.match(junk.stderr, /junk\.crl: not a PEM certificate revocation list/);
   });
 
+  test('serve --tls-crl: sets the CRL of the --config TLS settings; refused without them, or when it is not the CA\'s', async () => {
+    const conf = path.join(dir, 'no-crl.conf');
+    fs.writeFileSync(conf, 'listen on 127.0.0.1 port 0 tls\ntls certificate "server.crt"\ntls key "server.key"\ntls ca "ca.crt"\ntls client-certificate required\n');
+    const serve = async (args: string[]): Promise<{ code: number; stderr: string }> =>
+      execFileP(process.execPath, [BIN, 'serve', '--storage', 'memory', '--no-privsep', ...args], { encoding: 'utf8' }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+    const alone = await serve(['--tls-crl', path.join(dir, 'other', 'ca.crl')]);
+    assert.equal(alone.code, 2);
+    assert.match(alone.stderr, /--tls-crl needs a TLS listener/);
+    const foreign = await serve(['--config', conf, '--tls-crl', path.join(dir, 'other', 'ca.crl')]);
+    assert.equal(foreign.code, 69);
+    assert.match(foreign.stderr, /cannot start: the tls crl .*other\/ca\.crl: the CRL is not issued by the tls ca/);
+    await genCert(dir, 'crl', '--revoke', path.join(dir, 'x.crt'), '--out', path.join(dir, 'x-revoked.crl'));
+    const broker = await startBroker({ config: conf, storage: 'memory', args: ['--no-privsep', '--tls-crl', path.join(dir, 'x-revoked.crl')] });
+    try {
+      const out = await sClient(dir, broker.port, 'x', 'ping\nquit\n');
+      assert.match(out, /-ERR CERT_REFUSED client certificate refused: the certificate is revoked/);
+    } finally {
+      await broker.dispose();
+    }
+  });
+
   test('gen-cert crl refuses a certificate of another CA and a bad serial', async () => {
     await assert.rejects(genCert(dir, 'crl', '--revoke', path.join(dir, 'other', 'ca.crt')), /is not issued by the CA "CN=CA one"/);
     await assert.rejects(genCert(dir, 'crl', '--serial', 'xyz'), /"xyz" is not a hexadecimal serial number/);
