@@ -197,6 +197,9 @@ for (const mode of ['privilege-separated', 'one process'] as const) {
       const line = await logged(broker, (l) => String(l.msg).startsWith('tls client certificate refused'), from);
       assert.equal(line.reason, 'CERT_REVOKED');
       assert.equal(line.subject, 'carol');
+      const audited = await auditEntries(dir, (e) => e.event === 'login-failed' && e.reason === 'CERT_REVOKED');
+      assert.equal(audited.subject, 'carol');
+      assert.equal(audited.method, 'certificate');
       const lib = await refusal(url, { tls: tlsFiles(dir, 'carol') });
       assert.match(lib.message, /CERT_REFUSED client certificate refused: the certificate is revoked/);
       assert.equal((lib.cause as FluctuatError).code, 'CERT_REFUSED');

@@ -6,7 +6,7 @@ import { getDriver } from '../storage/registry.js';
 import '../storage/builtin.js';
 import type { ListenAddress, ServerConfig } from './config.js';
 import { Session } from './session.js';
-import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type TlsMaterial } from './tls.js';
+import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type PeerCertificate, type TlsMaterial } from './tls.js';
 import { FileAudit, nullAudit } from '../security/audit.js';
 import { SyslogForwarder } from '../security/syslog.js';
 import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
@@ -153,13 +153,23 @@ export class FluctuatServer {
 
   private tlsOptions: tls.TlsOptions | undefined;
 
+  /** A TLS client whose certificate (if any) was accepted; a verified one logs it in. */
+  private attachTls(socket: tls.TLSSocket, peer: PeerCertificate | undefined): void {
+    const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
+    const session = this.attach(socket, peer?.subject !== undefined ? { ...transport, peerIdentity: peer.subject } : transport);
+    if (session && peer?.subject !== undefined) session.loginByCertificate(peer.subject);
+  }
+
   private listen(address: ListenAddress, handle?: unknown): Promise<void> {
     const server = address.tls
-      ? createTlsListener(this.config.tls!, (this.tlsOptions ??= tlsServerOptions(this.config.tls!)), this.log, (socket, peer) => {
-          const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
-          const session = this.attach(socket, peer?.subject !== undefined ? { ...transport, peerIdentity: peer.subject } : transport);
-          if (session && peer?.subject !== undefined) session.loginByCertificate(peer.subject);
-        })
+      ? createTlsListener(
+          this.config.tls!,
+          (this.tlsOptions ??= tlsServerOptions(this.config.tls!)),
+          this.log,
+          (socket, peer) => this.attachTls(socket, peer),
+          // A refused certificate is a failed login by certificate, for the accounting log too.
+          (r) => this.guard.audit.record('login-failed', { method: 'certificate', subject: r.subject ?? null, address: r.address, port: r.port, reason: r.reason, fingerprint256: r.fingerprint256 ?? null }),
+        )
       : net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
           this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });
         });

@@ -1,6 +1,7 @@
 /**
  * TLS listeners (node:tls). TLS only moves bytes: a verified connection is handed to the same
- * session code as a TCP one, with the client certificate's subject as its peer identity.
+ * session code as a TCP one, with the client certificate's subject as its peer identity
+ * (which logs it in when the broker has users: Session.loginByCertificate).
  *
  * Client certificates (`tls client-certificate`):
  * - none: no certificate is asked for;
@@ -144,15 +145,27 @@ function describeCertificate(cert: tls.PeerCertificate): PeerCertificate & { cnC
   };
 }
 
+/** A refused client certificate, for the accounting log. */
+export interface CertificateRefusal {
+  readonly address: string;
+  readonly port: number;
+  /** OpenSSL's code, or NO_CERTIFICATE / AMBIGUOUS_SUBJECT. */
+  readonly reason: string;
+  readonly subject: string | undefined;
+  readonly fingerprint256: string | undefined;
+}
+
 /**
  * A TLS listener. `onClient` gets each connection whose client certificate is acceptable,
- * with the certificate's description when one was presented and verified.
+ * with the certificate's description when one was presented and verified; `onRefused` hears
+ * of the others.
  */
 export function createTlsListener(
   settings: TlsSettings,
   options: tls.TlsOptions,
   log: Log,
   onClient: (socket: tls.TLSSocket, peer: PeerCertificate | undefined) => void,
+  onRefused: (refusal: CertificateRefusal) => void = () => {},
 ): tls.Server {
   const mode = settings.clientCertificate;
   // Not half-open during the handshake: a client that leaves mid-handshake (one that refuses
@@ -173,6 +186,7 @@ export function createTlsListener(
         { address, port, reason, subject: peer?.subject, dn: peer?.dn, issuer: peer?.issuer, validTo: peer?.validTo, fingerprint256: peer?.fingerprint256 },
         `tls client certificate refused: ${message}`,
       );
+      onRefused({ address, port, reason, subject: peer?.subject, fingerprint256: peer?.fingerprint256 });
       // One line the client can read (a person at socat, or the client library, which reports
       // it), then the end; a client that does not read it is not waited for.
       socket.allowHalfOpen = false;
