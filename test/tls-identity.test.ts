@@ -304,12 +304,23 @@ describe('CRL files the broker refuses before it listens', () => {
     }
   });
 
-  test('gen-cert crl refuses a certificate of another CA and a bad serial', async () => {
+  test('gen-cert crl: refuses another CA\'s certificate and a bad serial; keeps earlier revocations and reasons; openssl reads it', async () => {
     await assert.rejects(genCert(dir, 'crl', '--revoke', path.join(dir, 'other', 'ca.crt')), /is not issued by the CA "CN=CA one"/);
     await assert.rejects(genCert(dir, 'crl', '--serial', 'xyz'), /"xyz" is not a hexadecimal serial number/);
-    const [crl] = await genCert(dir, 'crl', '--serial', '0A:1B', '--days', '2');
+    await genCert(dir, 'crl', '--serial', '0A:1B', '--reason', 'keyCompromise', '--days', '2');
+    // A second run keeps the first one's revocation, and its reason.
+    const [crl] = await genCert(dir, 'crl', '--serial', '2C');
     const { stdout } = await execFileP('openssl', ['crl', '-in', crl!, '-noout', '-text'], { encoding: 'utf8' });
-    assert.match(stdout, /Serial Number: 0A1B/);
+    assert.match(stdout, /Serial Number: 0A1B\s+Revocation Date: .*\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+Key Compromise/);
+    assert.match(stdout, /Serial Number: 2C/);
+    // openssl itself reads a revocation made by gen-cert (x-revoked.crl, from the test above).
+    const verify = (cert: string): Promise<string> =>
+      execFileP('openssl', ['verify', '-crl_check', '-CRLfile', path.join(dir, 'x-revoked.crl'), '-CAfile', path.join(dir, 'ca.crt'), path.join(dir, cert)], { encoding: 'utf8' }).then(
+        (r) => r.stdout,
+        (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+      );
+    assert.match(await verify('x.crt'), /certificate revoked/);
+    assert.match(await verify('server.crt'), /server\.crt: OK/);
     assert.match((await serve('ca.crl')).stderr, /^$/);
   });
 });

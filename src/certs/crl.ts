@@ -11,7 +11,13 @@ export interface Revocation {
   readonly serial: string;
   /** When it was revoked (default: now). */
   readonly date?: Date;
+  /** RFC 5280 reason code; absent means unspecified (which RFC 5280 says to leave out). */
+  readonly reason?: RevocationReason;
 }
+
+/** The reasons `gen-cert crl --reason` takes (RFC 5280 §5.3.1, without the delta-CRL one). */
+export const REVOCATION_REASONS = ['keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn', 'aACompromise'] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 export interface CrlOptions {
   readonly revoked: readonly Revocation[];
@@ -35,16 +41,21 @@ export async function createCrl(ca: LoadedCa, o: CrlOptions): Promise<string> {
   const days = o.days ?? 30;
   if (!(days > 0)) throw new CertError(`--days must be a positive number of days, got ${days}`);
   const thisUpdate = o.thisUpdate ?? new Date(Date.now() - SKEW_MS);
-  const seen = new Map<string, Date>();
-  for (const r of o.revoked) if (!seen.has(normalSerial(r.serial))) seen.set(normalSerial(r.serial), r.date ?? new Date());
+  const seen = new Map<string, Revocation>();
+  for (const r of o.revoked) if (!seen.has(normalSerial(r.serial))) seen.set(normalSerial(r.serial), r);
   const crl = await x509.X509CrlGenerator.create({
     issuer: ca.cert.subjectName,
     thisUpdate,
     nextUpdate: new Date(thisUpdate.getTime() + days * DAY_MS),
     signingKey: ca.key,
     signingAlgorithm: ca.sign,
-    // An even-length serial: the DER INTEGER of the certificate, as issued.
-    entries: [...seen].map(([serial, date]) => ({ serialNumber: serial.length % 2 ? `0${serial}` : serial, revocationDate: date })),
+    // An even-length serial: the DER INTEGER of the certificate, as issued. (Without a reason the
+    // library writes an empty entry-extensions SEQUENCE; OpenSSL and Node accept it.)
+    entries: [...seen].map(([serial, r]) => ({
+      serialNumber: serial.length % 2 ? `0${serial}` : serial,
+      revocationDate: r.date ?? new Date(),
+      ...(r.reason ? { reason: x509.X509CrlReason[r.reason] } : {}),
+    })),
     extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.cert)],
   });
   // The label OpenSSL and Node expect (the library writes "BEGIN CRL").
@@ -61,7 +72,10 @@ export async function readCrl(ca: LoadedCa, pem: string): Promise<Revocation[]> 
     throw new CertError(`the existing CRL is not a PEM certificate revocation list: ${(cause as Error).message}`, { cause });
   }
   if (!(await crl.verify({ publicKey: ca.cert }))) throw new CertError(`the existing CRL is not signed by the CA "${ca.cert.subject}"`);
-  return crl.entries.map((e) => ({ serial: e.serialNumber, date: e.revocationDate }));
+  return crl.entries.map((e) => {
+    const reason = e.reason === undefined ? undefined : REVOCATION_REASONS.find((n) => x509.X509CrlReason[n] === e.reason);
+    return reason ? { serial: e.serialNumber, date: e.revocationDate, reason } : { serial: e.serialNumber, date: e.revocationDate };
+  });
 }
 
 /** The serial number of a certificate (PEM) issued by `ca`; another CA's certificate is an error. */
