@@ -118,6 +118,7 @@ export function checkCrl(crlPem: string | Buffer, caPem: string | Buffer, now = 
   const list = isTime(maybeNext) ? tail[0] : maybeNext;
   const revoked = list && list.tag === 0x30 ? children(list).map((entry) => children(entry)[0]!.content.toString('hex').replace(/^(00)+(?=.)/, '').toUpperCase()) : [];
 
+  // Names compared as DER bytes: gen-cert and `openssl ca` copy the CA's subject into the CRL.
   const cas = splitPem(caPem).map((p) => new X509Certificate(p));
   const ca = cas.find((c) => subjectDer(c).equals(issuer.raw));
   if (!ca) throw new CrlError(`the CRL is not issued by the tls ca (no CA certificate has its issuer name; CAs: ${cas.map((c) => c.subject.replace(/\n/g, ', ')).join('; ')})`);
