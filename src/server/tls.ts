@@ -18,7 +18,7 @@
  * `-ERR CERT_REFUSED client certificate refused: <why> (<code>)`, and the connection ends.
  *
  * `tls crl` adds revocation: OpenSSL refuses a revoked certificate (CERT_REVOKED). The files
- * are read by tlsServerOptions(), at start and again on SIGHUP (reload without dropping
+ * are read and checked by readTlsMaterial(), at start and again on SIGHUP (reload without dropping
  * connections: tls.Server.setSecureContext).
  */
 import { X509Certificate } from 'node:crypto';
