@@ -33,6 +33,8 @@ test('the full example in docs/config.md parses, without warnings, into a valid 
   assert.equal(config.security.usersFile, '/etc/fluctuat/users');
   assert.equal(config.security.rules.length, 4);
   assert.equal(config.planned.tenants.length, 2);
+  assert.deepEqual(config.security.certificateUsers, [{ subject: 'probe-17.eu', user: 'probe17' }]);
+  assert.equal(config.tls?.crl, '/etc/fluctuat/pki/ca.crl');
   assert.deepEqual(config.security.syslog, { host: '127.0.0.1', port: 6514, tls: { ca: '/etc/fluctuat/pki/collector-ca.crt' }, facility: 'authpriv', bufferEntries: 10000, bufferBytes: 16 * 1024 * 1024 });
 });
 
@@ -49,7 +51,7 @@ test('every keyword of every block is in a docs/config.md table, and every limit
     assert.ok(documented(`limit ${l}`), `"limit ${l}" has no row`);
   }
   for (const t of ['request', 'handshake', 'login', 'idle']) assert.ok(documented(`timeout ${t}`), `"timeout ${t}" has no row`);
-  for (const t of ['certificate', 'key', 'ca', 'client-certificate', 'min-version']) assert.ok(documented(`tls ${t}`), `"tls ${t}" has no row`);
+  for (const t of ['certificate', 'key', 'ca', 'crl', 'client-certificate', 'min-version']) assert.ok(documented(`tls ${t}`), `"tls ${t}" has no row`);
   for (const t of ['level', 'audit', 'syslog']) assert.ok(documented(`log ${t}`), `"log ${t}" has no row`);
   assert.match(doc, /hand-written/);
 });

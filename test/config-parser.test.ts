@@ -86,6 +86,7 @@ log syslog 192.0.2.1 tls ca "pki/collector.crt" buffer 5 buffer-bytes 1MiB facil
 tls certificate "pki/server.crt"
 tls key pki/server.key
 tls ca "/pki/ca.crt"
+tls crl "/pki/ca.crl"
 tls client-certificate optional
 tls min-version 1.3
 users file "users"
@@ -138,6 +139,7 @@ tenant globex
     certificate: '/etc/pki/server.crt',
     key: '/etc/pki/server.key',
     ca: '/pki/ca.crt',
+    crl: '/pki/ca.crl',
     clientCertificate: 'optional',
     minVersion: 'TLSv1.3',
     handshakeTimeoutMs: 3000,
@@ -168,9 +170,9 @@ tenant globex
     ],
     allowAddresses: ['127.0.0.0/8', '::1/128', '2001:db8::/32'],
     denyAddresses: ['10.1.0.0/16', '192.0.2.66/32'],
+    certificateUsers: [{ subject: 'probe 17', user: 'probe17' }],
   });
   assert.deepEqual(p.planned, {
-    certificateUsers: [{ subject: 'probe 17', user: 'probe17' }],
     tenants: [
       { name: 'acme', maxChannels: 10, diskQuotaBytes: 1024 * 1024 },
       { name: 'globex', maxChannels: 0, diskQuotaBytes: 0 },

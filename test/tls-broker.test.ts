@@ -175,7 +175,7 @@ describe('a broker with client certificates required', () => {
     const n = refusals(broker).length;
     const { output } = await sClient(port.tls);
     assert.doesNotMatch(output, /pong/);
-    assert.match(output, /-ERR AUTH_FAILED client certificate refused: the client sent no certificate and one is required/);
+    assert.match(output, /-ERR CERT_REFUSED client certificate refused: the client sent no certificate and one is required/);
     const line = await nextRefusal(broker, n);
     assert.equal(line.reason, 'NO_CERTIFICATE');
     assert.equal(line.level, 40);
@@ -186,7 +186,7 @@ describe('a broker with client certificates required', () => {
     const n = refusals(broker).length;
     const { output } = await run('socat', ['-', `OPENSSL:127.0.0.1:${port.tls},cafile=ca.crt,cert=mallory.crt,key=mallory.key`], 'ping\nquit\n');
     assert.doesNotMatch(output, /pong/);
-    assert.match(output, /AUTH_FAILED client certificate refused: the certificate is not signed by the configured CA/);
+    assert.match(output, /CERT_REFUSED client certificate refused: the certificate is not signed by the configured CA/);
     const line = await nextRefusal(broker, n);
     assert.match(String(line.reason), /^UNABLE_TO_(VERIFY_LEAF_SIGNATURE|GET_ISSUER_CERT)/);
     assert.equal(line.subject, 'mallory');
@@ -215,7 +215,7 @@ describe('a broker with client certificates required', () => {
       );
     const none = await attempt({ tls: { caFile: file('ca.crt') } });
     assert.equal(none.code, 'CONNECTION_FAILED');
-    assert.match(none.message, /broker refused the session: -ERR AUTH_FAILED client certificate refused: the client sent no certificate/);
+    assert.match(none.message, /broker refused the session: -ERR CERT_REFUSED client certificate refused: the client sent no certificate/);
     const expired = await attempt({ tls: { caFile: file('ca.crt'), certFile: file('old.crt'), keyFile: file('old.key') } });
     assert.match(expired.message, /client certificate refused: the certificate has expired/);
     // The client does not trust the broker's CA: TLS fails on the client's side, which leaves

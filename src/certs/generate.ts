@@ -158,7 +158,7 @@ export async function createCa(o: CertOptions): Promise<Pem> {
   return finish(cert, keys);
 }
 
-interface LoadedCa {
+export interface LoadedCa {
   readonly cert: x509.X509Certificate;
   readonly key: CryptoKey;
   readonly sign: Algorithm['sign'];

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import { createCrl, normalSerial, readCrl, REVOCATION_REASONS, serialOf, type Revocation, type RevocationReason } from '../certs/crl.js';
 import { CertError, createCa, createClientCert, createServerCert, KEY_TYPES, loadCa, type CertOptions, type KeyType, type Pem } from '../certs/generate.js';
 
 interface Common {
@@ -102,7 +103,7 @@ async function run(what: () => Promise<string[]>): Promise<number> {
 }
 
 /**
- * `fluctuat gen-cert ca|server|client`: a private CA and the certificates a TLS deployment
+ * `fluctuat gen-cert ca|server|client|crl`: a private CA and the certificates a TLS deployment
  * needs, made in-process (src/certs), never by running openssl.
  */
 export function genCertCommand(program: Command, done: (p: Promise<number>) => void): void {
@@ -125,6 +126,35 @@ export function genCertCommand(program: Command, done: (p: Promise<number>) => v
           const cn = hosts[0] ?? ips[0]!;
           const ca = await readCa(o);
           return write(o, o.out ?? 'server', await createServerCert(ca, { ...certOptions(cn, o), dnsNames: hosts, ipAddresses: ips }));
+        }),
+      ),
+    );
+
+  gen
+    .command('crl')
+    .description('a certificate revocation list signed by the CA (<dir>/ca.crl); the revocations of an existing one are kept')
+    .option('--dir <dir>', 'directory of the CA and the CRL', '.')
+    .option('--ca-cert <file>', 'CA certificate (default: <dir>/ca.crt)')
+    .option('--ca-key <file>', 'CA key (default: <dir>/ca.key)')
+    .option('--revoke <cert-file>', 'revoke this certificate (PEM, issued by the CA), repeatable', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--serial <hex>', 'revoke this serial number, repeatable', (v: string, prev: string[]) => [...prev, v], [])
+    .addOption(new Option('--reason <reason>', 'why the certificates given here are revoked (default: unspecified, left out)').choices([...REVOCATION_REASONS]))
+    .option('--days <n>', 'days until the next update; past it the broker refuses every client (default 30)', days)
+    .option('--out <file>', 'the CRL file (default: <dir>/ca.crl)')
+    .action((o: Issued & { revoke: string[]; serial: string[]; reason?: RevocationReason }) =>
+      done(
+        run(async () => {
+          const ca = await readCa(o);
+          const out = o.out ?? path.join(o.dir, 'ca.crl');
+          const revoked: Revocation[] = fs.existsSync(out) ? await readCrl(ca, fs.readFileSync(out, 'utf8')) : [];
+          const why = o.reason ? { reason: o.reason } : {};
+          for (const f of o.revoke) revoked.push({ serial: await serialOf(ca, fs.readFileSync(f, 'utf8'), f), ...why });
+          for (const s of o.serial) revoked.push({ serial: normalSerial(s), ...why });
+          fs.mkdirSync(path.dirname(out), { recursive: true });
+          // Written whole, then renamed: a broker reloading on SIGHUP never reads half a CRL.
+          fs.writeFileSync(`${out}.tmp`, await createCrl(ca, { revoked, ...(o.days === undefined ? {} : { days: o.days }) }), { mode: 0o644 });
+          fs.renameSync(`${out}.tmp`, out);
+          return [out];
         }),
       ),
     );

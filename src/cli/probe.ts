@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import type { ConnectOptions } from '../client/index.js';
 import { Fleet } from '../probes/fleet.js';
 import { parseLabels, type ProbeMode } from '../probes/protocol.js';
 import { getKind, kindNames, loadKinds } from '../probes/registry.js';
 import { duration, integer } from './options.js';
 import { guard } from './guard.js';
+import { addConnectionOptions, withClientOptions, type ConnectionCliOptions } from './connection.js';
 
-interface ProbeCliOptions {
-  url: string;
+interface ProbeCliOptions extends ConnectionCliOptions {
   count: number;
   mode: ProbeMode;
   perWorker: number;
@@ -21,14 +22,9 @@ interface ProbeCliOptions {
   listKinds: boolean;
 }
 
-const URL_DEFAULT = process.env.FLUCTUAT_URL ?? 'fluctuat://127.0.0.1:2023';
-
 /** `fluctuat probe`: run N probes in worker threads or child processes until interrupted. */
 export function probeCommand(program: Command, done: (p: Promise<number>) => void): void {
-  program
-    .command('probe')
-    .description('run measurement probes that take tasks from the bus (see docs/probes.md)')
-    .option('-u, --url <url>', 'broker URL (env FLUCTUAT_URL)', URL_DEFAULT)
+  addConnectionOptions(program.command('probe').description('run measurement probes that take tasks from the bus (see docs/probes.md)'))
     .option('-n, --count <n>', 'number of probes', integer('--count', 1), 1)
     .addOption(new Option('-m, --mode <mode>', 'where probes run: worker threads, child processes, or this thread').choices(['thread', 'process', 'inline']).default('thread'))
     .option('--per-worker <n>', 'probes per worker thread or child process', integer('--per-worker', 1), 1)
@@ -40,10 +36,10 @@ export function probeCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--concurrency <n>', 'tasks each probe runs at once', integer('--concurrency', 1), 64)
     .option('--duration <duration>', 'stop after this long (default: until SIGINT/SIGTERM)', duration)
     .option('--list-kinds', 'print the registered kinds and exit', false)
-    .action((o: ProbeCliOptions) => done(guard('probe', () => probe(o))));
+    .action((o: ProbeCliOptions) => done(guard('probe', () => withClientOptions('probe', o, (client) => probe(o, client)))));
 }
 
-async function probe(o: ProbeCliOptions): Promise<number> {
+async function probe(o: ProbeCliOptions, client: Omit<ConnectOptions, 'name'>): Promise<number> {
   await loadKinds(o.kindModule);
   if (o.listKinds) {
     for (const name of kindNames()) process.stdout.write(`${name.padEnd(12)} ${getKind(name)!.description}\n`);
@@ -65,6 +61,7 @@ async function probe(o: ProbeCliOptions): Promise<number> {
   }
   const fleet = new Fleet({
     url: o.url,
+    client,
     mode: o.mode,
     root: o.root,
     labels,

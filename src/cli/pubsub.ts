@@ -1,35 +1,33 @@
 import type { Command } from 'commander';
-import { connect, type Message } from '../client/index.js';
+import { connect, type ConnectOptions, type Message } from '../client/index.js';
+import { addConnectionOptions, withClientOptions, type ConnectionCliOptions } from './connection.js';
 
-interface PubOptions {
-  url: string;
+interface PubOptions extends ConnectionCliOptions {
   name?: string;
 }
 
-interface SubOptions {
-  url: string;
+interface SubOptions extends ConnectionCliOptions {
   from?: string;
   queue?: string;
   count?: number;
   json: boolean;
 }
 
-const URL_DEFAULT = process.env.FLUCTUAT_URL ?? 'fluctuat://127.0.0.1:2023';
-
 /** `fluctuat pub <channel> [message...]`: the message, or each line of stdin, acknowledged. */
 export function pubCommand(program: Command, done: (p: Promise<number>) => void): void {
-  program
-    .command('pub')
-    .description('publish a message (or each line of standard input) and wait for the acknowledgement')
-    .argument('<channel>', 'channel name')
-    .argument('[message...]', 'message text; read lines from stdin when absent')
-    .option('-u, --url <url>', 'broker URL (env FLUCTUAT_URL)', URL_DEFAULT)
+  addConnectionOptions(
+    program
+      .command('pub')
+      .description('publish a message (or each line of standard input) and wait for the acknowledgement')
+      .argument('<channel>', 'channel name')
+      .argument('[message...]', 'message text; read lines from stdin when absent'),
+  )
     .option('--name <identity>', 'publisher identity')
-    .action((channel: string, words: string[], o: PubOptions) => done(pub(channel, words, o)));
+    .action((channel: string, words: string[], o: PubOptions) => done(withClientOptions('pub', o, (options) => pub(channel, words, o, options))));
 }
 
-async function pub(channel: string, words: string[], o: PubOptions): Promise<number> {
-  const client = await connect(o.url, { reconnect: false, ...(o.name ? { name: o.name } : {}) });
+async function pub(channel: string, words: string[], o: PubOptions, options: Omit<ConnectOptions, 'name'>): Promise<number> {
+  const client = await connect(o.url, { ...options, reconnect: false, ...(o.name ? { name: o.name } : {}) });
   try {
     if (words.length > 0) {
       const { offset } = await client.publish(channel, words.join(' '));
@@ -57,20 +55,21 @@ async function pub(channel: string, words: string[], o: PubOptions): Promise<num
 
 /** `fluctuat sub <pattern>`: print deliveries as they come, like the original. */
 export function subCommand(program: Command, done: (p: Promise<number>) => void): void {
-  program
-    .command('sub')
-    .description('subscribe and print messages (human lines, or JSON with --json)')
-    .argument('<pattern>', 'channel or pattern (* one token, > the rest)')
-    .option('-u, --url <url>', 'broker URL (env FLUCTUAT_URL)', URL_DEFAULT)
+  addConnectionOptions(
+    program
+      .command('sub')
+      .description('subscribe and print messages (human lines, or JSON with --json)')
+      .argument('<pattern>', 'channel or pattern (* one token, > the rest)'),
+  )
     .option('-f, --from <position>', 'beginning | new | offset:N | after:N | last:N | time:T', 'new')
     .option('-q, --queue <group>', 'join a queue group')
     .option('-n, --count <n>', 'exit after n messages', (v: string) => Number(v))
     .option('--json', 'one JSON object per message', false)
-    .action((pattern: string, o: SubOptions) => done(sub(pattern, o)));
+    .action((pattern: string, o: SubOptions) => done(withClientOptions('sub', o, (options) => sub(pattern, o, options))));
 }
 
-async function sub(pattern: string, o: SubOptions): Promise<number> {
-  const client = await connect(o.url);
+async function sub(pattern: string, o: SubOptions, options: Omit<ConnectOptions, 'name'>): Promise<number> {
+  const client = await connect(o.url, options);
   return new Promise<number>((resolve) => {
     let seen = 0;
     const finish = (code: number): void => {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
@@ -45,6 +46,7 @@ interface ServeOptions {
   publishRate: number;
   allow: string[];
   deny: string[];
+  tlsCrl?: string;
 }
 
 export function serveCommand(program: Command, done: (p: Promise<number>) => void): void {
@@ -82,6 +84,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--publish-rate <n>', 'messages per second per connection (0 = unlimited)', integer('--publish-rate'), 0)
     .option('--allow <cidr>', 'admit only these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--deny <cidr>', 'refuse these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--tls-crl <file>', 'certificate revocation list (PEM) for client certificates; needs TLS in --config (tls crl)')
     .option('--user <name>', 'started as root: run the network-facing broker as this user', 'nobody')
     .option('--no-privsep', 'started as root: stay in one process (not recommended)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
@@ -102,6 +105,10 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
     }
     for (const w of file.warnings) process.stderr.write(`fluctuat serve: ${w}\n`);
     o = explicitOptions(o, (k) => cmd?.getOptionValueSource(k));
+  }
+  if (o.tlsCrl && !file?.tls) {
+    process.stderr.write('fluctuat serve: --tls-crl needs a TLS listener: tls certificate, key and ca in the --config file\n');
+    return 2;
   }
   const log = pino({ level: o.logLevel ?? file?.logLevel ?? 'info', base: { pid: process.pid } });
   let config;
@@ -128,6 +135,7 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         clockIntervalMs: o.clockInterval,
       },
       broker: { slowConsumer: o.slowConsumer },
+      ...(o.tlsCrl && file?.tls ? { tls: { ...file.tls, crl: path.resolve(o.tlsCrl) } } : {}),
       security: {
         usersFile: o.users ?? null,
         defaultAccess: o.defaultAccess,
@@ -152,18 +160,18 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
     }
     throw err;
   }
-  let server: { rotate(): Promise<void>; close(): Promise<void> };
+  let server: { rotate(): Promise<void>; reloadTls(): Promise<boolean>; close(): Promise<void> };
   let exited: Promise<number> | null = null;
   try {
     if (process.getuid?.() === 0 && o.privsep) {
       const separated = await runSeparated(config, o.user, o.logLevel ?? config.logLevel, log);
-      server = { rotate: () => separated.rotate(), close: () => separated.stop() };
+      server = { rotate: () => separated.rotate(), reloadTls: () => separated.reloadTls(), close: () => separated.stop() };
       exited = separated.exited;
     } else {
       const single = await FluctuatServer.start(config, log);
       if (process.getuid?.() === 0) log.warn({}, 'running as root in one process (--no-privsep): the network-facing broker has every privilege');
       else log.info({ uid: process.getuid?.() }, 'running in one process: not started as root, so no privilege separation');
-      server = single;
+      server = { rotate: () => single.rotate(), reloadTls: async () => single.reloadTls(), close: () => single.close() };
     }
   } catch (err) {
     process.stderr.write(`fluctuat serve: cannot start: ${(err as Error).message}\n`);
@@ -175,8 +183,10 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
     process.exit(code === 0 ? 0 : 70);
   });
   return new Promise<number>((resolve) => {
+    // SIGHUP: rotate the segments, and read the TLS files again (connections stay up).
     process.on('SIGHUP', () => {
       server.rotate().catch((err: unknown) => log.error({ err }, 'rotation failed'));
+      if (config.tls) server.reloadTls().catch((err: unknown) => log.error({ err }, 'tls reload failed'));
     });
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down');

@@ -7,6 +7,7 @@ import { sigmoidSpec } from '../percolation/plot.js';
 import { writePlot } from '../plot/render.js';
 import { parseSelector, type Presence } from '../probes/protocol.js';
 import { getKind, kindNames, loadKinds, paramsFromWords, ProbeError } from '../probes/registry.js';
+import type { ConnectOptions } from '../client/index.js';
 import { Swarm, type TaskSpec } from '../swarm/controller.js';
 import { runPeriodic } from '../swarm/periodic.js';
 import { PresenceTracker } from '../swarm/presence.js';
@@ -16,9 +17,9 @@ import { table } from '../swarm/stats.js';
 import { formatSummary, summarize } from '../swarm/summary.js';
 import { bytes, duration, integer } from './options.js';
 import { guard } from './guard.js';
+import { addConnectionOptions, withClientOptions, type ConnectionCliOptions } from './connection.js';
 
-interface SwarmCliOptions {
-  url: string;
+interface SwarmCliOptions extends ConnectionCliOptions {
   root: string;
   runs: number;
   select?: string;
@@ -44,16 +45,15 @@ interface SwarmCliOptions {
   retries: number;
 }
 
-const URL_DEFAULT = process.env.FLUCTUAT_URL ?? 'fluctuat://127.0.0.1:2023';
-
 /** `fluctuat swarm <kind> [params...]`: send tasks to the probes and summarise their answers. */
 export function swarmCommand(program: Command, done: (p: Promise<number>) => void): void {
-  program
-    .command('swarm')
-    .description('send tasks to probes and gather the answers (kinds: clock, tcp, http, dns, percolation; also list, watch, replay)')
-    .argument('<kind>', 'probe kind, or: list (who is there), watch (follow presence), replay <state-log>')
-    .argument('[params...]', 'task parameters as key=value (or the kind\'s main one bare: tcp 127.0.0.1:80)')
-    .option('-u, --url <url>', 'broker URL (env FLUCTUAT_URL)', URL_DEFAULT)
+  addConnectionOptions(
+    program
+      .command('swarm')
+      .description('send tasks to probes and gather the answers (kinds: clock, tcp, http, dns, percolation; also list, watch, replay)')
+      .argument('<kind>', 'probe kind, or: list (who is there), watch (follow presence), replay <state-log>')
+      .argument('[params...]', 'task parameters as key=value (or the kind\'s main one bare: tcp 127.0.0.1:80)'),
+  )
     .option('--root <channel>', 'channel root of the probe channels', 'probes')
     .option('-r, --runs <n>', 'runs: per selected probe (spread each), in all (spread queue), per p (percolation)', integer('--runs', 1), 1)
     .option('-s, --select <labels>', 'only probes whose labels match: region=eu,zone=a|b,!canary')
@@ -78,7 +78,7 @@ export function swarmCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--seed <seed>', 'percolation: seed (any text)', '1')
     .option('--plot <file>', 'percolation: write the sigmoid plot (.svg or .png; repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--retries <n>', 'percolation: times missing runs are sent again', integer('--retries'), 2)
-    .action((kind: string, params: string[], o: SwarmCliOptions) => done(guard('swarm', () => swarm(kind, params, o))));
+    .action((kind: string, params: string[], o: SwarmCliOptions) => done(guard('swarm', () => withClientOptions('swarm', o, (client) => swarm(kind, params, o, client)))));
 }
 
 function err(text: string): void {
@@ -111,7 +111,7 @@ function writeOut(o: SwarmCliOptions, value: unknown): void {
   if (o.out) fs.writeFileSync(o.out, JSON.stringify(value, null, 1) + '\n');
 }
 
-async function swarm(kindName: string, words: string[], o: SwarmCliOptions): Promise<number> {
+async function swarm(kindName: string, words: string[], o: SwarmCliOptions, client: Omit<ConnectOptions, 'name'>): Promise<number> {
   if (kindName === 'replay') return replay(words);
   await loadKinds(o.kindModule);
   let select;
@@ -127,7 +127,7 @@ async function swarm(kindName: string, words: string[], o: SwarmCliOptions): Pro
   }
   let controller: Swarm;
   try {
-    controller = await Swarm.connect({ url: o.url, root: o.root, client: { reconnect: true } });
+    controller = await Swarm.connect({ url: o.url, root: o.root, client: { ...client, reconnect: true } });
   } catch (e) {
     err((e as Error).message);
     return 1;

@@ -14,5 +14,5 @@ export { Message } from './message.js';
 export type { Payload } from './message.js';
 export { FluctuatError, ClientErrorCode, ErrorCode } from './errors.js';
 export type { FluctuatErrorCode } from './errors.js';
-export type { ConnectOptions } from './options.js';
+export type { ConnectOptions, TlsOptions } from './options.js';
 export type { Position, PositionInput } from './names.js';

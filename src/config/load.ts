@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { ConfigError, type ConfigOverrides } from '../server/config.js';
+import { checkCrl, CrlError } from '../server/crl.js';
 import { driverNames } from '../storage/registry.js';
 import '../storage/builtin.js';
 import { ConfigSyntaxError, type Position } from './lexer.js';
@@ -84,6 +85,7 @@ function tlsFrom(p: ParsedConfig): TlsSettings | undefined {
     certificate: t.certificate,
     key: t.key,
     ca: t.ca,
+    ...(t.crl ? { crl: t.crl } : {}),
     clientCertificate: t.clientCertificate ?? TLS_DEFAULTS.clientCertificate,
     minVersion: t.minVersion ?? TLS_DEFAULTS.minVersion,
     handshakeTimeoutMs: t.handshakeTimeoutMs ?? TLS_DEFAULTS.handshakeTimeoutMs,
@@ -105,7 +107,7 @@ function checkTlsFiles(p: ParsedConfig, t: TlsSettings, warnings: string[], now:
     const pos = at(k);
     throw new ConfigSyntaxError(pos, detail, sourceLine(pos), { cause });
   };
-  const read = (k: 'certificate' | 'key' | 'ca', file: string): string => {
+  const read = (k: 'certificate' | 'key' | 'ca' | 'crl', file: string): string => {
     try {
       return fs.readFileSync(file, 'utf8');
     } catch (err) {
@@ -149,6 +151,16 @@ function checkTlsFiles(p: ParsedConfig, t: TlsSettings, warnings: string[], now:
     } catch (err) {
       fail('ca', `${t.ca} is not a PEM certificate bundle: ${(err as Error).message}`, err);
     }
+    if (t.crl) {
+      try {
+        checkCrl(read('crl', t.crl), caPem, now);
+      } catch (err) {
+        if (!(err instanceof CrlError)) throw err;
+        fail('crl', `${t.crl}: ${err.message}`, err);
+      }
+    }
+  } else if (t.crl) {
+    fail('crl', `"tls crl" needs "tls ca", the CA that issued the CRL`);
   }
   try {
     tls.createSecureContext({ cert: certPem, key: keyPem, minVersion: t.minVersion });
@@ -202,7 +214,7 @@ export const FILE_SETTABLE_FLAGS: ReadonlySet<string> = new Set([
   'listen', 'data', 'storage', 'fsync', 'fsyncInterval', 'segmentSize', 'segmentAge', 'retainBytes', 'retainAge', 'retainMessages',
   'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'clockInterval', 'slowConsumer', 'logLevel',
   'users', 'defaultAccess', 'auditLog', 'auditSyslog', 'auditSyslogFacility', 'allowPlaintextPasswords', 'loginTimeout',
-  'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny',
+  'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny', 'tlsCrl',
 ]);
 
 /** The options, less the file-settable ones that were not given on the command line (commander defaults). */

@@ -77,6 +77,7 @@ export interface ParsedConfig {
     certificate?: string;
     key?: string;
     ca?: string;
+    crl?: string;
     clientCertificate?: ClientCertificateMode;
     minVersion?: 'TLSv1.2' | 'TLSv1.3';
     handshakeTimeoutMs?: number;
@@ -714,7 +715,7 @@ export class Parser {
   // ------------------------------------------------------------------ TLS
 
   private tlsStatement(): void {
-    const { word, token } = this.keyword(['certificate', 'key', 'ca', 'client-certificate', 'min-version'], 'after "tls"');
+    const { word, token } = this.keyword(['certificate', 'key', 'ca', 'crl', 'client-certificate', 'min-version'], 'after "tls"');
     this.once(`tls ${word}`, token);
     if (word === 'client-certificate') {
       this.tls.clientCertificate = this.keyword(['none', 'optional', 'required'], 'after "tls client-certificate"').word as ClientCertificateMode;
@@ -723,7 +724,7 @@ export class Parser {
       this.tls.minVersion = v === '1.2' ? 'TLSv1.2' : 'TLSv1.3';
     } else {
       const f = this.value(`a PEM file after "tls ${word}"`);
-      this.tls[word as 'certificate' | 'key' | 'ca'] = this.path(f);
+      this.tls[word as 'certificate' | 'key' | 'ca' | 'crl'] = this.path(f);
       this.seen.set(`tls ${word} file`, f);
     }
     this.endOfStatement(`"tls ${word}"`);
@@ -894,6 +895,9 @@ export class Parser {
     if (this.tls.ca && (!mode || mode === 'none')) {
       this.warn(this.seen.get('tls ca')!, '"tls ca" only verifies client certificates, and "tls client-certificate" is none');
     }
+    if (this.tls.crl && (!mode || mode === 'none')) {
+      this.warn(this.seen.get('tls crl')!, '"tls crl" only revokes client certificates, and "tls client-certificate" is none');
+    }
     const usersAt = this.seen.get('users file');
     if (!usersAt) {
       const first = this.seen.get('default-access') ?? this.seen.get('admin group');
@@ -904,8 +908,8 @@ export class Parser {
     if (this.rules.length > 0) this.security.rules = this.rules;
     if (this.allowAddresses.length > 0) this.security.allowAddresses = this.allowAddresses;
     if (this.denyAddresses.length > 0) this.security.denyAddresses = this.denyAddresses;
+    if (this.certificateUsers.length > 0) this.security.certificateUsers = this.certificateUsers;
     const planned: PlannedSettings = {
-      certificateUsers: this.certificateUsers,
       tenants: [...this.tenants.values()].map((t) => t.settings),
       channelsPerTenant: this.channelsPerTenant,
       diskPerTenantBytes: this.diskPerTenantBytes,

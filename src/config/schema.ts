@@ -5,8 +5,8 @@
  *
  * Where the settings go (see load.ts): listeners, storage, session and broker options, TLS,
  * log level and the security options (users file, rules, limits, audit log) end up in
- * ServerConfig through ConfigOverrides; settings no code enforces yet (tenant quotas,
- * certificate-to-user mappings) in ServerConfig.planned. docs/config.md
+ * ServerConfig through ConfigOverrides; settings no code enforces yet (tenant quotas) in
+ * ServerConfig.planned. docs/config.md
  * says which keyword is enforced today.
  */
 import { isIPv4, isIPv6 } from 'node:net';
@@ -29,6 +29,8 @@ export interface TlsSettings {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** A TLS handshake not finished after this long is abandoned (`timeout handshake`). */
   readonly handshakeTimeoutMs: number;
+  /** Certificate revocation list (PEM file) of `ca`: a revoked client certificate is refused. */
+  readonly crl?: string | undefined;
 }
 
 export const TLS_DEFAULTS = Object.freeze({ clientCertificate: 'none' as ClientCertificateMode, minVersion: 'TLSv1.2' as const, handshakeTimeoutMs: 10_000 });
@@ -41,19 +43,13 @@ export interface TenantSettings {
   readonly diskQuotaBytes: number;
 }
 
-export interface CertificateUser {
-  /** Client certificate subject common name. */
-  readonly subject: string;
-  readonly user: string;
-}
+export type { CertificateUser } from '../security/options.js';
 
 /**
  * Settings the configuration file accepts and checks but the broker does NOT enforce yet;
  * they are carried in ServerConfig.planned so the code that enforces them has them ready.
  */
 export interface PlannedSettings {
-  /** Client certificate subjects mapped to users (without a mapping, the common name is the user). */
-  readonly certificateUsers: readonly CertificateUser[];
   readonly tenants: readonly TenantSettings[];
   /** Channels per tenant (0: no limit). */
   readonly channelsPerTenant: number;
@@ -62,7 +58,6 @@ export interface PlannedSettings {
 }
 
 export const defaultPlanned: PlannedSettings = Object.freeze({
-  certificateUsers: Object.freeze([]),
   tenants: Object.freeze([]),
   channelsPerTenant: 0,
   diskPerTenantBytes: 0,

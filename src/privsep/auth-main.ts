@@ -14,7 +14,8 @@ new IpcChannel('parent', process, PARENT_TO_AUTH)
     const { user, password } = body as { user: string; password: string };
     return auth.password(user, password);
   })
-  .handle('verify-token', (body) => auth.token((body as { token: string }).token));
+  .handle('verify-token', (body) => auth.token((body as { token: string }).token))
+  .handle('verify-certificate', (body) => auth.certificate((body as { user: string }).user));
 process.title = 'fluctuat: auth';
 // When the parent goes, so do we.
 process.on('disconnect', () => process.exit(0));

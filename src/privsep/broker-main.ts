@@ -9,6 +9,7 @@ import type { Identity } from '../security/access.js';
 import type { Authenticator } from '../security/authenticator.js';
 import type { ServerConfig } from '../server/config.js';
 import { FluctuatServer } from '../server/server.js';
+import type { TlsMaterial } from '../server/tls.js';
 import { IpcChannel } from './ipc.js';
 import { PARENT_TO_BROKER, type StartMessage } from './roles.js';
 
@@ -24,6 +25,9 @@ class ParentAuthenticator implements Authenticator {
   }
   token(token: string): Promise<Identity | null> {
     return parent.query<Identity | null>('verify-token', { token });
+  }
+  certificate(user: string): Promise<Identity | null> {
+    return parent.query<Identity | null>('verify-certificate', { user });
   }
 }
 
@@ -44,6 +48,8 @@ parent
     return server.addresses();
   })
   .handle('rotate', () => server?.rotate())
+  // The parent read (as root) and checked the new certificate, key, CA and CRL.
+  .handle('reload-tls', (body) => server?.reloadTls((body as { material: TlsMaterial }).material) ?? false)
   .handle('stop', async () => {
     await server?.close();
     setImmediate(() => process.exit(0));

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Log } from '../storage/engine.js';
 import type { ServerConfig } from '../server/config.js';
-import { tlsServerOptions } from '../server/tls.js';
+import { logTlsReloadFailure, readTlsMaterial, tlsServerOptions } from '../server/tls.js';
 import { IpcChannel } from './ipc.js';
 import { AUTH_TO_PARENT, BROKER_TO_PARENT } from './roles.js';
 import { chownTree, lookupUser } from './users.js';
@@ -16,6 +16,8 @@ export interface Separated {
   readonly brokerPid: number;
   readonly authPid: number | null;
   rotate(): Promise<void>;
+  /** Read the TLS files again (as root) and hand them to the broker; false when they are bad (logged). */
+  reloadTls(): Promise<boolean>;
   stop(): Promise<void>;
   /** Resolves with the broker child's exit code when it ends. */
   readonly exited: Promise<number>;
@@ -75,7 +77,7 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     if (!authCh) throw new Error('this server has no users');
     return authCh.query(type, body);
   };
-  brokerCh.handle('verify-password', relay('verify-password')).handle('verify-token', relay('verify-token'));
+  brokerCh.handle('verify-password', relay('verify-password')).handle('verify-token', relay('verify-token')).handle('verify-certificate', relay('verify-certificate'));
 
   for (const [index, server] of servers.entries()) {
     await brokerCh.send('listen', { index }, server);
@@ -99,6 +101,18 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     exited,
     async rotate() {
       await brokerCh.query('rotate', null);
+    },
+    async reloadTls() {
+      if (!tlsOptions || !config.tls) return false;
+      let fresh;
+      try {
+        fresh = readTlsMaterial(config.tls);
+      } catch (err) {
+        logTlsReloadFailure(log, err);
+        return false;
+      }
+      // The broker applies it and logs the outcome (it keeps the old context if TLS refuses).
+      return brokerCh.query<boolean>('reload-tls', { material: fresh });
     },
     async stop() {
       await brokerCh.query('stop', null, 30_000).catch(() => broker.kill('SIGTERM'));

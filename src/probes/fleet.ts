@@ -10,12 +10,14 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { connect, type Client } from '../client/index.js';
+import { connect, type Client, type ConnectOptions } from '../client/index.js';
 import { startProbeGroup, type FromHost, type HostConfig, type ProbeGroup, type ToHost } from './host.js';
 import { channels, checkRoot, DEFAULT_ROOT, PROTOCOL_VERSION, type Presence, type ProbeMode } from './protocol.js';
 
 export interface FleetOptions {
   url: string;
+  /** Client options of every probe and of the fleet's own connection (TLS, for one). */
+  client?: Omit<ConnectOptions, 'name'>;
   mode: ProbeMode;
   root?: string;
   kinds?: readonly string[];
@@ -107,6 +109,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const n = this.nextWorker++;
     const config: HostConfig = {
       url: this.o.url,
+      ...(this.o.client === undefined ? {} : { client: this.o.client }),
       root: this.root,
       mode: this.o.mode,
       count,
@@ -164,7 +167,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Say `gone` on the presence channel for probes whose worker died. */
   private async announceGone(probes: readonly Presence[], reason: string): Promise<void> {
     try {
-      this.notifier ??= connect(this.o.url, { name: `fleet-${process.pid.toString(36)}`, reconnect: false });
+      this.notifier ??= connect(this.o.url, { ...this.o.client, name: `fleet-${process.pid.toString(36)}`, reconnect: false });
       const client = await this.notifier;
       await Promise.all(probes.map((p) => client.publish(channels.presence(this.root), JSON.stringify({ ...p, v: PROTOCOL_VERSION, event: 'gone', wallMs: Date.now(), reason }))));
     } catch {

@@ -3,12 +3,15 @@
  * with it. The same function runs probes in the main thread (`inline`), in a worker thread and
  * in a child process (host-entry.ts): the mode is where it runs, not another implementation.
  */
+import type { ConnectOptions } from '../client/index.js';
 import { Probe } from './probe.js';
 import type { Presence, ProbeMode } from './protocol.js';
 import { loadKinds } from './registry.js';
 
 export interface HostConfig {
   url: string;
+  /** Client options (TLS files, ...): plain data, so they cross to a thread or a process. */
+  client?: Omit<ConnectOptions, 'name'>;
   root?: string;
   kinds?: readonly string[];
   labels?: Readonly<Record<string, string>>;
@@ -42,6 +45,7 @@ export async function startProbeGroup(config: HostConfig): Promise<ProbeGroup> {
     Array.from({ length: config.count }, (_, i) =>
       Probe.start({
         url: config.url,
+        ...(config.client === undefined ? {} : { client: config.client }),
         mode: config.mode,
         index: first + i,
         ...(config.root === undefined ? {} : { root: config.root }),

@@ -9,6 +9,8 @@ import { readUsers, type UserEntry } from './users-file.js';
 export interface Authenticator {
   password(user: string, password: string): Promise<Identity | null>;
   token(token: string): Promise<Identity | null>;
+  /** The user a verified client certificate maps to (the TLS layer verified it): its identity, or null if unknown. */
+  certificate(user: string): Promise<Identity | null>;
 }
 
 export const DEFAULT_TENANT = 'default';
@@ -43,6 +45,11 @@ export class FileAuthenticator implements Authenticator {
       if (entry.tokens.some((t) => sameDigest(t, digest))) return identityOf(entry, 'token', this.adminGroup);
     }
     return null;
+  }
+
+  async certificate(user: string): Promise<Identity | null> {
+    const entry = readUsers(this.file).get(user);
+    return entry ? identityOf(entry, 'certificate', this.adminGroup) : null;
   }
 }
 

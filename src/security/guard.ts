@@ -55,6 +55,7 @@ export class Guard {
   private readonly perUser = new Map<string, number>();
   private readonly userBuckets = new Map<string, TokenBucket>();
   private connections = 0;
+  private readonly certificateUsers: ReadonlyMap<string, string>;
   readonly counters = { refusedConnections: 0, loginFailures: 0, logins: 0, denied: 0, rateLimited: 0, timeouts: 0 };
 
   constructor(
@@ -69,6 +70,12 @@ export class Guard {
     this.addressBackoff = new LoginBackoff({ baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs, free: 5 });
     this.allow = options.allowAddresses.length ? blockList(options.allowAddresses) : null;
     this.deny = blockList(options.denyAddresses);
+    this.certificateUsers = new Map(options.certificateUsers.map((m) => [m.subject, m.user]));
+  }
+
+  /** The user a verified client certificate logs in as: its mapping, else its common name. */
+  certificateUser(subject: string): string {
+    return this.certificateUsers.get(subject) ?? subject;
   }
 
   /** A new connection: null when admitted (and counted), else the reason it is refused. */

@@ -16,6 +16,13 @@ export interface SyslogOptions {
   readonly reconnectMaxMs?: number;
 }
 
+/** `certificate subject <cn> user <name>`: a client certificate's common name mapped to a user. */
+export interface CertificateUser {
+  /** Client certificate subject common name. */
+  readonly subject: string;
+  readonly user: string;
+}
+
 /** Everything security-related the broker enforces; part of ServerConfig. */
 export interface SecurityOptions {
   /** The users file; null = an open server (no login, no tenants, everything allowed). */
@@ -49,6 +56,8 @@ export interface SecurityOptions {
   /** CIDR lists (IPv4 and IPv6); a non-empty allow list admits only its addresses. */
   readonly allowAddresses: readonly string[];
   readonly denyAddresses: readonly string[];
+  /** A verified client certificate logs in as its mapped user here, else as its common name. */
+  readonly certificateUsers: readonly CertificateUser[];
 }
 
 export const defaultSecurityOptions: SecurityOptions = Object.freeze({
@@ -73,4 +82,5 @@ export const defaultSecurityOptions: SecurityOptions = Object.freeze({
   userPublishRate: 0,
   allowAddresses: [],
   denyAddresses: [],
+  certificateUsers: [],
 });

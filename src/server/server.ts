@@ -6,7 +6,7 @@ import { getDriver } from '../storage/registry.js';
 import '../storage/builtin.js';
 import type { ListenAddress, ServerConfig } from './config.js';
 import { Session } from './session.js';
-import { createTlsListener, tlsServerOptions } from './tls.js';
+import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type PeerCertificate, type TlsMaterial } from './tls.js';
 import { FileAudit, nullAudit } from '../security/audit.js';
 import { SyslogForwarder } from '../security/syslog.js';
 import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
@@ -109,6 +109,29 @@ export class FluctuatServer {
     this.timers.push(timer);
   }
 
+  /**
+   * SIGHUP: the TLS listeners take new certificate, key, CA and CRL files for the connections
+   * that come next; established ones keep theirs. `material` is what the privileged parent
+   * read; without it the files are read here. Bad files: the old context stays, an error is
+   * logged, and the result is false.
+   */
+  reloadTls(material?: TlsMaterial): boolean {
+    const servers = this.listeners.filter((l): l is tls.Server => l instanceof tls.Server);
+    if (!this.config.tls || servers.length === 0) return false;
+    try {
+      material ??= readTlsMaterial(this.config.tls);
+      // A context TLS refuses must not replace a working one: build it before touching any listener.
+      tls.createSecureContext(material.options);
+      for (const s of servers) s.setSecureContext(material.options);
+    } catch (err) {
+      logTlsReloadFailure(this.log, err);
+      return false;
+    }
+    this.tlsOptions = material.options;
+    logTlsReloaded(this.log, this.config.tls, material);
+    return true;
+  }
+
   async rotate(): Promise<void> {
     await this.engine.rotate();
     this.log.info({}, 'segments rotated');
@@ -130,12 +153,23 @@ export class FluctuatServer {
 
   private tlsOptions: tls.TlsOptions | undefined;
 
+  /** A TLS client whose certificate (if any) was accepted; a verified one logs it in. */
+  private attachTls(socket: tls.TLSSocket, peer: PeerCertificate | undefined): void {
+    const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
+    const session = this.attach(socket, peer?.subject !== undefined ? { ...transport, peerIdentity: peer.subject } : transport);
+    if (session && peer?.subject !== undefined) session.loginByCertificate(peer.subject);
+  }
+
   private listen(address: ListenAddress, handle?: unknown): Promise<void> {
     const server = address.tls
-      ? createTlsListener(this.config.tls!, (this.tlsOptions ??= tlsServerOptions(this.config.tls!)), this.log, (socket, peer) => {
-          const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
-          this.attach(socket, peer?.subject !== undefined ? { ...transport, peerIdentity: peer.subject } : transport);
-        })
+      ? createTlsListener(
+          this.config.tls!,
+          (this.tlsOptions ??= tlsServerOptions(this.config.tls!)),
+          this.log,
+          (socket, peer) => this.attachTls(socket, peer),
+          // A refused certificate is a failed login by certificate, for the accounting log too.
+          (r) => this.guard.audit.record('login-failed', { method: 'certificate', subject: r.subject ?? null, address: r.address, port: r.port, reason: r.reason, fingerprint256: r.fingerprint256 ?? null }),
+        )
       : net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
           this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });
         });

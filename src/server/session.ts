@@ -490,21 +490,61 @@ export class Session implements Consumer, FrameHandler {
           const { delay, failures } = this.guard.loginFailed(user, t.address);
           this.guard.audit.record('login-failed', { user, method, address: t.address, port: t.port, reason: 'bad credentials', failures, nextRetryMs: delay });
           this.error(ErrorCode.AUTH_FAILED, `login failed; next attempt allowed in ${delay} ms`, '');
-        } else if (!this.guard.loginAllowed(identity)) {
-          this.guard.audit.record('limit', { kind: 'connections-per-user', user: identity.user, address: t.address, port: t.port });
-          this.error(ErrorCode.TOO_MANY_CONNECTIONS, `${identity.user} has too many connections (max-connections-per-user)`, '');
         } else {
-          this.guard.loginSucceeded(identity.user, t.address);
-          this.identity = identity;
-          this.ns = tenantPrefix(identity.tenant);
-          this.name = identity.user;
-          this.guard.audit.record('login', { user: identity.user, tenant: identity.tenant, method, address: t.address, port: t.port, tls: t.secure });
-          this.out.writeString(this.mode === 'machine' ? `OK ${identity.user}\n` : info(`logged in as ${identity.user} (tenant ${identity.tenant})`));
+          this.loggedIn(identity, method);
         }
         this.framer.resume();
       },
       (err: unknown) => {
         this.log.error({ err, conn: this.id }, 'credential check failed');
+        this.error(ErrorCode.AUTH_FAILED, 'credential check failed on the server', '');
+        this.framer.resume();
+      },
+    );
+  }
+
+  /** Credentials verified: take the identity, unless the user is at its connection limit. */
+  private loggedIn(identity: Identity, method: Identity['method'], detail: Record<string, unknown> = {}): void {
+    const t = this.transport;
+    if (!this.guard.loginAllowed(identity)) {
+      this.guard.audit.record('limit', { kind: 'connections-per-user', user: identity.user, address: t.address, port: t.port });
+      this.error(ErrorCode.TOO_MANY_CONNECTIONS, `${identity.user} has too many connections (max-connections-per-user)`, '');
+      return;
+    }
+    this.guard.loginSucceeded(identity.user, t.address);
+    this.identity = identity;
+    this.ns = tenantPrefix(identity.tenant);
+    this.name = identity.user;
+    this.guard.audit.record('login', { user: identity.user, tenant: identity.tenant, method, ...detail, address: t.address, port: t.port, tls: t.secure });
+    const how = method === 'certificate' ? ' by client certificate' : '';
+    this.out.writeString(this.mode === 'machine' ? `OK ${identity.user}\n` : info(`logged in as ${identity.user}${how} (tenant ${identity.tenant})`));
+  }
+
+  /**
+   * A verified client certificate (TLS, with a users file) logs the connection in as the user
+   * `certificate subject ... user` maps its common name to, else as the common name; input
+   * waits for the outcome. A user the users file does not know gets CERT_USER_UNKNOWN and
+   * the connection stays, not logged in: the certificate is genuine, it just names nobody
+   * here, and the client may still `login` or `token` (it is no guess, so no backoff).
+   */
+  loginByCertificate(subject: string): void {
+    if (this.guard.open || this.identity) return;
+    const t = this.transport;
+    const user = this.guard.certificateUser(subject);
+    this.framer.suspend();
+    this.guard.authenticator!.certificate(user).then(
+      (identity) => {
+        if (this.closed) return;
+        if (identity) this.loggedIn(identity, 'certificate', { subject });
+        else {
+          this.guard.audit.record('login-failed', { user, method: 'certificate', subject, address: t.address, port: t.port, reason: 'unknown user' });
+          const mapped = user === subject ? `names user ${JSON.stringify(user)}` : `maps to user ${JSON.stringify(user)}`;
+          this.error(ErrorCode.CERT_USER_UNKNOWN, `client certificate ${JSON.stringify(subject)} ${mapped}, who is not in the users file; log in with login or token`, '');
+        }
+        this.framer.resume();
+      },
+      (err: unknown) => {
+        this.log.error({ err, conn: this.id }, 'certificate check failed');
         this.error(ErrorCode.AUTH_FAILED, 'credential check failed on the server', '');
         this.framer.resume();
       },

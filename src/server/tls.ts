@@ -1,6 +1,7 @@
 /**
  * TLS listeners (node:tls). TLS only moves bytes: a verified connection is handed to the same
- * session code as a TCP one, with the client certificate's subject as its peer identity.
+ * session code as a TCP one, with the client certificate's subject as its peer identity
+ * (which logs it in when the broker has users: Session.loginByCertificate).
  *
  * Client certificates (`tls client-certificate`):
  * - none: no certificate is asked for;
@@ -14,12 +15,19 @@
  * certificate, and the log could not say whose certificate was refused. Every refusal is one
  * `warn` log line with the reason (OpenSSL's code, e.g. CERT_HAS_EXPIRED), the subject, the
  * issuer, the validity end and the remote address; the client gets one line,
- * `-ERR AUTH_FAILED client certificate refused: <why>`, and the connection ends.
+ * `-ERR CERT_REFUSED client certificate refused: <why> (<code>)`, and the connection ends.
+ *
+ * `tls crl` adds revocation: OpenSSL refuses a revoked certificate (CERT_REVOKED). The files
+ * are read and checked by readTlsMaterial(), at start and again on SIGHUP (reload without dropping
+ * connections: tls.Server.setSecureContext).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { Log } from '../storage/engine.js';
 import type { TlsSettings } from '../config/schema.js';
+import { checkCrl, CrlError, type CrlSummary } from './crl.js';
+import { ErrorCode } from '../protocol/errors.js';
 
 /** What the broker knows about a verified client certificate. */
 export interface PeerCertificate {
@@ -46,8 +54,11 @@ function read(what: string, file: string): Buffer {
   }
 }
 
-/** Read the certificate, key and CA once, at start (they may be unreadable after a privilege drop). */
-export function tlsServerOptions(settings: TlsSettings): tls.TlsOptions {
+/**
+ * Read and check the certificate, key, CA and CRL: at start (before a privilege drop makes
+ * them unreadable) and on reload. Throws TlsSetupError saying which file is wrong and why.
+ */
+export function readTlsMaterial(settings: TlsSettings, now = new Date()): TlsMaterial {
   const options: tls.TlsOptions = {
     cert: read('certificate', settings.certificate),
     key: read('key', settings.key),
@@ -58,12 +69,54 @@ export function tlsServerOptions(settings: TlsSettings): tls.TlsOptions {
     rejectUnauthorized: false,
   };
   if (settings.ca) options.ca = read('ca', settings.ca);
+  let crlSummary: CrlSummary | undefined;
+  if (settings.crl) {
+    if (!options.ca) throw new TlsSetupError(`the tls crl ${settings.crl} needs the tls ca that issued it`);
+    const crl = read('crl', settings.crl);
+    try {
+      crlSummary = checkCrl(crl, options.ca as Buffer, now);
+    } catch (err) {
+      if (err instanceof CrlError) throw new TlsSetupError(`the tls crl ${settings.crl}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    options.crl = crl;
+  }
   try {
     tls.createSecureContext(options);
   } catch (err) {
     throw new TlsSetupError(`TLS refuses ${settings.certificate} with ${settings.key}: ${(err as Error).message}`, { cause: err });
   }
-  return options;
+  return { options, crl: crlSummary };
+}
+
+/** The options of the TLS listeners, and what the CRL says (for the log). */
+export interface TlsMaterial {
+  readonly options: tls.TlsOptions;
+  readonly crl: CrlSummary | undefined;
+}
+
+export function tlsServerOptions(settings: TlsSettings): tls.TlsOptions {
+  return readTlsMaterial(settings).options;
+}
+
+/** The `info` line of a successful reload: which certificate is served now, and the CRL's state. */
+export function logTlsReloaded(log: Log, settings: TlsSettings, material: TlsMaterial): void {
+  const cert = new X509Certificate(material.options.cert as Buffer);
+  log.info(
+    {
+      certificate: settings.certificate,
+      subject: cert.subject.replace(/\n/g, ', '),
+      fingerprint256: cert.fingerprint256,
+      validTo: new Date(cert.validTo).toISOString(),
+      ...(material.crl ? { crl: settings.crl, revoked: material.crl.revoked.length, nextUpdate: material.crl.nextUpdate?.toISOString() } : {}),
+    },
+    'tls reloaded',
+  );
+}
+
+/** Bad new files: the listeners keep the previous certificates; say why, once, as an error. */
+export function logTlsReloadFailure(log: Log, err: unknown): void {
+  log.error({ err: (err as Error).message }, `tls reload failed, keeping the previous certificates: ${(err as Error).message}`);
 }
 
 /** How long a refused TLS client has to read its error line. */
@@ -92,15 +145,27 @@ function describeCertificate(cert: tls.PeerCertificate): PeerCertificate & { cnC
   };
 }
 
+/** A refused client certificate, for the accounting log. */
+export interface CertificateRefusal {
+  readonly address: string;
+  readonly port: number;
+  /** OpenSSL's code, or NO_CERTIFICATE / AMBIGUOUS_SUBJECT. */
+  readonly reason: string;
+  readonly subject: string | undefined;
+  readonly fingerprint256: string | undefined;
+}
+
 /**
  * A TLS listener. `onClient` gets each connection whose client certificate is acceptable,
- * with the certificate's description when one was presented and verified.
+ * with the certificate's description when one was presented and verified; `onRefused` hears
+ * of the others.
  */
 export function createTlsListener(
   settings: TlsSettings,
   options: tls.TlsOptions,
   log: Log,
   onClient: (socket: tls.TLSSocket, peer: PeerCertificate | undefined) => void,
+  onRefused: (refusal: CertificateRefusal) => void = () => {},
 ): tls.Server {
   const mode = settings.clientCertificate;
   // Not half-open during the handshake: a client that leaves mid-handshake (one that refuses
@@ -121,11 +186,12 @@ export function createTlsListener(
         { address, port, reason, subject: peer?.subject, dn: peer?.dn, issuer: peer?.issuer, validTo: peer?.validTo, fingerprint256: peer?.fingerprint256 },
         `tls client certificate refused: ${message}`,
       );
+      onRefused({ address, port, reason, subject: peer?.subject, fingerprint256: peer?.fingerprint256 });
       // One line the client can read (a person at socat, or the client library, which reports
       // it), then the end; a client that does not read it is not waited for.
       socket.allowHalfOpen = false;
       socket.resume(); // discard what it sends, so that its end is seen
-      socket.end(`-ERR AUTH_FAILED client certificate refused: ${message}\n`);
+      socket.end(`-ERR ${ErrorCode.CERT_REFUSED} client certificate refused: ${message} (${reason})\n`);
       setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
     };
     if (!presented) {
@@ -172,7 +238,11 @@ function explain(code: string): string {
     case 'INVALID_PURPOSE':
       return 'the certificate is not meant for client authentication';
     case 'CERT_REVOKED':
-      return 'the certificate is revoked';
+      return 'the certificate is revoked (tls crl)';
+    case 'UNABLE_TO_GET_CRL':
+      return 'the broker has no revocation list from the certificate\'s CA (tls crl)';
+    case 'CRL_HAS_EXPIRED':
+      return 'the broker\'s revocation list is past its next update (tls crl)';
     default:
       return `the certificate does not verify (${code})`;
   }
