@@ -349,3 +349,16 @@ test('sockets the client did not open are not touched (a plain net server sees m
   await c.close();
   await new Promise((r) => server.close(r));
 });
+
+test('the clock offset comes from the fastest round trip: a slow answer does not drag it', async () => {
+  const c = await open();
+  await c.ping();
+  await c.ping();
+  const fast = c.clockOffsetMs;
+  assert.ok(Math.abs(fast) < 50, `offset from fast pings: ${fast} ms`);
+  // Now the request path takes 300 ms: the midpoint guess would be off by ~150 ms.
+  broker.pingDelayMs = 300;
+  const rttMs = await c.ping();
+  assert.ok(rttMs >= 290, `slow ping took ${rttMs} ms`);
+  assert.ok(Math.abs(c.clockOffsetMs - fast) < 50, `offset moved from ${fast} to ${c.clockOffsetMs} ms`);
+});

@@ -177,16 +177,32 @@ async function attack(clients: Client[], raws: RawClient[], halfOpen: net.Socket
   })();
 
   const passwords = (async () => {
-    const delays: number[] = [];
-    for (let i = 0; i < 4; i++) {
+    // Each failure announces the next allowed attempt, doubling; an attempt before it is refused
+    // with AUTH_BACKOFF without checking the password at all.
+    const attempt = async (): Promise<string> => {
       const c = await RawClient.machine(plain);
       c.send('LOGIN victim wrong-guess');
       const answer = await c.waitFor((l) => l.line.startsWith('ERR - AUTH_'));
-      const m = /next attempt allowed in (\d+) ms|retry in (\d+) ms/.exec(answer.line);
-      if (m) delays.push(Number(m[1] ?? m[2]));
       await c.close();
-      await new Promise((r) => setTimeout(r, 20));
+      return answer.line;
+    };
+    const delays: number[] = [];
+    let earlyRefused = false;
+    for (let i = 0; i < 4; i++) {
+      // The certificate refusals running meanwhile come from this address too, and extend its
+      // backoff: an AUTH_BACKOFF says how long to wait, and the attempt is made again.
+      let line = await attempt();
+      for (let k = 0; k < 20 && line.startsWith('ERR - AUTH_BACKOFF'); k++) {
+        await new Promise((r) => setTimeout(r, Number(/retry in (\d+) ms/.exec(line)![1]) + 20));
+        line = await attempt();
+      }
+      const m = /^ERR - AUTH_FAILED login failed; next attempt allowed in (\d+) ms/.exec(line);
+      assert.ok(m, line);
+      delays.push(Number(m[1]));
+      if (i === 0) earlyRefused = /^ERR - AUTH_BACKOFF too many failed logins; retry in \d+ ms/.test(await attempt());
+      await new Promise((r) => setTimeout(r, Number(m[1]) + 20));
     }
+    assert.ok(earlyRefused, 'an attempt inside the backoff is refused with AUTH_BACKOFF');
     return delays;
   })();
 
@@ -210,7 +226,7 @@ async function attack(clients: Client[], raws: RawClient[], halfOpen: net.Socket
   assert.deepEqual(globexGot, Array.from({ length: 10 }, (_, i) => `general:globex-${i}`));
   assert.ok(!crossTenant.frames.some((l) => l.line.startsWith('MSG ')), 'no acme message reached globex');
   assert.ok(!crossTenant.lines().some((l) => l.startsWith('CHANNEL general') || l.includes('flood')), 'globex lists only its own channels');
-  assert.ok(delays.length >= 2 && delays.at(-1)! > delays[0]!, `wrong passwords back off: ${delays.join(', ')} ms`);
+  assert.ok(delays.every((d, i) => i === 0 || d >= delays[i - 1]!) && delays.at(-1)! > delays[0]!, `wrong passwords back off, growing: ${delays.join(', ')} ms`);
   // Still up, and serving.
   assert.equal(broker.proc.exitCode, null);
   await writer.publish('general', 'after');

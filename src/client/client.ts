@@ -148,11 +148,18 @@ const SP = 0x20;
 const MSG_WORD = 0x4d534720;
 const ACK_WORD = 0x41434b20;
 
+/** PONG samples the clock offset is chosen from. */
+const CLOCK_SAMPLES = 8;
+
 export class Client extends EventEmitter<ClientEvents> implements SubscriptionOwner {
   /** The broker's INFO object from the current (or last) connection. */
   info: Record<string, unknown> = {};
-  /** Estimated broker clock minus local clock, in ms (from PONG frames). */
+  /**
+   * Estimated broker clock minus local clock, in ms: from the PONG with the shortest round trip
+   * among the last CLOCK_SAMPLES (a slow answer's midpoint is a worse guess), like NTP.
+   */
   clockOffsetMs = 0;
+  private clockSamples: { rttMs: number; offsetMs: number }[] = [];
 
   private readonly options: ResolvedOptions;
   private state: State = 'connecting';
@@ -602,7 +609,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
         this.pings.delete(f[1]!);
         const rtt = performance.now() - ping.start;
         const serverUs = int(f[3]);
-        if (serverUs > 0) this.clockOffsetMs = (serverUs - (ping.sentUs + (rtt * 1000) / 2)) / 1000;
+        if (serverUs > 0) this.clockSample(rtt, (serverUs - (ping.sentUs + (rtt * 1000) / 2)) / 1000);
         ping.resolve({ rttMs: rtt, serverUs });
         return;
       }
@@ -960,6 +967,14 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       },
       opts,
     );
+  }
+
+  private clockSample(rttMs: number, offsetMs: number): void {
+    this.clockSamples.push({ rttMs, offsetMs });
+    if (this.clockSamples.length > CLOCK_SAMPLES) this.clockSamples.shift();
+    let best = this.clockSamples[0]!;
+    for (const s of this.clockSamples) if (s.rttMs < best.rttMs) best = s;
+    this.clockOffsetMs = best.offsetMs;
   }
 
   /** Round trip to the broker, in milliseconds. Also refreshes `clockOffsetMs`. */
