@@ -59,6 +59,7 @@ storage memory {
   fsync interval 20ms
   segment size 1MiB age 1h
   retain bytes 1g age 7d messages 500
+  open-files 512
 }
 limit line 8k
 limit payload 2MiB
@@ -121,6 +122,7 @@ tenant globex
     retainBytes: 1024 ** 3,
     retainAgeMs: 7 * 86_400_000,
     retainMessages: 500,
+    maxOpenFiles: 512,
   });
   assert.deepEqual(p.session, {
     maxLine: 8192,
@@ -242,7 +244,7 @@ const MALFORMED: [string, string][] = [
   ['limit line 1 burst 2', '1:14: expected the end of the line after "limit line", found "burst"'],
   ['storage file {\n\tfsync interval 10\n}', '2:17: expected a duration with its unit, such as 10ms or 10s (units: ms, s, m, h, d) for "fsync interval", found "10"'],
   ['storage file {\n fsync always\n', '3:1: expected "}" to close the block opened at /etc/f.conf:1 before the end of the file'],
-  ['storage file {\n listen on ::1\n}', '2:2: unknown keyword "listen" in a storage block: expected one of include, fsync, segment, retain ("listen" belongs at the top level)'],
+  ['storage file {\n listen on ::1\n}', '2:2: unknown keyword "listen" in a storage block: expected one of include, fsync, segment, retain, open-files ("listen" belongs at the top level)'],
   ['storage fiel', '1:9: expected a storage driver: file, memory, found "fiel" (did you mean "file"?)'],
   ['storage file {\n segment\n}', '2:9: expected "size" or "age" after "segment", found the end of the line'],
   ['fsync always', '1:1: unknown keyword "fsync": expected one of include, listen, data, storage, limit, timeout, slow-consumer, clock, log, tls, users, login, plaintext-passwords, default-access, admin, allow, deny, certificate, tenant'],

@@ -105,7 +105,7 @@ export const KEYWORDS = {
     'include', 'listen', 'data', 'storage', 'limit', 'timeout', 'slow-consumer', 'clock', 'log', 'tls',
     'users', 'login', 'plaintext-passwords', 'default-access', 'admin', 'allow', 'deny', 'certificate', 'tenant',
   ],
-  storage: ['include', 'fsync', 'segment', 'retain'],
+  storage: ['include', 'fsync', 'segment', 'retain', 'open-files'],
   tenant: ['include', 'limit'],
 } as const;
 
@@ -397,6 +397,8 @@ export class Parser {
         return this.segment();
       case 'retain':
         return this.retain();
+      case 'open-files':
+        return this.openFiles(t);
       case 'limit':
         return this.limit(ctx);
       case 'timeout':
@@ -533,6 +535,13 @@ export class Parser {
     });
     if (this.stream.peek() === first) this.expected(first, '"bytes", "age" or "messages" after "retain"');
     this.endOfStatement('the retention settings');
+  }
+
+  private openFiles(t: Token): void {
+    const v = this.value('a count after "open-files" (segment files kept open at once; 0: half the open-file limit)');
+    this.once('open-files', t);
+    this.storageOptions.maxOpenFiles = this.checked(v, checkCount(v.text), '"open-files"');
+    this.endOfStatement('the open-files setting');
   }
 
   // ------------------------------------------------------------------ limits, timeouts
