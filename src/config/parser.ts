@@ -913,12 +913,14 @@ export class Parser {
     if (this.rules.length > 0) this.security.rules = this.rules;
     if (this.allowAddresses.length > 0) this.security.allowAddresses = this.allowAddresses;
     if (this.denyAddresses.length > 0) this.security.denyAddresses = this.denyAddresses;
-    const planned: PlannedSettings = {
-      certificateUsers: this.certificateUsers,
-      tenants: [...this.tenants.values()].map((t) => t.settings),
-      channelsPerTenant: this.channelsPerTenant,
-      diskPerTenantBytes: this.diskPerTenantBytes,
-    };
+    const planned: PlannedSettings = { certificateUsers: this.certificateUsers };
+    if (this.tenants.size > 0 || this.channelsPerTenant > 0 || this.diskPerTenantBytes > 0) {
+      this.broker.quotas = {
+        channelsPerTenant: this.channelsPerTenant,
+        diskPerTenantBytes: this.diskPerTenantBytes,
+        tenants: [...this.tenants.values()].map((t) => t.settings),
+      };
+    }
     const result: ParsedConfig = {
       listen: this.listen,
       storageOptions: this.storageOptions,

@@ -5,8 +5,8 @@
  *
  * Where the settings go (see load.ts): listeners, storage, session and broker options, TLS,
  * log level and the security options (users file, rules, limits, audit log) end up in
- * ServerConfig through ConfigOverrides; settings no code enforces yet (tenant quotas,
- * certificate-to-user mappings) in ServerConfig.planned. docs/config.md
+ * ServerConfig through ConfigOverrides (tenant quotas in broker.quotas); settings no code
+ * enforces yet (certificate-to-user mappings) in ServerConfig.planned. docs/config.md
  * says which keyword is enforced today.
  */
 import { isIPv4, isIPv6 } from 'node:net';
@@ -54,18 +54,10 @@ export interface CertificateUser {
 export interface PlannedSettings {
   /** Client certificate subjects mapped to users (without a mapping, the common name is the user). */
   readonly certificateUsers: readonly CertificateUser[];
-  readonly tenants: readonly TenantSettings[];
-  /** Channels per tenant (0: no limit). */
-  readonly channelsPerTenant: number;
-  /** Disk per tenant, bytes (0: no limit). */
-  readonly diskPerTenantBytes: number;
 }
 
 export const defaultPlanned: PlannedSettings = Object.freeze({
   certificateUsers: Object.freeze([]),
-  tenants: Object.freeze([]),
-  channelsPerTenant: 0,
-  diskPerTenantBytes: 0,
 });
 
 // --------------------------------------------------------------------------------------------
