@@ -54,6 +54,7 @@ export class QuotaError extends ProtocolError {
 }
 
 interface Usage {
+  readonly tenant: string;
   readonly maxChannels: number;
   readonly maxBytes: number;
   channels: number;
@@ -65,11 +66,17 @@ interface Usage {
 /** The refusal counters, zero, for a broker without quotas (stats always show every limit). */
 export const NO_REFUSALS = Object.freeze({ channelQuotaRefused: 0, diskQuotaRefused: 0 });
 
+/** A tenant channel: its tenant's usage, and its stored bytes when last seen. */
+interface Tracked {
+  readonly usage: Usage;
+  bytes: number;
+}
+
 export class TenantQuotas {
   readonly counters = { ...NO_REFUSALS };
   private readonly tenants = new Map<string, Usage>();
-  /** Last stored bytes seen per tenant channel, to add only the difference at each commit. */
-  private readonly channelBytes = new Map<string, number>();
+  /** Every tenant channel, looked up by name on each publish (no allocation on that path). */
+  private readonly channels = new Map<string, Tracked>();
 
   constructor(
     private readonly settings: QuotaSettings,
@@ -84,33 +91,34 @@ export class TenantQuotas {
   /** Counts every existing channel (call once storage has started). */
   recount(): void {
     this.tenants.clear();
-    this.channelBytes.clear();
+    this.channels.clear();
     for (const channel of this.engine.channels()) {
-      const usage = this.usageOf(channel);
-      if (!usage) continue;
-      usage.channels++;
-      usage.names.push(channel);
-      const bytes = this.engine.channel(channel).stats().bytes;
-      this.channelBytes.set(channel, bytes);
-      usage.bytes += bytes;
+      if (!channel.startsWith(TENANT_PREFIX)) continue;
+      const tracked = this.track(channel);
+      tracked.bytes = this.engine.channel(channel).stats().bytes;
+      tracked.usage.bytes += tracked.bytes;
     }
   }
 
   /** Null when `channel` may take `payloadBytes` more, else the refusal. Counts a new channel. */
   admit(channel: string, payloadBytes: number): QuotaError | null {
-    const usage = this.usageOf(channel);
-    if (!usage) return null;
-    const tenant = tenantOf(channel);
-    const created = !this.engine.has(channel);
-    if (created && usage.maxChannels > 0 && usage.channels >= usage.maxChannels) {
-      this.counters.channelQuotaRefused++;
-      return new QuotaError(
-        'tenant-channels',
-        tenant,
-        usage.maxChannels,
-        usage.channels,
-        `tenant ${tenant} has ${usage.channels} channels, its limit (limit channels ${usage.maxChannels}); channel not created`,
-      );
+    const tracked = this.channels.get(channel);
+    let usage: Usage;
+    if (tracked) {
+      usage = tracked.usage;
+    } else {
+      if (!channel.startsWith(TENANT_PREFIX)) return null;
+      usage = this.usageFor(tenantOf(channel));
+      if (usage.maxChannels > 0 && usage.channels >= usage.maxChannels) {
+        this.counters.channelQuotaRefused++;
+        return new QuotaError(
+          'tenant-channels',
+          usage.tenant,
+          usage.maxChannels,
+          usage.channels,
+          `tenant ${usage.tenant} has ${usage.channels} channels, its limit (limit channels ${usage.maxChannels}); channel not created`,
+        );
+      }
     }
     if (usage.maxBytes > 0 && usage.bytes + payloadBytes > usage.maxBytes) {
       if (performance.now() - usage.refreshedAt >= REFRESH_MS) this.refresh(usage);
@@ -118,58 +126,59 @@ export class TenantQuotas {
         this.counters.diskQuotaRefused++;
         return new QuotaError(
           'tenant-disk',
-          tenant,
+          usage.tenant,
           usage.maxBytes,
           usage.bytes,
-          `tenant ${tenant} stores ${usage.bytes} bytes; ${payloadBytes} more would pass its disk quota of ${usage.maxBytes} bytes (limit disk); free space with retention`,
+          `tenant ${usage.tenant} stores ${usage.bytes} bytes; ${payloadBytes} more would pass its disk quota of ${usage.maxBytes} bytes (limit disk); free space with retention`,
         );
       }
     }
-    if (created) {
-      usage.channels++;
-      usage.names.push(channel);
-      this.channelBytes.set(channel, 0);
-    }
+    if (!tracked) this.track(channel);
     return null;
   }
 
   /** From the commit handler: the channel's stored bytes changed (appends, retention on write). */
   committed(channel: string): void {
-    const before = this.channelBytes.get(channel);
-    if (before === undefined) return; // not a tenant's channel
-    const usage = this.usageOf(channel)!;
+    const tracked = this.channels.get(channel);
+    if (tracked === undefined) return; // not a tenant's channel
     const bytes = this.engine.channel(channel).stats().bytes;
-    this.channelBytes.set(channel, bytes);
-    usage.bytes += bytes - before;
+    tracked.usage.bytes += bytes - tracked.bytes;
+    tracked.bytes = bytes;
   }
 
-  /** Per-tenant usage and limits, for `stats`-like listings and tests. */
+  /** Per-tenant usage and limits, for listings and tests. */
   report(): { tenant: string; channels: number; maxChannels: number; bytes: number; maxBytes: number }[] {
-    return [...this.tenants].map(([tenant, u]) => ({ tenant, channels: u.channels, maxChannels: u.maxChannels, bytes: u.bytes, maxBytes: u.maxBytes }));
+    return [...this.tenants.values()].map((u) => ({ tenant: u.tenant, channels: u.channels, maxChannels: u.maxChannels, bytes: u.bytes, maxBytes: u.maxBytes }));
+  }
+
+  private track(channel: string): Tracked {
+    const usage = this.usageFor(tenantOf(channel));
+    const tracked: Tracked = { usage, bytes: 0 };
+    usage.channels++;
+    usage.names.push(channel);
+    this.channels.set(channel, tracked);
+    return tracked;
   }
 
   /** Re-reads a tenant's stored bytes (retention by age may have freed some). */
   private refresh(usage: Usage): void {
     let total = 0;
     for (const channel of usage.names) {
-      const bytes = this.engine.has(channel) ? this.engine.channel(channel).stats().bytes : 0;
-      this.channelBytes.set(channel, bytes);
-      total += bytes;
+      const tracked = this.channels.get(channel)!;
+      tracked.bytes = this.engine.channel(channel).stats().bytes;
+      total += tracked.bytes;
     }
     usage.bytes = total;
     usage.refreshedAt = performance.now();
   }
 
-  /** The usage record of the channel's tenant, or undefined when no quota applies to it. */
-  private usageOf(channel: string): Usage | undefined {
-    if (!channel.startsWith(TENANT_PREFIX)) return undefined;
-    const tenant = tenantOf(channel);
+  private usageFor(tenant: string): Usage {
     let usage = this.tenants.get(tenant);
     if (usage) return usage;
     const own = this.settings.tenants.find((t) => t.name === tenant);
     const maxChannels = own?.maxChannels || this.settings.channelsPerTenant;
     const maxBytes = own?.diskQuotaBytes || this.settings.diskPerTenantBytes;
-    usage = { maxChannels, maxBytes, channels: 0, bytes: 0, names: [], refreshedAt: performance.now() };
+    usage = { tenant, maxChannels, maxBytes, channels: 0, bytes: 0, names: [], refreshedAt: performance.now() };
     this.tenants.set(tenant, usage);
     return usage;
   }
