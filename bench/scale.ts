@@ -13,7 +13,7 @@
  *
  * Options (flag or environment): --max-connections N (BENCH_SCALE_CONNS, 10000),
  * --max-channels N (BENCH_SCALE_CHANNELS, 100000), --max-memory-channels N
- * (BENCH_SCALE_MEM_CHANNELS, 20000: memory storage costs ~80 KB a channel), --max-subscribers N (BENCH_SCALE_SUBS, 10000),
+ * (BENCH_SCALE_MEM_CHANNELS, 100000), --max-subscribers N (BENCH_SCALE_SUBS, 10000),
  * --max-patterns N (BENCH_SCALE_PATTERNS, 1000), --seconds S (BENCH_SECONDS, 1.5),
  * --out DIR (BENCH_OUT, bench/results), --plot FILE (docs/img/bench-scale.svg; "none" for none).
  * Writes <out>/scale-<date>.json and scale-latest.json. Needs ~2 × max-connections file
@@ -37,8 +37,9 @@ function arg(flag: string, env: string, def: string): string {
 }
 const MAX_CONNS = Number(arg('max-connections', 'BENCH_SCALE_CONNS', '10000'));
 const MAX_CHANNELS = Number(arg('max-channels', 'BENCH_SCALE_CHANNELS', '100000'));
-// Memory storage preallocates per channel (~80 KB each, measured): 100,000 would be ~8 GiB.
-const MAX_MEM_CHANNELS = Number(arg('max-memory-channels', 'BENCH_SCALE_MEM_CHANNELS', '20000'));
+// Memory channels grow their ring on demand (a few hundred bytes for one message), so the
+// memory dimension goes as far as the file one.
+const MAX_MEM_CHANNELS = Number(arg('max-memory-channels', 'BENCH_SCALE_MEM_CHANNELS', '100000'));
 const MAX_SUBS = Number(arg('max-subscribers', 'BENCH_SCALE_SUBS', '10000'));
 const MAX_PATTERNS = Number(arg('max-patterns', 'BENCH_SCALE_PATTERNS', '1000'));
 const SECONDS = Number(arg('seconds', 'BENCH_SECONDS', '1.5'));

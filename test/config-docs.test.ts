@@ -32,7 +32,8 @@ test('the full example in docs/config.md parses, without warnings, into a valid 
   assert.equal(config.storageOptions.retainAgeMs, 30 * 86_400_000);
   assert.equal(config.security.usersFile, '/etc/fluctuat/users');
   assert.equal(config.security.rules.length, 4);
-  assert.equal(config.planned.tenants.length, 2);
+  assert.equal(config.broker.quotas.tenants.length, 2);
+  assert.equal(config.broker.quotas.channelsPerTenant, 10_000);
   assert.deepEqual(config.security.certificateUsers, [{ subject: 'probe-17.eu', user: 'probe17' }]);
   assert.equal(config.tls?.crl, '/etc/fluctuat/pki/ca.crl');
   assert.deepEqual(config.security.syslog, { host: '127.0.0.1', port: 6514, tls: { ca: '/etc/fluctuat/pki/collector-ca.crt' }, facility: 'authpriv', bufferEntries: 10000, bufferBytes: 16 * 1024 * 1024 });

@@ -59,6 +59,7 @@ storage memory {
   fsync interval 20ms
   segment size 1MiB age 1h
   retain bytes 1g age 7d messages 500
+  open-files 512
 }
 limit line 8k
 limit payload 2MiB
@@ -122,6 +123,7 @@ tenant globex
     retainBytes: 1024 ** 3,
     retainAgeMs: 7 * 86_400_000,
     retainMessages: 500,
+    maxOpenFiles: 512,
   });
   assert.deepEqual(p.session, {
     maxLine: 8192,
@@ -133,7 +135,8 @@ tenant globex
     requestTimeoutMs: 2000,
     clockIntervalMs: 1500,
   });
-  assert.deepEqual(p.broker, { queueBacklog: 9, slowConsumer: 'disconnect' });
+  const { quotas: _q, ...broker } = p.broker;
+  assert.deepEqual(broker, { queueBacklog: 9, slowConsumer: 'disconnect' });
   assert.equal(p.logLevel, 'warn');
   assert.deepEqual(p.tls, {
     certificate: '/etc/pki/server.crt',
@@ -172,7 +175,7 @@ tenant globex
     denyAddresses: ['10.1.0.0/16', '192.0.2.66/32'],
     certificateUsers: [{ subject: 'probe 17', user: 'probe17' }],
   });
-  assert.deepEqual(p.planned, {
+  assert.deepEqual(p.broker.quotas, {
     tenants: [
       { name: 'acme', maxChannels: 10, diskQuotaBytes: 1024 * 1024 },
       { name: 'globex', maxChannels: 0, diskQuotaBytes: 0 },
@@ -211,7 +214,7 @@ test('include: statements of another file, in place; errors name the included fi
     't.conf': 'limit channels $x',
   });
   assert.deepEqual(p.listen.map((l) => l.port), [2, 1]);
-  assert.equal(p.planned.tenants[0]!.maxChannels, 3);
+  assert.equal(p.broker.quotas!.tenants[0]!.maxChannels, 3);
   assert.deepEqual(p.files, ['/etc/f.conf', '/etc/a.conf', '/etc/t.conf']);
   assert.equal(error('include "a.conf"', { 'a.conf': '\n\nlimit line big' }), '/etc/a.conf:3:12: expected a size such as 4096, 512k, 64MiB or 1g for "limit line", found "big"');
   assert.equal(error('include "b.conf"', { 'b.conf': 'include "c.conf"', 'c.conf': 'include "b.conf"' }), '/etc/c.conf:1:9: include cycle: /etc/b.conf -> /etc/c.conf -> /etc/b.conf');
@@ -244,7 +247,7 @@ const MALFORMED: [string, string][] = [
   ['limit line 1 burst 2', '1:14: expected the end of the line after "limit line", found "burst"'],
   ['storage file {\n\tfsync interval 10\n}', '2:17: expected a duration with its unit, such as 10ms or 10s (units: ms, s, m, h, d) for "fsync interval", found "10"'],
   ['storage file {\n fsync always\n', '3:1: expected "}" to close the block opened at /etc/f.conf:1 before the end of the file'],
-  ['storage file {\n listen on ::1\n}', '2:2: unknown keyword "listen" in a storage block: expected one of include, fsync, segment, retain ("listen" belongs at the top level)'],
+  ['storage file {\n listen on ::1\n}', '2:2: unknown keyword "listen" in a storage block: expected one of include, fsync, segment, retain, open-files ("listen" belongs at the top level)'],
   ['storage fiel', '1:9: expected a storage driver: file, memory, found "fiel" (did you mean "file"?)'],
   ['storage file {\n segment\n}', '2:9: expected "size" or "age" after "segment", found the end of the line'],
   ['fsync always', '1:1: unknown keyword "fsync": expected one of include, listen, data, storage, limit, timeout, slow-consumer, clock, log, tls, users, login, plaintext-passwords, default-access, admin, allow, deny, certificate, tenant'],

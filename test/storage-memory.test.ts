@@ -82,6 +82,27 @@ test('memory: without retainMessages the ring holds 10,000', async () => {
   assert.equal(log.stats().messages, 10_000);
 });
 
+test('memory: the ring grows on demand and shrinks after retention, keeping order through wrap-around', async () => {
+  // retainBytes drops from the front while appends grow the ring: the copy on resize must
+  // follow the ring's start, not slot 0. 3 bytes each, 30 bytes kept: 10 messages.
+  const { engine } = await memory({ retainBytes: 30, retainMessages: 1000 });
+  const log = engine.channel('grow');
+  for (let i = 1; i <= 500; i++) {
+    log.append(msg(String(i % 1000).padStart(3, '0')));
+    const held = await log.read(1, 1000, Infinity);
+    assert.deepEqual(held.map((m) => m.offset), range(Math.max(1, i - 9), i), `after append ${i}`);
+  }
+  // Grown to its bound (not a power of two), then emptied by age: it shrinks, and keeps order.
+  const wide = await memory({ retainMessages: 300, retainAgeMs: 60_000 });
+  const w = wide.engine.channel('wide');
+  const old = Date.now() - 120_000;
+  for (let i = 1; i <= 1000; i++) w.append(msg(`w${i}`, old));
+  assert.deepEqual(w.stats(), { channel: 'wide', first: 701, head: 1000, messages: 300, bytes: 1201 }, 'the bound holds once grown');
+  for (let i = 1001; i <= 1100; i++) w.append(msg(`w${i}`));
+  assert.deepEqual(await offsets(w), range(1001, 1100), 'aged out, then refilled');
+  assert.deepEqual((await w.read(1099, 10, Infinity)).map((m) => m.payload.toString()), ['w1099', 'w1100']);
+});
+
 test('memory: retainBytes and retainAgeMs drop the oldest messages', async () => {
   const { engine } = await memory({ retainBytes: 10 });
   const log = engine.channel('bytes');

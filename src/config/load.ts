@@ -69,7 +69,6 @@ export function toOverrides(parsed: ParsedConfig): ConfigOverrides {
     session: parsed.session,
     broker: parsed.broker,
     security: parsed.security,
-    planned: parsed.planned,
   };
   if (parsed.listen.length > 0) result.listen = parsed.listen;
   if (parsed.storage !== undefined) result.storage = parsed.storage;

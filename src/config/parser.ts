@@ -42,7 +42,6 @@ import {
   type Checked,
   type ClientCertificateMode,
   type LogLevel,
-  type PlannedSettings,
   type TenantSettings,
 } from './schema.js';
 
@@ -85,7 +84,6 @@ export interface ParsedConfig {
   /** Enforced by the security layer (src/security). */
   readonly security: Mutable<SecurityOptions>;
   /** Parsed and checked, not enforced yet. */
-  readonly planned: PlannedSettings;
   /** Where settings were made, by key ("tls certificate", "listen#0", ...), for later checks. */
   readonly at: ReadonlyMap<string, Position>;
   /** Every file read, the main one first. */
@@ -106,7 +104,7 @@ export const KEYWORDS = {
     'include', 'listen', 'data', 'storage', 'limit', 'timeout', 'slow-consumer', 'clock', 'log', 'tls',
     'users', 'login', 'plaintext-passwords', 'default-access', 'admin', 'allow', 'deny', 'certificate', 'tenant',
   ],
-  storage: ['include', 'fsync', 'segment', 'retain'],
+  storage: ['include', 'fsync', 'segment', 'retain', 'open-files'],
   tenant: ['include', 'limit'],
 } as const;
 
@@ -398,6 +396,8 @@ export class Parser {
         return this.segment();
       case 'retain':
         return this.retain();
+      case 'open-files':
+        return this.openFiles(t);
       case 'limit':
         return this.limit(ctx);
       case 'timeout':
@@ -534,6 +534,13 @@ export class Parser {
     });
     if (this.stream.peek() === first) this.expected(first, '"bytes", "age" or "messages" after "retain"');
     this.endOfStatement('the retention settings');
+  }
+
+  private openFiles(t: Token): void {
+    const v = this.value('a count after "open-files" (segment files kept open at once; 0: half the open-file limit)');
+    this.once('open-files', t);
+    this.storageOptions.maxOpenFiles = this.checked(v, checkCount(v.text), '"open-files"');
+    this.endOfStatement('the open-files setting');
   }
 
   // ------------------------------------------------------------------ limits, timeouts
@@ -909,11 +916,13 @@ export class Parser {
     if (this.allowAddresses.length > 0) this.security.allowAddresses = this.allowAddresses;
     if (this.denyAddresses.length > 0) this.security.denyAddresses = this.denyAddresses;
     if (this.certificateUsers.length > 0) this.security.certificateUsers = this.certificateUsers;
-    const planned: PlannedSettings = {
-      tenants: [...this.tenants.values()].map((t) => t.settings),
-      channelsPerTenant: this.channelsPerTenant,
-      diskPerTenantBytes: this.diskPerTenantBytes,
-    };
+    if (this.tenants.size > 0 || this.channelsPerTenant > 0 || this.diskPerTenantBytes > 0) {
+      this.broker.quotas = {
+        channelsPerTenant: this.channelsPerTenant,
+        diskPerTenantBytes: this.diskPerTenantBytes,
+        tenants: [...this.tenants.values()].map((t) => t.settings),
+      };
+    }
     const result: ParsedConfig = {
       listen: this.listen,
       storageOptions: this.storageOptions,
@@ -921,7 +930,6 @@ export class Parser {
       broker: this.broker,
       tls: this.tls,
       security: this.security,
-      planned,
       at: this.seen,
       files: this.files,
       warnings: this.warnings,

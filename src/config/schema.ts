@@ -5,9 +5,8 @@
  *
  * Where the settings go (see load.ts): listeners, storage, session and broker options, TLS,
  * log level and the security options (users file, rules, limits, audit log) end up in
- * ServerConfig through ConfigOverrides; settings no code enforces yet (tenant quotas) in
- * ServerConfig.planned. docs/config.md
- * says which keyword is enforced today.
+ * ServerConfig through ConfigOverrides (tenant quotas in broker.quotas, certificate-to-user
+ * mappings in security.certificateUsers). Every keyword is enforced; docs/config.md lists them.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -44,24 +43,6 @@ export interface TenantSettings {
 }
 
 export type { CertificateUser } from '../security/options.js';
-
-/**
- * Settings the configuration file accepts and checks but the broker does NOT enforce yet;
- * they are carried in ServerConfig.planned so the code that enforces them has them ready.
- */
-export interface PlannedSettings {
-  readonly tenants: readonly TenantSettings[];
-  /** Channels per tenant (0: no limit). */
-  readonly channelsPerTenant: number;
-  /** Disk per tenant, bytes (0: no limit). */
-  readonly diskPerTenantBytes: number;
-}
-
-export const defaultPlanned: PlannedSettings = Object.freeze({
-  tenants: Object.freeze([]),
-  channelsPerTenant: 0,
-  diskPerTenantBytes: 0,
-});
 
 // --------------------------------------------------------------------------------------------
 // Value checkers: each returns the value, or a string that says what was expected.

@@ -1,6 +1,7 @@
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
 import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
+import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quotas.js';
 import { SubjectIndex } from './subject-index.js';
 import { QueueGroup, Subscription, delivery, type Consumer, type Delivery, type Feed, type FeedEvent } from './subscription.js';
 
@@ -14,6 +15,8 @@ export interface BrokerOptions {
   /** Catch-up reads from storage: messages and bytes per read. */
   readonly readBatchMessages: number;
   readonly readBatchBytes: number;
+  /** Channels and stored bytes per tenant (`limit channels|disk ... per tenant`, `tenant { }`). */
+  readonly quotas: QuotaSettings;
 }
 
 export const defaultBrokerOptions: BrokerOptions = Object.freeze({
@@ -21,6 +24,7 @@ export const defaultBrokerOptions: BrokerOptions = Object.freeze({
   queueBacklog: 10_000,
   readBatchMessages: 1024,
   readBatchBytes: 1024 * 1024,
+  quotas: noQuotas,
 });
 
 /** Everything the broker counts; exported as metrics. */
@@ -59,12 +63,16 @@ export class Broker {
   private readonly index = new SubjectIndex<Subscription | QueueGroup>();
   private readonly groups = new Map<string, QueueGroup>();
   private closing = false;
+  /** Null when no quota is configured: then publishing does not pay for them. */
+  readonly quotas: TenantQuotas | null;
 
   constructor(
     readonly engine: StorageEngine,
     readonly options: BrokerOptions,
     private readonly log: Log,
-  ) {}
+  ) {
+    this.quotas = TenantQuotas.needed(options.quotas) ? new TenantQuotas(options.quotas, engine) : null;
+  }
 
   /** A snapshot of the counters and gauges, for `stats` and metrics. */
   stats(connections: number): Record<string, number> {
@@ -74,13 +82,19 @@ export class Broker {
       subscriptions: this.index.size,
       queueGroups: this.groups.size,
       channels: this.engine.channels().length,
+      ...(this.quotas?.counters ?? NO_REFUSALS),
       rssBytes: process.memoryUsage.rss(),
       uptimeSeconds: Math.round(process.uptime()),
     };
   }
 
   async start(): Promise<void> {
-    await this.engine.start((channel, batch) => this.fanOut(channel, batch, this.engine.channel(channel)));
+    const quotas = this.quotas;
+    await this.engine.start((channel, batch) => {
+      quotas?.committed(channel);
+      this.fanOut(channel, batch, this.engine.channel(channel));
+    });
+    quotas?.recount();
   }
 
   get subscriptionCount(): number {
@@ -103,6 +117,11 @@ export class Broker {
       // Reply inboxes are never stored: offset 0, delivered at once.
       this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, payload }], null);
       done?.(null, 0);
+      return false;
+    }
+    const refused = this.quotas?.admit(channel, payload.length);
+    if (refused) {
+      done?.(refused, 0);
       return false;
     }
     const created = !this.engine.has(channel);

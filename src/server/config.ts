@@ -2,7 +2,7 @@ import { defaultBrokerOptions, type BrokerOptions } from '../core/broker.js';
 import { defaultStorageOptions, type StorageOptions } from '../storage/engine.js';
 import { defaultSessionOptions, type SessionOptions } from './session.js';
 import { defaultSecurityOptions, type SecurityOptions } from '../security/options.js';
-import { defaultPlanned, type LogLevel, type PlannedSettings, type TlsSettings } from '../config/schema.js';
+import type { LogLevel, TlsSettings } from '../config/schema.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -23,8 +23,6 @@ export interface ServerConfig {
   /** Certificates for the listeners marked tls; undefined when none is. */
   readonly tls: TlsSettings | undefined;
   readonly logLevel: LogLevel;
-  /** Configuration-file settings parsed and checked but NOT enforced yet (docs/config.md). */
-  readonly planned: PlannedSettings;
 }
 
 export const DEFAULT_PORT = 2023;
@@ -38,7 +36,6 @@ export interface ConfigOverrides {
   security?: Partial<SecurityOptions>;
   tls?: TlsSettings;
   logLevel?: LogLevel;
-  planned?: PlannedSettings;
 }
 
 export class ConfigError extends Error {
@@ -55,7 +52,6 @@ export function makeConfig(o: ConfigOverrides = {}): ServerConfig {
     security: { ...defaultSecurityOptions, ...o.security },
     tls: o.tls,
     logLevel: o.logLevel ?? 'info',
-    planned: o.planned ?? defaultPlanned,
   };
   validate(config);
   return deepFreeze(config);

@@ -6,6 +6,7 @@ import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
 import type { Broker } from '../core/broker.js';
 import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscription.js';
+import { QuotaError } from '../core/quotas.js';
 import type { Log, StartPosition } from '../storage/engine.js';
 import { ClockEstimator } from './clock.js';
 import { Outbox } from './outbox.js';
@@ -406,6 +407,7 @@ export class Session implements Consumer, FrameHandler {
       if (this.closed) return;
       if (err) {
         const code = err instanceof ProtocolError ? err.code : ErrorCode.STORAGE_FAILED;
+        if (err instanceof QuotaError) this.auditQuota(err, channel);
         this.error(code, `publish to ${displayName(channel)} not stored: ${err.message}`, ackId);
       } else if (human) {
         this.out.writeString(debug(`published ${displayName(channel)} #${offset}`));
@@ -416,6 +418,11 @@ export class Session implements Consumer, FrameHandler {
       this.maybeFinish();
     });
     if (created && human) this.out.writeString(info(`creating ${displayName(channel)}`));
+  }
+
+  private auditQuota(err: QuotaError, channel: string): void {
+    const { kind, tenant, limit, used } = err;
+    this.guard.audit.record('limit', { kind, user: this.identity?.user ?? null, tenant, address: this.transport.address, channel: displayName(channel), limit, used });
   }
 
   private subscribe(sid: string, pattern: string, from: StartPosition | undefined, queue: string): Subscription {

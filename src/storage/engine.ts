@@ -113,6 +113,11 @@ export interface StorageOptions {
   readonly retainBytes: number;
   readonly retainAgeMs: number;
   readonly retainMessages: number;
+  /**
+   * Segment files a driver keeps open at once, all channels together; the least recently used
+   * idle one is closed to open another. 0: half the process's open-file limit.
+   */
+  readonly maxOpenFiles: number;
 }
 
 export const defaultStorageOptions: StorageOptions = Object.freeze({
@@ -124,6 +129,7 @@ export const defaultStorageOptions: StorageOptions = Object.freeze({
   retainBytes: 0,
   retainAgeMs: 0,
   retainMessages: 0,
+  maxOpenFiles: 0,
 });
 
 /** Structured logger; pino's Logger satisfies it. */

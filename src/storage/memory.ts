@@ -7,7 +7,9 @@
  * rely on code after `append` running before the callback.
  *
  * Bounds: retainMessages (or 10,000 when 0), retainBytes (payload bytes) and retainAgeMs
- * (by message timestamp); the oldest messages go first. Readers that fall behind are not
+ * (by message timestamp); the oldest messages go first. The ring starts small and doubles up to
+ * that bound, and halves when retention empties it, so an idle channel costs a few hundred
+ * bytes, not the bound (100,000 channels must fit in memory). Readers that fall behind are not
  * replayed (`replayable` is false): the broker's slow-consumer policy applies instead.
  */
 import type {
@@ -25,10 +27,14 @@ import type {
 } from './engine.js';
 
 const DEFAULT_RING = 10_000;
+/** First allocation; a channel that never holds more stays this small. */
+const MIN_RING = 4;
 
 export class MemoryChannelLog implements ChannelLog {
   readonly replayable = false;
-  private readonly ring: (StoredMessage | undefined)[];
+  private ring: (StoredMessage | undefined)[];
+  /** Most messages held at once (the retention bound in messages). */
+  private readonly bound: number;
   /** Index of the oldest message in `ring`. */
   private start = 0;
   private size = 0;
@@ -40,7 +46,8 @@ export class MemoryChannelLog implements ChannelLog {
     private readonly options: StorageOptions,
     private readonly onCommit: CommitHandler,
   ) {
-    this.ring = new Array<StoredMessage | undefined>(options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING);
+    this.bound = options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING;
+    this.ring = new Array<StoredMessage | undefined>(Math.min(MIN_RING, this.bound));
   }
 
   get head(): number {
@@ -60,7 +67,10 @@ export class MemoryChannelLog implements ChannelLog {
       reply: message.reply,
       payload: message.payload,
     };
-    if (this.size === this.ring.length) this.dropOldest();
+    if (this.size === this.ring.length) {
+      if (this.size < this.bound) this.resize(Math.min(this.bound, this.ring.length * 2));
+      else this.dropOldest();
+    }
     this.ring[(this.start + this.size) % this.ring.length] = stored;
     this.size++;
     this.bytes += stored.payload.length;
@@ -119,11 +129,23 @@ export class MemoryChannelLog implements ChannelLog {
     this.bytes -= m.payload.length;
   }
 
-  /** Applies the byte and age bounds. */
+  /** Copies the held messages, oldest first, into a ring of `capacity` slots. */
+  private resize(capacity: number): void {
+    const ring = new Array<StoredMessage | undefined>(capacity);
+    for (let i = 0; i < this.size; i++) ring[i] = this.at(i);
+    this.ring = ring;
+    this.start = 0;
+  }
+
+  /** Applies the byte and age bounds, then gives back memory the ring no longer needs. */
   private expire(now: number): void {
     const { retainBytes, retainAgeMs } = this.options;
     while (this.size > 0 && retainBytes > 0 && this.bytes > retainBytes) this.dropOldest();
     while (this.size > 0 && retainAgeMs > 0 && now - this.at(0).timestamp > retainAgeMs) this.dropOldest();
+    // Halve only below a quarter full, so a channel near the threshold does not resize back and forth.
+    if (this.ring.length > MIN_RING && this.size * 4 <= this.ring.length) {
+      this.resize(Math.max(MIN_RING, this.ring.length >> 1));
+    }
   }
 }
 

@@ -18,6 +18,8 @@ export interface BrokerOptions {
   config?: string;
   /** Wait for this many `listening` log lines (default 1); read them from `logs`. */
   listeners?: number;
+  /** Run the broker under `ulimit -n` of this many descriptors (through bash). */
+  openFilesLimit?: number;
 }
 
 export interface RunningBroker {
@@ -51,7 +53,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     const args = [BIN, 'serve', ...listen, '--data', dataDir, '--storage', options.storage ?? 'file', ...(options.args ?? [])];
     // Its own process group: kill() takes the privilege-separated children down with it,
     // like a machine crash would.
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const [cmd, argv] = options.openFilesLimit
+      ? ['bash', ['-c', `ulimit -n ${options.openFilesLimit} && exec "$0" "$@"`, process.execPath, ...args]]
+      : [process.execPath, args];
+    const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = readline.createInterface({ input: proc.stdout! });

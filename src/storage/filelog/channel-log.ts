@@ -22,6 +22,7 @@ import type {
   StoredMessage,
 } from '../engine.js';
 import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
+import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
 import { type Batch, type ChunkPool, Stage } from './stage.js';
@@ -31,6 +32,8 @@ export interface LogContext {
   readonly options: StorageOptions;
   readonly log: Log;
   readonly pool: ChunkPool;
+  /** The engine's bound on open segment descriptors. */
+  readonly files: FdPool;
   /** Set by the engine's `start`. */
   readonly onCommit: CommitHandler;
   /** Non-null once the engine is closing: appends are refused with it. */
@@ -193,6 +196,8 @@ export class FileChannelLog implements ChannelLog {
       const fd = await seg.acquire();
       try {
         await writeAll(fd, batch.iovecs, batch.bytes, seg.size);
+        // Before release: the pool must not close this fd until an fsync has covered the write.
+        if (this.ctx.options.fsync !== 'never') seg.noteUnsyncedWrite();
       } finally {
         seg.release();
       }
@@ -283,8 +288,10 @@ export class FileChannelLog implements ChannelLog {
     this.pending = [];
     this.dirty = false;
     let error: Error | null = null;
+    let mark = seg.writeMark;
     try {
       const fd = await seg.acquire();
+      mark = seg.writeMark; // writes up to here are in the file the fdatasync covers
       try {
         await fdatasync(fd);
       } finally {
@@ -296,6 +303,8 @@ export class FileChannelLog implements ChannelLog {
       this.failure ??= error;
       this.ctx.log.error({ err, channel: this.name, segment: seg.name }, 'storage: fsync failed; channel disabled');
     }
+    // After a failure too: the channel is disabled and the acks failed, the fd need not stay open.
+    seg.noteSynced(mark);
     for (const p of acks) ack(p.first, p.callbacks, error, this.ctx.log);
   }
 
@@ -320,11 +329,11 @@ export class FileChannelLog implements ChannelLog {
       if (old && durable) await this.sync();
       if (!this.dirReady) {
         await mkdir(this.dir, { recursive: true });
-        if (durable) await fsyncDir(this.ctx.options.dataDir);
+        if (durable) await this.ctx.files.borrow(() => fsyncDir(this.ctx.options.dataDir));
         this.dirReady = true;
       }
-      const seg = await Segment.create(this.dir, this.stage.firstOffset || this.nextOffset);
-      if (durable) await fsyncDir(this.dir);
+      const seg = await Segment.create(this.dir, this.stage.firstOffset || this.nextOffset, this.ctx.files);
+      if (durable) await this.ctx.files.borrow(() => fsyncDir(this.dir));
       this.segments.push(seg);
       this.active = seg;
       this.ctx.log.debug({ channel: this.name, segment: seg.name }, 'storage: new segment');

@@ -10,6 +10,7 @@ import { FileChannelLog, type LogContext } from './channel-log.js';
 import { isChannelName } from './layout.js';
 import { recoverChannel } from './recovery.js';
 import { ChunkPool } from './stage.js';
+import { FdPool, defaultOpenFiles } from './fd-pool.js';
 
 /** How often retention runs and idle descriptors are closed. */
 const MAINTENANCE_MS = 5000;
@@ -19,6 +20,7 @@ const RECOVERY_PARALLELISM = 8;
 export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
   readonly pool = new ChunkPool();
+  readonly files: FdPool;
   onCommit: CommitHandler = () => {};
   closed: Error | null = null;
 
@@ -36,6 +38,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     readonly log: Log,
   ) {
     validate(options);
+    this.files = new FdPool(options.maxOpenFiles > 0 ? options.maxOpenFiles : defaultOpenFiles());
   }
 
   async start(onCommit: CommitHandler): Promise<void> {
@@ -51,7 +54,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     const worker = async (): Promise<void> => {
       while (i < names.length) {
         const name = names[i++]!;
-        const recovered = await recoverChannel(path.join(root, name), name, this.log);
+        const recovered = await recoverChannel(path.join(root, name), name, this.log, this.files);
         this.logs.set(name, new FileChannelLog(this, name, recovered));
       }
     };
@@ -59,7 +62,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     this.onCommit = onCommit;
     this.started = true;
     this.maintenance = setInterval(() => void this.maintain(Date.now()), MAINTENANCE_MS).unref();
-    this.log.info({ dataDir: root, channels: this.logs.size, fsync: this.options.fsync }, 'storage: file engine started');
+    this.log.info({ dataDir: root, channels: this.logs.size, fsync: this.options.fsync, maxOpenFiles: this.files.capacity }, 'storage: file engine started');
   }
 
   channels(): string[] {
@@ -156,5 +159,5 @@ function validate(o: StorageOptions): void {
   }
   positive('fsyncIntervalMs', o.fsync === 'interval' ? 1 : 0);
   positive('segmentBytes', 1);
-  for (const name of ['segmentAgeMs', 'retainBytes', 'retainAgeMs', 'retainMessages'] as const) positive(name, 0);
+  for (const name of ['segmentAgeMs', 'retainBytes', 'retainAgeMs', 'retainMessages', 'maxOpenFiles'] as const) positive(name, 0);
 }

@@ -14,10 +14,11 @@ import type { Log } from '../engine.js';
 import { truncateFile } from './fsx.js';
 import type { RecoveredLog } from './channel-log.js';
 import { segmentBase } from './layout.js';
+import type { FdPool } from './fd-pool.js';
 import { scanSegment } from './scan.js';
 import { Segment } from './segment.js';
 
-export async function recoverChannel(dir: string, channel: string, log: Log): Promise<RecoveredLog> {
+export async function recoverChannel(dir: string, channel: string, log: Log, files: FdPool | null = null): Promise<RecoveredLog> {
   const bases: number[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const base = entry.isFile() ? segmentBase(entry.name) : 0;
@@ -30,7 +31,7 @@ export async function recoverChannel(dir: string, channel: string, log: Log): Pr
   let active: Segment | null = null;
   let next = 1;
   for (let i = 0; i < bases.length; i++) {
-    const seg = new Segment(dir, bases[i]!);
+    const seg = new Segment(dir, bases[i]!, files);
     const isLast = i === bases.length - 1;
     const where = { channel, segment: seg.name };
     if (seg.base < next) {

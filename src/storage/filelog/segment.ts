@@ -2,6 +2,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Log } from '../engine.js';
 import { closeFile, openFile } from './fsx.js';
+import type { FdPool, PooledFile } from './fd-pool.js';
 import { segmentFileName } from './layout.js';
 
 /** One sparse index entry per this many bytes of segment: a read seeks, then scans at most this. */
@@ -56,10 +57,10 @@ export class SparseIndex {
 
 /**
  * A segment file and what is known of its valid records. The descriptor is opened on demand,
- * shared by every reader and the writer, and closed when idle (thousands of channels must not
- * hold thousands of descriptors) or once the segment is deleted and its last user is done.
+ * shared by every reader and the writer, and closed when idle, when the engine's descriptor
+ * pool needs the slot (fd-pool.ts), or once the segment is deleted and its last user is done.
  */
-export class Segment {
+export class Segment implements PooledFile {
   readonly name: string;
   readonly path: string;
   /** Bytes of valid, written records (the file may be longer when damaged). */
@@ -75,19 +76,24 @@ export class Segment {
   private opening: Promise<number> | null = null;
   private users = 0;
   private usedSinceIdleCheck = false;
+  /** Writes that must be fsynced before the descriptor may close, and how many were. */
+  private writes = 0;
+  private synced = 0;
 
+  /** `pool` null: descriptors are not counted (offline tools such as `fluctuat check`). */
   constructor(
     dir: string,
     readonly base: number,
+    private readonly pool: FdPool | null = null,
   ) {
     this.name = segmentFileName(base);
     this.path = path.join(dir, this.name);
   }
 
   /** Creates the file of a new, empty segment; fails if it exists. */
-  static async create(dir: string, base: number): Promise<Segment> {
-    const seg = new Segment(dir, base);
-    seg.fd = await openFile(seg.path, 'wx+');
+  static async create(dir: string, base: number, pool: FdPool | null = null): Promise<Segment> {
+    const seg = new Segment(dir, base, pool);
+    await seg.open('wx+');
     return seg;
   }
 
@@ -96,12 +102,33 @@ export class Segment {
     return this.base + this.count - 1;
   }
 
+  get evictable(): boolean {
+    return this.users === 0 && this.fd >= 0 && this.synced === this.writes;
+  }
+
   noteRecord(offset: number, position: number, timestamp: number, length: number): void {
     this.index.note(offset, position, timestamp);
     if (this.count === 0) this.firstTimestamp = timestamp;
     if (timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
     this.count++;
     this.size = position + length;
+  }
+
+  /** A write that an acknowledgement waits to see fsynced: the descriptor stays open until then. */
+  noteUnsyncedWrite(): number {
+    return ++this.writes;
+  }
+
+  /** Writes up to `mark` (a value of noteUnsyncedWrite) are fsynced, or can never be. */
+  noteSynced(mark: number): void {
+    if (mark <= this.synced) return;
+    this.synced = mark;
+    if (this.evictable) this.pool?.available();
+  }
+
+  /** The current write mark, to pass to noteSynced once an fsync started now completes. */
+  get writeMark(): number {
+    return this.writes;
   }
 
   /** Start position and offset of the scan that finds `offset`. */
@@ -114,11 +141,13 @@ export class Segment {
     if (this.deleted && this.fd < 0) throw Object.assign(new Error(`segment ${this.path} was deleted`), { code: 'ENOENT' });
     this.users++;
     this.usedSinceIdleCheck = true;
-    if (this.fd >= 0) return this.fd;
-    try {
-      this.opening ??= openFile(this.path, 'r+');
-      this.fd = await this.opening;
+    if (this.fd >= 0) {
+      this.pool?.touch(this);
       return this.fd;
+    }
+    try {
+      this.opening ??= this.open('r+');
+      return await this.opening;
     } catch (err) {
       this.users--;
       this.opening = null;
@@ -129,6 +158,7 @@ export class Segment {
   release(): void {
     this.users--;
     if (this.deleted) this.closeIfUnused();
+    else if (this.evictable) this.pool?.available();
   }
 
   /** Called periodically: closes the descriptor if nobody used it since the last call. */
@@ -148,11 +178,33 @@ export class Segment {
     const fd = this.fd;
     this.fd = -1;
     this.opening = null;
-    if (fd >= 0) await closeFile(fd);
+    if (fd < 0) return;
+    this.pool?.closing(this);
+    try {
+      await closeFile(fd);
+    } finally {
+      this.pool?.closed();
+    }
+  }
+
+  /** Opens within the pool's bound (waiting for a slot if needed). */
+  private async open(flags: string): Promise<number> {
+    await this.pool?.reserve();
+    let fd: number;
+    try {
+      fd = await openFile(this.path, flags);
+    } catch (err) {
+      this.pool?.failed();
+      throw err;
+    }
+    this.fd = fd;
+    this.pool?.opened(this);
+    return fd;
   }
 
   private closeIfUnused(): void {
-    if (this.users > 0 || this.fd < 0) return;
+    // An fd with unsynced writes stays open: its group fsync is at most an interval away.
+    if (this.users > 0 || this.fd < 0 || (this.synced !== this.writes && !this.deleted)) return;
     void this.close().catch(() => {});
   }
 }
