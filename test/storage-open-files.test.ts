@@ -139,3 +139,18 @@ test('a broker under ulimit -n 256 serves 1,500 channels and keeps every acknowl
     await broker.dispose();
   }
 });
+
+test('serve --open-files sets the bound, and the broker keeps to it', async () => {
+  const broker = await startBroker({ args: ['--fsync', 'interval', '--open-files', '16'] });
+  try {
+    const c = await RawClient.machine(broker.port);
+    const channels = Array.from({ length: 200 }, (_, i) => `few.c${i}`);
+    channels.forEach((ch, i) => c.pub(ch, ch, `a${i}`));
+    await until(() => count(c, 'ACK a') === channels.length, 'acks', 60_000);
+    const started = broker.logs.filter((l) => l.msg === 'storage: file engine started').at(-1)!;
+    assert.equal(started.maxOpenFiles, 16);
+    await c.close();
+  } finally {
+    await broker.dispose();
+  }
+});

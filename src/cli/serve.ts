@@ -23,6 +23,7 @@ interface ServeOptions {
   retainBytes: number;
   retainAge: number;
   retainMessages: number;
+  openFiles: number;
   maxLine: number;
   maxPayload: number;
   historyMax: number;
@@ -64,6 +65,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--retain-bytes <bytes>', 'per-channel retention by size (0 = keep all)', bytes, 0)
     .option('--retain-age <duration>', 'per-channel retention by age (0 = keep all)', duration, 0)
     .option('--retain-messages <n>', 'per-channel retention by count (0 = keep all)', integer('--retain-messages'), 0)
+    .option('--open-files <n>', 'segment files kept open at once (0 = half the open-file limit)', integer('--open-files'), 0)
     .option('--max-line <bytes>', 'longest command line', bytes, 4096)
     .option('--max-payload <bytes>', 'largest message', bytes, 1024 * 1024)
     .option('--history-max <n>', 'messages replayed by a human "sub" without from=', integer('--history-max', 1), 1000)
@@ -125,6 +127,7 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         retainBytes: o.retainBytes,
         retainAgeMs: o.retainAge,
         retainMessages: o.retainMessages,
+        maxOpenFiles: o.openFiles,
       },
       session: {
         maxLine: o.maxLine,
