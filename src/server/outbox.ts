@@ -18,9 +18,15 @@ export class Outbox {
   private buf = Buffer.allocUnsafe(CHUNK);
   private used = 0;
   private scheduled = false;
+  /** The socket is corked around a large payload until the end of the turn. */
+  private corked = false;
   private readonly flushNow = (): void => {
     this.scheduled = false;
     this.flush();
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
   };
 
   /**
@@ -141,8 +147,15 @@ export class Outbox {
 
   write(bytes: Buffer): void {
     if (bytes.length >= DIRECT) {
+      // Handed over as it is, corked with what comes before and after it in this turn: the
+      // socket gathers them into one writev instead of a write per piece.
+      if (!this.corked) {
+        this.socket.cork();
+        this.corked = true;
+      }
       this.flush();
       if (!this.socket.write(bytes)) this.blocked = true;
+      this.schedule();
       return;
     }
     if (this.used + bytes.length > this.buf.length) this.flush();
