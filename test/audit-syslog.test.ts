@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeUsers } from '../src/security/users-file.js';
 import { createCa, createServerCert, loadCa } from '../src/certs/generate.js';
-import { formatSyslog, headerField, SyslogForwarder } from '../src/security/syslog.js';
+import { formatSyslog, headerField, SyslogForwarder, type SyslogFacility } from '../src/security/syslog.js';
 import type { Log } from '../src/storage/engine.js';
 import { tmpDir } from './helpers/broker.js';
 import { startInProcess, type InProcessBroker } from './helpers/inproc.js';
@@ -195,6 +195,19 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const fast = { reconnectBaseMs: 10, reconnectMaxMs: 100 };
 
+/** A broker forwarding its accounting to a collector on `port` (and to `auditFile`, if given). */
+function forwardingBroker(port: number, facility: SyslogFacility, auditFile?: string): Promise<InProcessBroker> {
+  return startInProcess({
+    security: {
+      usersFile,
+      ...(auditFile === undefined ? {} : { auditFile }),
+      backoffBaseMs: 1,
+      backoffMaxMs: 1,
+      syslog: { host: '127.0.0.1', port, facility, bufferEntries: 1000, bufferBytes: 1 << 20, ...fast },
+    },
+  });
+}
+
 async function failLogin(port: number, user: string): Promise<void> {
   const c = await RawClient.connect(port);
   c.send(`login ${user} y`);
@@ -217,14 +230,7 @@ test('a failed login reaches the collector as an octet-counted RFC 5424 message 
   const collector = await Collector.start();
   let broker: InProcessBroker | undefined;
   try {
-    broker = await startInProcess({
-      security: {
-        usersFile,
-        backoffBaseMs: 1,
-        backoffMaxMs: 1,
-        syslog: { host: '127.0.0.1', port: collector.port, facility: 'authpriv', bufferEntries: 1000, bufferBytes: 1 << 20, ...fast },
-      },
-    });
+    broker = await forwardingBroker(collector.port, 'authpriv');
     await failLogin(broker.port, 'x');
     await until(() => collector.events().includes('disconnect'), 'the disconnect entry');
     const failed = collector.messages.find((m) => m.msgId === 'login-failed')!;
@@ -264,15 +270,7 @@ test('a hostile user name cannot forge a structured-data element or split a fiel
   // that matter to RFC 5424 (" ] [ = \) are there as they are.
   const hostile = ['root from 8.8.8.8"] [forged@1 a="b', 'root\\"]\\', 'a=b]"[meta sequenceId="1"]'].map((u) => u.replace(/ /g, '\u00a0'));
   try {
-    broker = await startInProcess({
-      security: {
-        usersFile,
-        auditFile,
-        backoffBaseMs: 1,
-        backoffMaxMs: 1,
-        syslog: { host: '127.0.0.1', port: collector.port, facility: 'local0', bufferEntries: 1000, bufferBytes: 1 << 20, ...fast },
-      },
-    });
+    broker = await forwardingBroker(collector.port, 'local0', auditFile);
     for (const user of hostile) await failLogin(broker.port, user);
     await settled(auditFile, hostile.length);
     await until(() => collector.messages.length === auditLines(auditFile).length, 'every entry');
@@ -312,15 +310,7 @@ test('while the collector is down entries are buffered, and they all arrive in o
   const auditFile = path.join(dir, 'down.log');
   let broker: InProcessBroker | undefined;
   try {
-    broker = await startInProcess({
-      security: {
-        usersFile,
-        auditFile,
-        backoffBaseMs: 1,
-        backoffMaxMs: 1,
-        syslog: { host: '127.0.0.1', port, facility: 'authpriv', bufferEntries: 1000, bufferBytes: 1 << 20, ...fast },
-      },
-    });
+    broker = await forwardingBroker(port, 'authpriv', auditFile);
     const forwarder = broker.server.syslog!;
     await failLogin(broker.port, 'before');
     await settled(auditFile, 1);

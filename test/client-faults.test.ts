@@ -355,10 +355,11 @@ test('the clock offset comes from the fastest round trip: a slow answer does not
   await c.ping();
   await c.ping();
   const fast = c.clockOffsetMs;
-  assert.ok(Math.abs(fast) < 50, `offset from fast pings: ${fast} ms`);
+  assert.ok(Math.abs(fast) < 100, `offset from fast pings: ${fast} ms`);
   // Now the request path takes 300 ms: the midpoint guess would be off by ~150 ms.
+  // (The bounds are about which sample is used, not speed: they hold on a loaded machine.)
   broker.pingDelayMs = 300;
   const rttMs = await c.ping();
   assert.ok(rttMs >= 290, `slow ping took ${rttMs} ms`);
-  assert.ok(Math.abs(c.clockOffsetMs - fast) < 50, `offset moved from ${fast} to ${c.clockOffsetMs} ms`);
+  assert.ok(Math.abs(c.clockOffsetMs - fast) < 100, `offset moved from ${fast} to ${c.clockOffsetMs} ms`);
 });

@@ -68,7 +68,6 @@ before(async () => {
       '',
     ].join('\n'),
   );
-  fs.chmodSync(dir, 0o755); // the unprivileged broker reads nothing here, but may traverse
   broker = await startBroker({ config: f('hostile.conf'), storage: 'file', listeners: 2 });
   const listening = broker.logs.filter((l) => l.msg === 'listening');
   plain = listening.find((l) => l.tls === undefined)!.port as number;

@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
 import { writeDecimal } from '../protocol/ascii.js';
-import { deliveryEncoder } from '../protocol/encode.js';
+import { deliveryEncoder, INLINE_DELIVERY } from '../protocol/encode.js';
 import type { StoredMessage } from '../storage/engine.js';
 
 const CHUNK = 64 * 1024;
@@ -71,22 +71,19 @@ export class Outbox {
   }
 
   /**
-   * A delivery: the subscription's prefix (`MSG <sid>`), then the message's shared bytes, then
-   * (when they do not include it) the large payload and its newline. Short copies are JS loops:
-   * for a few dozen bytes TypedArray#set's call costs more than the copy.
+   * A delivery: the subscription's prefix (`MSG <sid>`), then the message's shared bytes
+   * (machineDelivery), then, for a payload too large to be inlined there, the payload and its
+   * newline. Short copies are JS loops: for a few dozen bytes TypedArray#set's call costs more.
    */
-  writeFrame(prefix: Buffer, shared: Buffer, payload: Buffer | null): void {
-    const total = prefix.length + shared.length + (payload === null ? 0 : payload.length + 1);
-    if (total >= DIRECT || payload !== null) {
+  writeFrame(prefix: Buffer, shared: Buffer, payload: Buffer): void {
+    if (payload.length > INLINE_DELIVERY) {
       this.write(prefix);
       this.write(shared);
-      if (payload !== null) {
-        this.write(payload);
-        this.write(NL);
-      }
+      this.write(payload);
+      this.write(NL);
       return;
     }
-    if (this.used + total > this.buf.length) this.flush();
+    if (this.used + prefix.length + shared.length > this.buf.length) this.flush();
     const buf = this.buf;
     let at = this.used;
     for (let i = 0; i < prefix.length; i++) buf[at++] = prefix[i]!;

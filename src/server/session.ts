@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/commands.js';
-import { INLINE_DELIVERY, debug, humanDelivery, humanError, info, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
+import { debug, humanDelivery, humanError, info, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
@@ -263,10 +263,7 @@ export class Session implements Consumer, FrameHandler {
     } else {
       const prefix = (sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1'));
       if (d.fanout === 1 && d.machine === undefined) this.out.writeDelivery(prefix, d.msg);
-      else {
-        const payload = d.msg.payload;
-        this.out.writeFrame(prefix, (d.machine ??= machineDelivery(d.msg)), payload.length > INLINE_DELIVERY ? payload : null);
-      }
+      else this.out.writeFrame(prefix, (d.machine ??= machineDelivery(d.msg)), d.msg.payload);
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
   }
