@@ -103,6 +103,8 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
     '--max-payload',
     '1m',
     ...(o.extra ?? []),
+    // Ad-hoc experiments: extra serve flags for every fluctuat this benchmark starts.
+    ...(process.env.BENCH_FLUCTUAT_ARGS?.split(/\s+/).filter(Boolean) ?? []),
   ];
   // `serve` forks its network-facing broker as an unprivileged child, which inherits the
   // --cpu-prof flags (fork passes execArgv on): the directory must be writable by its user.

@@ -3,7 +3,7 @@ import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
 import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
 import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quotas.js';
 import { SubjectIndex } from './subject-index.js';
-import { QueueGroup, Subscription, delivery, type Consumer, type Delivery, type Feed, type FeedEvent } from './subscription.js';
+import { QueueGroup, Subscription, type Consumer, type Feed, type FeedEvent, type SharedEncodings } from './subscription.js';
 
 export type SlowConsumerPolicy = 'drop' | 'disconnect';
 
@@ -42,6 +42,7 @@ export interface BrokerCounters {
   channelsCreated: number;
 }
 
+const EMPTY = Buffer.alloc(0);
 const TIME_ORIGIN = performance.timeOrigin; // a getter through the perf bindings: read once
 
 /**
@@ -50,6 +51,32 @@ const TIME_ORIGIN = performance.timeOrigin; // a getter through the perf binding
  */
 export function now(): number {
   return Math.round((TIME_ORIGIN + performance.now()) * 1000) / 1000;
+}
+
+let turnStamp = 0;
+const endTurn = (): void => {
+  turnStamp = 0;
+};
+
+/**
+ * now(), read once per event-loop turn. Everything handled in one turn was already received
+ * when the loop woke up to read it, so this is its receive time too; and a burst of publishes
+ * shares one clock read and one encoded timestamp instead of paying for each.
+ */
+export function turnNow(): number {
+  if (turnStamp === 0) {
+    turnStamp = now();
+    setImmediate(endTurn);
+  }
+  return turnStamp;
+}
+
+/** What publish hands to `append`, reused: the log copies what it keeps (engine.ts). */
+interface Outgoing {
+  timestamp: number;
+  publisher: string;
+  reply: string;
+  payload: Buffer;
 }
 
 /**
@@ -63,6 +90,7 @@ export class Broker {
   private readonly index = new SubjectIndex<Subscription | QueueGroup>();
   private readonly groups = new Map<string, QueueGroup>();
   private closing = false;
+  private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', payload: Buffer.alloc(0) };
   /** Null when no quota is configured: then publishing does not pay for them. */
   readonly quotas: TenantQuotas | null;
 
@@ -104,29 +132,35 @@ export class Broker {
   /**
    * Publish a message. `payload` must be owned by the caller's message (not a reused buffer).
    * Returns true when the publish created the channel. `done` runs once the durability
-   * policy holds, with the message's offset.
+   * policy holds, with the message's offset and `ref` (one callback serves many publishes).
    */
-  publish(channel: string, payload: Buffer, reply: string, publisher: string, done?: AppendCallback): boolean {
+  publish(channel: string, payload: Buffer, reply: string, publisher: string, done?: AppendCallback, ref = ''): boolean {
     if (this.closing) {
-      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0);
+      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0, ref, channel);
       return false;
     }
     this.counters.published++;
-    const timestamp = now();
+    const timestamp = turnNow();
     if (isEphemeral(channel)) {
       // Reply inboxes are never stored: offset 0, delivered at once.
       this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, payload }], null);
-      done?.(null, 0);
+      done?.(null, 0, ref, channel);
       return false;
     }
     const refused = this.quotas?.admit(channel, payload.length);
     if (refused) {
-      done?.(refused, 0);
+      done?.(refused, 0, ref, channel);
       return false;
     }
     const created = !this.engine.has(channel);
     if (created) this.counters.channelsCreated++;
-    this.engine.channel(channel).append({ timestamp, publisher, reply, payload }, done);
+    const m = this.outgoing;
+    m.timestamp = timestamp;
+    m.publisher = publisher;
+    m.reply = reply;
+    m.payload = payload;
+    this.engine.channel(channel).append(m, done, ref);
+    m.payload = EMPTY; // hold no payload past the call
     return created;
   }
 
@@ -219,28 +253,30 @@ export class Broker {
     const targets = this.index.match(channel);
     if (targets.length === 0) return;
     for (let m = 0; m < batch.length; m++) {
-      const d = delivery(batch[m]!, targets.length);
+      const msg = batch[m]!;
+      // With one target nothing is worth caching: no object per message on the common path.
+      const shared: SharedEncodings | null = targets.length === 1 ? null : { human: undefined, machine: undefined };
       for (let t = 0; t < targets.length; t++) {
         const target = targets[t]!;
-        if (target instanceof Subscription) this.offer(target, d, log);
-        else this.offerToGroup(target, d, log);
+        if (target instanceof Subscription) this.offer(target, msg, shared, log);
+        else this.offerToGroup(target, msg, shared, log);
       }
     }
   }
 
-  private offer(sub: Subscription, d: Delivery, log: ChannelLog | null): void {
-    const channel = d.msg.channel;
+  private offer(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {
+    const channel = msg.channel;
     if (sub.feeds.size !== 0 && sub.feeds.has(channel)) return; // it reads this from the log
     const consumer = sub.consumer;
     if (!consumer.congested()) {
       this.counters.delivered++;
-      consumer.deliver(sub, d);
+      consumer.deliver(sub, msg, shared);
       return;
     }
     if (log?.replayable) {
       // Fall behind onto the log: nothing is buffered; the reader resumes when drained.
       this.counters.catchUps++;
-      sub.feeds.set(channel, { channel, next: d.msg.offset, reading: false });
+      sub.feeds.set(channel, { channel, next: msg.offset, reading: false });
       return;
     }
     if (this.options.slowConsumer === 'disconnect') {
@@ -252,23 +288,23 @@ export class Broker {
     sub.drops.set(channel, (sub.drops.get(channel) ?? 0) + 1);
   }
 
-  private offerToGroup(group: QueueGroup, d: Delivery, log: ChannelLog | null): void {
-    const channel = d.msg.channel;
+  private offerToGroup(group: QueueGroup, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {
+    const channel = msg.channel;
     if (group.feeds.size !== 0 && group.feeds.has(channel)) return; // the group reads this from the log
     const member = group.nextFree();
     if (member) {
       this.counters.delivered++;
-      member.consumer.deliver(member, d);
+      member.consumer.deliver(member, msg, shared);
       return;
     }
     if (log?.replayable) {
       // Every member is congested: the group falls behind onto the log and nothing is held.
       this.counters.catchUps++;
-      group.feeds.set(channel, { channel, next: d.msg.offset, reading: false });
+      group.feeds.set(channel, { channel, next: msg.offset, reading: false });
       return;
     }
     if (group.backlog.length < this.options.queueBacklog) {
-      group.backlog.push(d);
+      group.backlog.push(msg);
       return;
     }
     this.counters.queueDropped++;
@@ -283,7 +319,7 @@ export class Broker {
       const member = group.nextFree();
       if (!member) break;
       this.counters.delivered++;
-      member.consumer.deliver(member, group.backlog[sent++]!);
+      member.consumer.deliver(member, group.backlog[sent++]!, null);
     }
     if (sent) group.backlog.splice(0, sent);
     for (const feed of group.feeds.values()) {
@@ -341,7 +377,7 @@ export class Broker {
           if (to === null) return; // every member is congested: resume at msg.offset
           this.counters.replayed++;
           this.counters.delivered++;
-          to.consumer.deliver(to, delivery(msg));
+          to.consumer.deliver(to, msg, null);
           feed.next = msg.offset + 1;
           if (reader.closed) return;
         }

@@ -1,17 +1,12 @@
 import type { StartPosition, StoredMessage } from '../storage/engine.js';
 
-/** A message on its way to subscribers, with encodings cached once and shared by all of them. */
-export interface Delivery {
-  readonly msg: StoredMessage;
-  /** Filled by the first consumer that needs it; the core never looks inside. */
+/**
+ * A message's encodings, cached by the first consumer that needs one and shared by every
+ * subscriber of a fan-out. The core never looks inside; a message with one target has none.
+ */
+export interface SharedEncodings {
   human: Buffer | undefined;
   machine: Buffer | undefined;
-  /** How many subscriptions and groups it goes to: with one, nothing is worth caching. */
-  readonly fanout: number;
-}
-
-export function delivery(msg: StoredMessage, fanout = 1): Delivery {
-  return { msg, human: undefined, machine: undefined, fanout };
 }
 
 export type FeedEvent =
@@ -24,7 +19,8 @@ export interface Consumer {
   readonly id: number;
   /** Over its outbound bound: live deliveries must go elsewhere (the log, or the drop policy). */
   congested(): boolean;
-  deliver(sub: Subscription, d: Delivery): void;
+  /** `shared` is null when the message goes to this subscription alone. */
+  deliver(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null): void;
   notify(sub: Subscription, event: FeedEvent): void;
   /** Close the connection with a reason (slow consumer, storage failure). */
   disconnect(code: string, reason: string): void;
@@ -73,7 +69,7 @@ export class QueueGroup {
   readonly members: Subscription[] = [];
   cursor = 0;
   /** Memory channels: messages waiting while every member is congested (bounded). */
-  readonly backlog: Delivery[] = [];
+  readonly backlog: StoredMessage[] = [];
   /** Durable channels this group reads from the log instead of live. */
   readonly feeds = new Map<string, Feed>();
   closed = false;

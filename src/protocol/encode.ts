@@ -145,7 +145,10 @@ export class DeliveryEncoder {
   private channel = DASH;
   private publisher = DASH;
   private reply = DASH;
-  private time = 0;
+  // The last timestamp, as digits: a burst shares one (the broker reads its clock per turn).
+  private stamp = -1;
+  private readonly timeDigits = Buffer.alloc(20);
+  private timeLength = 0;
   /** Whether the payload is included. */
   inline = false;
 
@@ -155,11 +158,14 @@ export class DeliveryEncoder {
     this.channel = channelNames.get(msg.channel);
     this.publisher = publisherNames.get(msg.publisher);
     this.reply = msg.reply ? replyNames.get(msg.reply) : DASH;
-    this.time = micros(msg.timestamp);
+    if (msg.timestamp !== this.stamp) {
+      this.stamp = msg.timestamp;
+      this.timeLength = writeDecimal(this.timeDigits, 0, micros(msg.timestamp));
+    }
     const size = msg.payload.length;
     this.inline = size <= INLINE_DELIVERY;
     const header =
-      7 + this.channel.length + decimalLength(msg.offset) + decimalLength(this.time) + this.publisher.length + this.reply.length + decimalLength(size);
+      7 + this.channel.length + decimalLength(msg.offset) + this.timeLength + this.publisher.length + this.reply.length + decimalLength(size);
     return this.inline ? header + size + 1 : header;
   }
 
@@ -172,7 +178,8 @@ export class DeliveryEncoder {
     out[at++] = SPACE;
     at = writeDecimal(out, at, msg.offset);
     out[at++] = SPACE;
-    at = writeDecimal(out, at, this.time);
+    const digits = this.timeDigits;
+    for (let i = 0; i < this.timeLength; i++) out[at++] = digits[i]!;
     out[at++] = SPACE;
     at = copySmall(out, at, this.publisher);
     out[at++] = SPACE;

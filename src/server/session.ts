@@ -5,9 +5,9 @@ import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
 import type { Broker } from '../core/broker.js';
-import type { Consumer, Delivery, FeedEvent, Subscription } from '../core/subscription.js';
+import type { Consumer, FeedEvent, SharedEncodings, Subscription } from '../core/subscription.js';
 import { QuotaError } from '../core/quotas.js';
-import type { Log, StartPosition } from '../storage/engine.js';
+import type { Log, StartPosition, StoredMessage } from '../storage/engine.js';
 import { ClockEstimator } from './clock.js';
 import { Outbox } from './outbox.js';
 import { displayName, isReserved, tenantPrefix } from '../protocol/names.js';
@@ -256,14 +256,14 @@ export class Session implements Consumer, FrameHandler {
     return this.out.congested();
   }
 
-  deliver(sub: Subscription, d: Delivery): void {
+  deliver(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null): void {
     this.messagesOut++;
     if (this.mode === 'human') {
-      this.out.write((d.human ??= humanDelivery(d.msg)));
+      this.out.write(shared === null ? humanDelivery(msg) : (shared.human ??= humanDelivery(msg)));
     } else {
       const prefix = (sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1'));
-      if (d.fanout === 1 && d.machine === undefined) this.out.writeDelivery(prefix, d.msg);
-      else this.out.writeFrame(prefix, (d.machine ??= machineDelivery(d.msg)), d.msg.payload);
+      if (shared === null) this.out.writeDelivery(prefix, msg);
+      else this.out.writeFrame(prefix, (shared.machine ??= machineDelivery(msg)), msg.payload);
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
   }
@@ -398,24 +398,26 @@ export class Session implements Consumer, FrameHandler {
     this.messagesIn++;
     this.inflight++;
     if (this.inflight >= this.options.maxInflight) this.pauseInput();
-    const human = this.mode === 'human';
-    const created = this.broker.publish(channel, payload, reply, this.name, (err, offset) => {
-      this.inflight--;
-      if (this.closed) return;
-      if (err) {
-        const code = err instanceof ProtocolError ? err.code : ErrorCode.STORAGE_FAILED;
-        if (err instanceof QuotaError) this.auditQuota(err, channel);
-        this.error(code, `publish to ${displayName(channel)} not stored: ${err.message}`, ackId);
-      } else if (human) {
-        this.out.writeString(debug(`published ${displayName(channel)} #${offset}`));
-      } else if (ackId) {
-        this.out.writeAck(ackId, offset);
-      }
-      this.maybeResumeInput();
-      this.maybeFinish();
-    });
-    if (created && human) this.out.writeString(info(`creating ${displayName(channel)}`));
+    const created = this.broker.publish(channel, payload, reply, this.name, this.stored, ackId);
+    if (created && this.mode === 'human') this.out.writeString(info(`creating ${displayName(channel)}`));
   }
+
+  /** Every publish's outcome, once its durability policy holds: one function, no closure each. */
+  private readonly stored = (err: Error | null, offset: number, ackId: string, channel: string): void => {
+    this.inflight--;
+    if (this.closed) return;
+    if (err) {
+      const code = err instanceof ProtocolError ? err.code : ErrorCode.STORAGE_FAILED;
+      if (err instanceof QuotaError) this.auditQuota(err, channel);
+      this.error(code, `publish to ${displayName(channel)} not stored: ${err.message}`, ackId);
+    } else if (this.mode === 'human') {
+      this.out.writeString(debug(`published ${displayName(channel)} #${offset}`));
+    } else if (ackId) {
+      this.out.writeAck(ackId, offset);
+    }
+    this.maybeResumeInput();
+    this.maybeFinish();
+  };
 
   private auditQuota(err: QuotaError, channel: string): void {
     const { kind, tenant, limit, used } = err;

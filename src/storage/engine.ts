@@ -43,8 +43,12 @@ export type StartPosition =
   | { readonly kind: 'last'; readonly count: number }
   | { readonly kind: 'new' };
 
-/** Called with the error (or null) and the assigned offset once the durability policy holds. */
-export type AppendCallback = (err: Error | null, offset: number) => void;
+/**
+ * Called with the error (or null) and the assigned offset once the durability policy holds,
+ * with the `ref` given to `append` and the channel: one callback can serve every publish of a
+ * connection, so a publish costs no closure.
+ */
+export type AppendCallback = (err: Error | null, offset: number, ref: string, channel: string) => void;
 
 /** Called, in offset order, with every batch of messages that became readable on a channel. */
 export type CommitHandler = (channel: string, batch: readonly StoredMessage[]) => void;
@@ -70,7 +74,11 @@ export interface ChannelLog {
    * memory logs, whose slow subscribers fall under the drop/disconnect policy instead.
    */
   readonly replayable: boolean;
-  append(message: NewMessage, done?: AppendCallback): void;
+  /**
+   * `message` is read during the call only (the caller reuses it): the log keeps its own
+   * StoredMessage. `ref` is handed back to `done`.
+   */
+  append(message: NewMessage, done?: AppendCallback, ref?: string): void;
   /** Messages with offset >= from, at most `maxMessages` and about `maxBytes`, never past head. */
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]>;
   /** The first offset at which to start for a position (head + 1 for 'new'). */

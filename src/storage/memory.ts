@@ -58,7 +58,7 @@ export class MemoryChannelLog implements ChannelLog {
     return this.size > 0 ? this.at(0).offset : this.last + 1;
   }
 
-  append(message: NewMessage, done?: AppendCallback): void {
+  append(message: NewMessage, done?: AppendCallback, ref = ''): void {
     const stored: StoredMessage = {
       channel: this.name,
       offset: this.last + 1,
@@ -77,7 +77,7 @@ export class MemoryChannelLog implements ChannelLog {
     this.last = stored.offset;
     this.expire(stored.timestamp);
     this.onCommit(this.name, [stored]);
-    done?.(null, stored.offset);
+    done?.(null, stored.offset, ref, this.name);
   }
 
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]> {

@@ -57,6 +57,7 @@ export interface RecoveredLog {
 interface PendingAcks {
   readonly first: number;
   readonly callbacks: (AppendCallback | undefined)[];
+  readonly refs: string[];
 }
 
 export class FileChannelLog implements ChannelLog {
@@ -118,10 +119,10 @@ export class FileChannelLog implements ChannelLog {
 
   // --- writing -------------------------------------------------------------------------------
 
-  append(message: NewMessage, done?: AppendCallback): void {
+  append(message: NewMessage, done?: AppendCallback, ref = ''): void {
     const refused = this.failure ?? this.ctx.closed;
     if (refused) {
-      if (done) queueMicrotask(() => done(refused, 0));
+      if (done) queueMicrotask(() => done(refused, 0, ref, this.name));
       return;
     }
     const stored: StoredMessage = {
@@ -133,9 +134,9 @@ export class FileChannelLog implements ChannelLog {
       payload: message.payload,
     };
     try {
-      this.stage.add(stored, done);
+      this.stage.add(stored, done, ref);
     } catch (err) {
-      if (done) queueMicrotask(() => done(asError(err), 0));
+      if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name));
       return;
     }
     this.nextOffset++;
@@ -210,10 +211,10 @@ export class FileChannelLog implements ChannelLog {
     this.commit(seg, batch);
     const policy = this.ctx.options.fsync;
     if (policy === 'never') {
-      ack(batch.messages[0]!.offset, batch.callbacks, null, this.ctx.log);
+      this.ack(batch.messages[0]!.offset, batch, null);
       return;
     }
-    this.pending.push({ first: batch.messages[0]!.offset, callbacks: batch.callbacks });
+    this.pending.push({ first: batch.messages[0]!.offset, callbacks: batch.callbacks, refs: batch.refs });
     if (policy === 'always') await this.sync();
     else this.ctx.scheduleSync(this);
   }
@@ -269,7 +270,7 @@ export class FileChannelLog implements ChannelLog {
   private failBatch(batch: Batch, err: Error): void {
     if (batch.messages.length === 0) return;
     this.ctx.pool.put(batch.chunks);
-    ack(batch.messages[0]!.offset, batch.callbacks, err, this.ctx.log);
+    this.ack(batch.messages[0]!.offset, batch, err);
   }
 
   // --- durability ------------------------------------------------------------------------------
@@ -305,7 +306,21 @@ export class FileChannelLog implements ChannelLog {
     }
     // After a failure too: the channel is disabled and the acks failed, the fd need not stay open.
     seg.noteSynced(mark);
-    for (const p of acks) ack(p.first, p.callbacks, error, this.ctx.log);
+    for (const p of acks) this.ack(p.first, p, error);
+  }
+
+  /** Calls each append callback; one that throws does not keep the others from running. */
+  private ack(first: number, acks: Pick<PendingAcks, 'callbacks' | 'refs'>, err: Error | null): void {
+    const { callbacks, refs } = acks;
+    for (let i = 0; i < callbacks.length; i++) {
+      const cb = callbacks[i];
+      if (cb === undefined) continue;
+      try {
+        cb(err, err ? 0 : first + i, refs[i]!, this.name);
+      } catch (cbErr) {
+        this.ctx.log.error({ err: cbErr }, 'storage: append callback threw');
+      }
+    }
   }
 
   // --- rotation and retention -------------------------------------------------------------------
@@ -465,18 +480,5 @@ export class FileChannelLog implements ChannelLog {
     if (i >= 0 && offset <= segs[i]!.last) return segs[i];
     for (let j = i + 1; j < segs.length; j++) if (segs[j]!.count > 0) return segs[j];
     return undefined;
-  }
-}
-
-/** Calls each append callback; one that throws does not keep the others from running. */
-function ack(first: number, callbacks: readonly (AppendCallback | undefined)[], err: Error | null, log: Log): void {
-  for (let i = 0; i < callbacks.length; i++) {
-    const cb = callbacks[i];
-    if (cb === undefined) continue;
-    try {
-      cb(err, err ? 0 : first + i);
-    } catch (cbErr) {
-      log.error({ err: cbErr }, 'storage: append callback threw');
-    }
   }
 }

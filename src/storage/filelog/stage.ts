@@ -32,6 +32,8 @@ export class ChunkPool {
 export interface Batch {
   readonly messages: StoredMessage[];
   readonly callbacks: (AppendCallback | undefined)[];
+  /** What each append asked to be handed back to its callback. */
+  readonly refs: string[];
   /** Record sizes, for the sparse index. */
   readonly sizes: number[];
   readonly iovecs: Buffer[];
@@ -44,6 +46,7 @@ export class Stage {
   private readonly ready: Batch[] = [];
   private messages: StoredMessage[] = [];
   private callbacks: (AppendCallback | undefined)[] = [];
+  private refs: string[] = [];
   private sizes: number[] = [];
   private iovecs: Buffer[] = [];
   private chunks: Buffer[] = [];
@@ -68,7 +71,7 @@ export class Stage {
   }
 
   /** Encodes a record; throws a RangeError (and stages nothing) when it cannot be stored. */
-  add(m: StoredMessage, done: AppendCallback | undefined): void {
+  add(m: StoredMessage, done: AppendCallback | undefined, ref = ''): void {
     const publisher = this.encodePublisher(m.publisher);
     const publisherBytes = publisher.length;
     const replyBytes = m.reply === '' ? 0 : Buffer.byteLength(m.reply);
@@ -95,6 +98,7 @@ export class Stage {
     this.bytes += total;
     this.messages.push(m);
     this.callbacks.push(done);
+    this.refs.push(ref);
     this.sizes.push(total);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
@@ -117,6 +121,7 @@ export class Stage {
     const batch: Batch = {
       messages: this.messages,
       callbacks: this.callbacks,
+      refs: this.refs,
       sizes: this.sizes,
       iovecs: this.iovecs,
       chunks: this.chunks,
@@ -124,6 +129,7 @@ export class Stage {
     };
     this.messages = [];
     this.callbacks = [];
+    this.refs = [];
     this.sizes = [];
     this.iovecs = [];
     this.chunks = [];
