@@ -48,7 +48,7 @@ test('every keyword of every block is in a docs/config.md table, and every limit
   all.delete('deny');
   for (const k of all) assert.ok(documented(k), `keyword "${k}" has no row in docs/config.md`);
   assert.ok(documented('allow\\|deny'), 'the access rules have no row');
-  for (const l of ['line', 'payload', 'history', 'outbound-buffer', 'subscriptions', 'inflight', 'queue-backlog', 'connections', 'rate', 'channels', 'disk']) {
+  for (const l of ['line', 'payload', 'history', 'outbound-buffer', 'subscriptions', 'inflight', 'inflight-bytes', 'queue-backlog', 'connections', 'rate', 'channels', 'disk']) {
     assert.ok(documented(`limit ${l}`), `"limit ${l}" has no row`);
   }
   for (const t of ['request', 'handshake', 'login', 'idle']) assert.ok(documented(`timeout ${t}`), `"timeout ${t}" has no row`);

@@ -67,6 +67,7 @@ limit history 10
 limit outbound-buffer 256k per connection
 limit subscriptions 5
 limit inflight 7
+limit inflight-bytes 2m
 limit queue-backlog 9 per group
 limit connections 100
 limit connections 10 per address
@@ -132,6 +133,7 @@ tenant globex
     outboundHighWater: 256 * 1024,
     maxSubscriptions: 5,
     maxInflight: 7,
+    maxInflightBytes: 2 * 1024 * 1024,
     requestTimeoutMs: 2000,
     clockIntervalMs: 1500,
   });

@@ -144,3 +144,36 @@ test('a queue group whose members all stall falls back onto the log: every ackno
     await broker.close();
   }
 });
+
+for (const [bound, args] of [
+  ['messages', ['--max-inflight', '3']],
+  ['payload bytes', ['--max-inflight-bytes', '1000']],
+] as const) {
+  test(`a publisher at its in-flight bound (${bound}) is not read again until its publishes are acknowledged`, async () => {
+    // Acks wait for a group commit a second away; deliveries do not (they follow the write).
+    const broker = await startBroker({ args: ['--fsync', 'interval', '--fsync-interval', '1s', ...args] });
+    try {
+      const c = await RawClient.machine(broker.port);
+      c.send('SUB s bound');
+      await c.waitFor((f) => f.line === 'OK s');
+      const payload = Buffer.alloc(400, 0x62);
+      for (const id of ['a1', 'a2', 'a3']) c.pub('bound', payload, id); // 3 messages, 1,200 bytes
+      await c.waitFor((f) => f.line.startsWith('MSG s bound 3 '));
+      for (const id of ['a4', 'a5', 'a6']) c.pub('bound', payload, id);
+      await c.waitFor((f) => f.line.startsWith('ACK a6 '), 20_000);
+      // One connection, one byte stream: the order the broker wrote things in.
+      const lines = c.lines();
+      const firstAck = lines.findIndex((l) => l.startsWith('ACK a'));
+      const fourth = lines.findIndex((l) => l.startsWith('MSG s bound 4 '));
+      assert.ok(firstAck >= 0 && fourth >= 0, lines.join('\n'));
+      assert.ok(fourth > firstAck, `message 4 was read before any of the first three was acknowledged:\n${lines.join('\n')}`);
+      assert.deepEqual(
+        lines.filter((l) => l.startsWith('ACK ')).map((l) => l.split(' ').slice(1).join(' ')),
+        ['a1 1', 'a2 2', 'a3 3', 'a4 4', 'a5 5', 'a6 6'],
+      );
+      await c.close();
+    } finally {
+      await broker.dispose();
+    }
+  });
+}

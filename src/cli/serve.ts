@@ -28,6 +28,8 @@ interface ServeOptions {
   maxPayload: number;
   historyMax: number;
   outboundBuffer: number;
+  maxInflight: number;
+  maxInflightBytes: number;
   maxSubscriptions: number;
   clockInterval: number;
   slowConsumer: 'drop' | 'disconnect';
@@ -70,6 +72,8 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--max-payload <bytes>', 'largest message', bytes, 1024 * 1024)
     .option('--history-max <n>', 'messages replayed by a human "sub" without from=', integer('--history-max', 1), 1000)
     .option('--outbound-buffer <bytes>', 'per-connection outbound bound before a subscriber counts as slow', bytes, 1024 * 1024)
+    .option('--max-inflight <n>', 'unacknowledged publishes per connection before reading pauses', integer('--max-inflight', 1), 100_000)
+    .option('--max-inflight-bytes <bytes>', 'their payload bytes per connection before reading pauses', bytes, 32 * 1024 * 1024)
     .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, 10_000)
     .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
     .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber').choices(['drop', 'disconnect']).default('drop'))
@@ -134,6 +138,8 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         maxPayload: o.maxPayload,
         historyMax: o.historyMax,
         outboundHighWater: o.outboundBuffer,
+        maxInflight: o.maxInflight,
+        maxInflightBytes: o.maxInflightBytes,
         maxSubscriptions: o.maxSubscriptions,
         clockIntervalMs: o.clockInterval,
       },

@@ -549,7 +549,7 @@ export class Parser {
     const names =
       ctx.kind === 'tenant'
         ? ['channels', 'disk']
-        : ['line', 'payload', 'history', 'outbound-buffer', 'subscriptions', 'inflight', 'queue-backlog', 'connections', 'rate', 'channels', 'disk'];
+        : ['line', 'payload', 'history', 'outbound-buffer', 'subscriptions', 'inflight', 'inflight-bytes', 'queue-backlog', 'connections', 'rate', 'channels', 'disk'];
     const { word, token } = this.keyword(names, 'after "limit"');
     const v = this.value(`a value for "limit ${word}"`);
     const what = `"limit ${word}"`;
@@ -558,6 +558,7 @@ export class Parser {
       'outbound-buffer': ['connection'],
       subscriptions: ['connection'],
       inflight: ['connection'],
+      'inflight-bytes': ['connection'],
       'queue-backlog': ['group'],
       connections: ['address', 'user'],
       rate: ['connection', 'user'],
@@ -598,6 +599,9 @@ export class Parser {
         return;
       case 'inflight':
         this.session.maxInflight = this.checked(v, checkCount(v.text, 1), what);
+        return;
+      case 'inflight-bytes':
+        this.session.maxInflightBytes = this.positive(v, checkSize(v.text), what);
         return;
       case 'queue-backlog':
         this.broker.queueBacklog = this.checked(v, checkCount(v.text, 1), what);

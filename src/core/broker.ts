@@ -136,7 +136,7 @@ export class Broker {
    */
   publish(channel: string, payload: Buffer, reply: string, publisher: string, done?: AppendCallback, ref = ''): boolean {
     if (this.closing) {
-      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0, ref, channel);
+      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0, ref, channel, payload.length);
       return false;
     }
     this.counters.published++;
@@ -144,12 +144,12 @@ export class Broker {
     if (isEphemeral(channel)) {
       // Reply inboxes are never stored: offset 0, delivered at once.
       this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, payload }], null);
-      done?.(null, 0, ref, channel);
+      done?.(null, 0, ref, channel, payload.length);
       return false;
     }
     const refused = this.quotas?.admit(channel, payload.length);
     if (refused) {
-      done?.(refused, 0, ref, channel);
+      done?.(refused, 0, ref, channel, payload.length);
       return false;
     }
     const created = !this.engine.has(channel);

@@ -27,8 +27,12 @@ export interface SessionOptions {
   /** Outbound bytes past which the connection counts as congested. */
   readonly outboundHighWater: number;
   readonly maxSubscriptions: number;
-  /** Publishes not yet acknowledged past which the session stops reading from the socket. */
+  /**
+   * Publishes not yet acknowledged (durability policy not yet met), in messages and in payload
+   * bytes, past which the session stops reading from the socket until half are acknowledged.
+   */
   readonly maxInflight: number;
+  readonly maxInflightBytes: number;
   readonly requestTimeoutMs: number;
   /** How often the broker probes a machine-mode client's round-trip time and clock offset. */
   readonly clockIntervalMs: number;
@@ -40,7 +44,10 @@ export const defaultSessionOptions: SessionOptions = Object.freeze({
   historyMax: 1000,
   outboundHighWater: 1024 * 1024,
   maxSubscriptions: 1000,
-  maxInflight: 10_000,
+  // A group commit every 10 ms must not stall a fast publisher: at 2 M msgs/s one interval
+  // and its fdatasync hold ~40,000 publishes. The bytes bound caps what large ones pin.
+  maxInflight: 100_000,
+  maxInflightBytes: 32 * 1024 * 1024,
   requestTimeoutMs: 5000,
   clockIntervalMs: 10_000,
 });
@@ -117,6 +124,7 @@ export class Session implements Consumer, FrameHandler {
   private lastPubChannel = '';
   private pubPending = false;
   private inflight = 0;
+  private inflightBytes = 0;
   private paused = false;
   private inputEnded = false;
   private closed = false;
@@ -397,14 +405,16 @@ export class Session implements Consumer, FrameHandler {
     }
     this.messagesIn++;
     this.inflight++;
-    if (this.inflight >= this.options.maxInflight) this.pauseInput();
+    this.inflightBytes += payload.length;
+    if (this.inflight >= this.options.maxInflight || this.inflightBytes >= this.options.maxInflightBytes) this.pauseInput();
     const created = this.broker.publish(channel, payload, reply, this.name, this.stored, ackId);
     if (created && this.mode === 'human') this.out.writeString(info(`creating ${displayName(channel)}`));
   }
 
   /** Every publish's outcome, once its durability policy holds: one function, no closure each. */
-  private readonly stored = (err: Error | null, offset: number, ackId: string, channel: string): void => {
+  private readonly stored = (err: Error | null, offset: number, ackId: string, channel: string, bytes: number): void => {
     this.inflight--;
+    this.inflightBytes -= bytes;
     if (this.closed) return;
     if (err) {
       const code = err instanceof ProtocolError ? err.code : ErrorCode.STORAGE_FAILED;
@@ -689,7 +699,8 @@ export class Session implements Consumer, FrameHandler {
   }
 
   private maybeResumeInput(): void {
-    if (this.paused && this.inflight < this.options.maxInflight / 2 && !this.congested()) {
+    const o = this.options;
+    if (this.paused && this.inflight < o.maxInflight / 2 && this.inflightBytes < o.maxInflightBytes / 2 && !this.congested()) {
       this.paused = false;
       this.socket.resume();
     }

@@ -58,6 +58,7 @@ interface PendingAcks {
   readonly first: number;
   readonly callbacks: (AppendCallback | undefined)[];
   readonly refs: string[];
+  readonly payloadBytes: number[];
 }
 
 export class FileChannelLog implements ChannelLog {
@@ -122,7 +123,7 @@ export class FileChannelLog implements ChannelLog {
   append(message: NewMessage, done?: AppendCallback, ref = ''): void {
     const refused = this.failure ?? this.ctx.closed;
     if (refused) {
-      if (done) queueMicrotask(() => done(refused, 0, ref, this.name));
+      if (done) queueMicrotask(() => done(refused, 0, ref, this.name, message.payload.length));
       return;
     }
     const stored: StoredMessage = {
@@ -136,7 +137,7 @@ export class FileChannelLog implements ChannelLog {
     try {
       this.stage.add(stored, done, ref);
     } catch (err) {
-      if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name));
+      if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name, message.payload.length));
       return;
     }
     this.nextOffset++;
@@ -214,7 +215,7 @@ export class FileChannelLog implements ChannelLog {
       this.ack(batch.messages[0]!.offset, batch, null);
       return;
     }
-    this.pending.push({ first: batch.messages[0]!.offset, callbacks: batch.callbacks, refs: batch.refs });
+    this.pending.push({ first: batch.messages[0]!.offset, callbacks: batch.callbacks, refs: batch.refs, payloadBytes: batch.payloadBytes });
     if (policy === 'always') await this.sync();
     else this.ctx.scheduleSync(this);
   }
@@ -310,13 +311,13 @@ export class FileChannelLog implements ChannelLog {
   }
 
   /** Calls each append callback; one that throws does not keep the others from running. */
-  private ack(first: number, acks: Pick<PendingAcks, 'callbacks' | 'refs'>, err: Error | null): void {
-    const { callbacks, refs } = acks;
+  private ack(first: number, acks: Omit<PendingAcks, 'first'>, err: Error | null): void {
+    const { callbacks, refs, payloadBytes } = acks;
     for (let i = 0; i < callbacks.length; i++) {
       const cb = callbacks[i];
       if (cb === undefined) continue;
       try {
-        cb(err, err ? 0 : first + i, refs[i]!, this.name);
+        cb(err, err ? 0 : first + i, refs[i]!, this.name, payloadBytes[i]!);
       } catch (cbErr) {
         this.ctx.log.error({ err: cbErr }, 'storage: append callback threw');
       }

@@ -34,6 +34,7 @@ export interface Batch {
   readonly callbacks: (AppendCallback | undefined)[];
   /** What each append asked to be handed back to its callback. */
   readonly refs: string[];
+  readonly payloadBytes: number[];
   /** Record sizes, for the sparse index. */
   readonly sizes: number[];
   readonly iovecs: Buffer[];
@@ -47,6 +48,7 @@ export class Stage {
   private messages: StoredMessage[] = [];
   private callbacks: (AppendCallback | undefined)[] = [];
   private refs: string[] = [];
+  private payloadBytes: number[] = [];
   private sizes: number[] = [];
   private iovecs: Buffer[] = [];
   private chunks: Buffer[] = [];
@@ -99,6 +101,7 @@ export class Stage {
     this.messages.push(m);
     this.callbacks.push(done);
     this.refs.push(ref);
+    this.payloadBytes.push(payload.length);
     this.sizes.push(total);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
@@ -122,6 +125,7 @@ export class Stage {
       messages: this.messages,
       callbacks: this.callbacks,
       refs: this.refs,
+      payloadBytes: this.payloadBytes,
       sizes: this.sizes,
       iovecs: this.iovecs,
       chunks: this.chunks,
@@ -130,6 +134,7 @@ export class Stage {
     this.messages = [];
     this.callbacks = [];
     this.refs = [];
+    this.payloadBytes = [];
     this.sizes = [];
     this.iovecs = [];
     this.chunks = [];
