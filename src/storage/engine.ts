@@ -45,12 +45,15 @@ export type StartPosition =
 
 /**
  * Called with the error (or null) and the assigned offset once the durability policy holds,
- * with the `ref` given to `append` and the channel: one callback can serve every publish of a
- * connection, so a publish costs no closure.
+ * with the `ref` given to `append`, the channel and the payload's size: one callback can serve
+ * every publish of a connection, so a publish costs no closure.
  */
-export type AppendCallback = (err: Error | null, offset: number, ref: string, channel: string) => void;
+export type AppendCallback = (err: Error | null, offset: number, ref: string, channel: string, bytes: number) => void;
 
-/** Called, in offset order, with every batch of messages that became readable on a channel. */
+/**
+ * Called, in offset order, with every batch of messages that became readable on a channel. The
+ * array is the engine's and valid during the call only; the messages are the handler's to keep.
+ */
 export type CommitHandler = (channel: string, batch: readonly StoredMessage[]) => void;
 
 export interface ChannelStats {

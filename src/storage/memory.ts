@@ -40,6 +40,8 @@ export class MemoryChannelLog implements ChannelLog {
   private size = 0;
   private bytes = 0;
   private last = 0;
+  /** The one-message batch handed to the commit handler, reused (it may not keep the array). */
+  private readonly batch: StoredMessage[] = [];
 
   constructor(
     readonly name: string,
@@ -76,8 +78,9 @@ export class MemoryChannelLog implements ChannelLog {
     this.bytes += stored.payload.length;
     this.last = stored.offset;
     this.expire(stored.timestamp);
-    this.onCommit(this.name, [stored]);
-    done?.(null, stored.offset, ref, this.name);
+    this.batch[0] = stored;
+    this.onCommit(this.name, this.batch);
+    done?.(null, stored.offset, ref, this.name, stored.payload.length);
   }
 
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]> {
