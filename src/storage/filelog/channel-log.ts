@@ -21,7 +21,8 @@ import type {
   StorageOptions,
   StoredMessage,
 } from '../engine.js';
-import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
+import { asError, fdatasync, fsyncDir, ftruncate, writeAll, writeAllSync } from './fsx.js';
+import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
@@ -32,6 +33,8 @@ export interface LogContext {
   readonly options: StorageOptions;
   readonly log: Log;
   readonly pool: ChunkPool;
+  /** Whether a write may skip the thread pool (shared by the engine's channels). */
+  readonly inline: InlineWrites;
   /** The engine's bound on open segment descriptors. */
   readonly files: FdPool;
   /** Set by the engine's `start`. */
@@ -197,7 +200,13 @@ export class FileChannelLog implements ChannelLog {
     try {
       const fd = await seg.acquire();
       try {
-        await writeAll(fd, batch.iovecs, batch.bytes, seg.size);
+        if (this.ctx.inline.allowed(batch.bytes)) {
+          const t0 = performance.now();
+          writeAllSync(fd, batch.iovecs, batch.bytes, seg.size);
+          this.ctx.inline.took(performance.now() - t0);
+        } else {
+          await writeAll(fd, batch.iovecs, batch.bytes, seg.size);
+        }
         // Before release: the pool must not close this fd until an fsync has covered the write.
         if (this.ctx.options.fsync !== 'never') seg.noteUnsyncedWrite();
       } finally {

@@ -11,6 +11,7 @@ import { isChannelName } from './layout.js';
 import { recoverChannel } from './recovery.js';
 import { ChunkPool } from './stage.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
+import { InlineWrites } from './inline-writes.js';
 
 /** How often retention runs and idle descriptors are closed. */
 const MAINTENANCE_MS = 5000;
@@ -20,6 +21,7 @@ const RECOVERY_PARALLELISM = 8;
 export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
   readonly pool = new ChunkPool();
+  readonly inline = new InlineWrites();
   readonly files: FdPool;
   onCommit: CommitHandler = () => {};
   closed: Error | null = null;

@@ -16,6 +16,12 @@ export async function writeAll(fd: number, buffers: readonly Buffer[], bytes: nu
   if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`);
 }
 
+/** writeAll from the event loop (see inline-writes.ts for when that is worth it). */
+export function writeAllSync(fd: number, buffers: readonly Buffer[], bytes: number, position: number): void {
+  const written = fs.writevSync(fd, buffers as Buffer[], position);
+  if (written !== bytes) throw new Error(`short write: ${written} of ${bytes} bytes`);
+}
+
 /** Fills buf[0..length) from `position`; returns how many bytes the file had there. */
 export async function readAt(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
   let done = 0;

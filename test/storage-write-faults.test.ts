@@ -1,0 +1,69 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { defaultStorageOptions, type ChannelLog, type Log, type StoredMessage } from '../src/storage/engine.js';
+import { FileStorageEngine } from '../src/storage/filelog/engine.js';
+import { InlineWrites } from '../src/storage/filelog/inline-writes.js';
+
+const quiet: Log = { info() {}, warn() {}, error() {}, debug() {} };
+
+test('inline writes: small batches only, and a slow one sends every write to the thread pool for the back-off', () => {
+  let now = 1000;
+  const inline = new InlineWrites({ maxBytes: 1024, slowMs: 1, backoffMs: 5000 }, () => now);
+  assert.equal(inline.allowed(1024), true);
+  assert.equal(inline.allowed(1025), false);
+  inline.took(0.9);
+  assert.equal(inline.allowed(10), true, 'a fast write changes nothing');
+  inline.took(3);
+  assert.equal(inline.slow, 1);
+  assert.equal(inline.allowed(10), false, 'backing off');
+  now += 4999;
+  assert.equal(inline.allowed(10), false);
+  now += 1;
+  assert.equal(inline.allowed(10), true, 'tries inline again after the back-off');
+});
+
+function append(log: ChannelLog, payload: Buffer): Promise<number> {
+  return new Promise((resolve, reject) =>
+    log.append({ timestamp: Date.now(), publisher: 'p', reply: '', payload }, (err, offset) => (err ? reject(err) : resolve(offset))),
+  );
+}
+
+/**
+ * A real ENOSPC: the segment's descriptor is closed as idle, and its path now leads to
+ * /dev/full, so the next write fails the way a full disk does. Small batches are written
+ * from the event loop, large ones on the thread pool: both must refuse the appends.
+ */
+for (const [how, size] of [
+  ['inline (small batch)', 16],
+  ['thread pool (large batch)', 256 * 1024],
+] as const) {
+  test(`a write that fails with ENOSPC, ${how}: its appends are refused, never committed, and the channel stops`, async (t: TestContext) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-faults-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir, fsync: 'never' }, quiet);
+    const committed: StoredMessage[] = [];
+    await engine.start((_channel, batch) => committed.push(...batch));
+    t.after(() => engine.close());
+    const log = engine.channel('full');
+    for (let i = 1; i <= 3; i++) assert.equal(await append(log, Buffer.alloc(size, 0x61)), i);
+
+    await engine.maintain(Date.now());
+    await engine.maintain(Date.now()); // unused since the last call: its descriptor is closed
+    const [segment] = fs.readdirSync(path.join(dir, 'full')).filter((f) => f.endsWith('.seg'));
+    const file = path.join(dir, 'full', segment!);
+    fs.renameSync(file, `${file}.kept`);
+    fs.symlinkSync('/dev/full', file);
+
+    await assert.rejects(append(log, Buffer.alloc(size, 0x62)), /ENOSPC/);
+    await assert.rejects(append(log, Buffer.from('after')), 'a log in doubt refuses later appends');
+    assert.deepEqual(
+      committed.map((m) => m.offset),
+      [1, 2, 3],
+      'nothing past the failed write reached the commit handler',
+    );
+    assert.equal(log.head, 3);
+  });
+}
