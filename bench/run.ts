@@ -7,6 +7,7 @@
  * Options (flag or environment variable; flags win):
  *   --runs N            BENCH_RUNS       runs per scenario and broker, medians taken (3)
  *   --seconds S         BENCH_SECONDS    measured window per run (2)
+ *   --latency-seconds S BENCH_LATENCY_SECONDS  measured window of latency runs (5)
  *   --warmup S          BENCH_WARMUP     warm-up before the window (0.5)
  *   --targets a,b       BENCH_TARGETS    fluctuat,fluctuat-mem,nats,redis,mosquitto,aedes (all)
  *   --scenarios a,b     BENCH_SCENARIOS  ids, id prefixes or groups: throughput, latency,
@@ -59,12 +60,13 @@ function options(): BenchOptions & { doc: boolean } {
       .filter(Boolean);
   const targets = list('targets', 'BENCH_TARGETS');
   for (const t of targets) if (!ALL_TARGETS.includes(t as TargetName)) throw new Error(`unknown target ${t}; expected some of ${ALL_TARGETS.join(', ')}`);
-  const known = new Set(['runs', 'seconds', 'warmup', 'targets', 'scenarios', 'replay-mb', 'replay-size', 'window-bytes', 'ack-window', 'out', 'profile', 'doc']);
+  const known = new Set(['runs', 'seconds', 'latency-seconds', 'warmup', 'targets', 'scenarios', 'replay-mb', 'replay-size', 'window-bytes', 'ack-window', 'out', 'profile', 'doc']);
   for (const k of a.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}`);
   const profile = get('profile', 'BENCH_PROFILE', '');
   return {
     runs: Math.max(1, Math.floor(num('runs', 'BENCH_RUNS', 3))),
     seconds: num('seconds', 'BENCH_SECONDS', 2),
+    latencySeconds: num('latency-seconds', 'BENCH_LATENCY_SECONDS', 5),
     warmup: num('warmup', 'BENCH_WARMUP', 0.5),
     targets: (targets.length ? targets : [...ALL_TARGETS]) as TargetName[],
     scenarios: list('scenarios', 'BENCH_SCENARIOS'),

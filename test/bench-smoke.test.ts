@@ -17,7 +17,7 @@ test('npm run bench: one scenario against fluctuat writes results of the expecte
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-smoke-'));
   try {
     const args = [path.join(ROOT, 'dist/bench/run.js'), '--targets', 'fluctuat', '--scenarios', 'tput-1x1-16,lat-20k', '--out', out];
-    const env = { ...process.env, BENCH_RUNS: '1', BENCH_SECONDS: '0.5', BENCH_WARMUP: '0.2' };
+    const env = { ...process.env, BENCH_RUNS: '1', BENCH_SECONDS: '0.5', BENCH_LATENCY_SECONDS: '0.5', BENCH_WARMUP: '0.2' };
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const p = spawn(process.execPath, args, { env, cwd: ROOT });
       let stdout = '';

@@ -22,6 +22,8 @@ import { startFluctuat, type Running, type TargetName } from './targets.js';
 export interface BenchOptions {
   runs: number;
   seconds: number;
+  /** Latency runs: a p99 needs more samples than a rate does. */
+  latencySeconds: number;
   warmup: number;
   targets: TargetName[];
   scenarios: string[];
@@ -139,7 +141,7 @@ function latency(rate: number, endpointOf?: (ctx: RunContext) => Promise<{ endpo
           rate,
           window: 0,
           warmupMs: ctx.opts.warmup * 1000,
-          durationMs: ctx.opts.seconds * 1000,
+          durationMs: ctx.opts.latencySeconds * 1000,
           brokerPid: b.pid,
         });
       } finally {
