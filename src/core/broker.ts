@@ -90,6 +90,8 @@ export class Broker {
   private readonly index = new SubjectIndex<Subscription | QueueGroup>();
   private readonly groups = new Map<string, QueueGroup>();
   private closing = false;
+  private lastChannel = '';
+  private lastLog: ChannelLog | null = null;
   private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', payload: Buffer.alloc(0) };
   /** Null when no quota is configured: then publishing does not pay for them. */
   readonly quotas: TenantQuotas | null;
@@ -152,14 +154,22 @@ export class Broker {
       done?.(refused, 0, ref, channel, payload.length);
       return false;
     }
-    const created = !this.engine.has(channel);
-    if (created) this.counters.channelsCreated++;
+    // A publisher repeats its channel: the same name string skips both engine lookups.
+    let log = this.lastLog;
+    let created = false;
+    if (channel !== this.lastChannel || log === null) {
+      created = !this.engine.has(channel);
+      if (created) this.counters.channelsCreated++;
+      log = this.engine.channel(channel);
+      this.lastChannel = channel;
+      this.lastLog = log;
+    }
     const m = this.outgoing;
     m.timestamp = timestamp;
     m.publisher = publisher;
     m.reply = reply;
     m.payload = payload;
-    this.engine.channel(channel).append(m, done, ref);
+    log.append(m, done, ref);
     m.payload = EMPTY; // hold no payload past the call
     return created;
   }

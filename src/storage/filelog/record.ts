@@ -40,13 +40,14 @@ export function writeHeader(
   reply: string,
   replyBytes: number,
 ): number {
-  buf.writeUInt32LE(MAGIC, at);
-  buf.writeUInt32LE(total, at + 4);
-  buf.writeUInt32LE(offset >>> 0, at + 12);
-  buf.writeUInt32LE(Math.floor(offset / TWO_32), at + 16);
+  // Byte stores, not Buffer#writeUInt32LE: this runs once per record and the calls showed up.
+  u32(buf, at, MAGIC);
+  u32(buf, at + 4, total);
+  u32(buf, at + 12, offset >>> 0);
+  u32(buf, at + 16, Math.floor(offset / TWO_32));
   buf.writeDoubleLE(timestamp, at + 20);
-  buf.writeUInt16LE(publisher.length, at + 28);
-  buf.writeUInt16LE(replyBytes, at + 30);
+  u16(buf, at + 28, publisher.length);
+  u16(buf, at + 30, replyBytes);
   let p = at + HEADER_BYTES;
   for (let i = 0; i < publisher.length; i++) buf[p++] = publisher[i]!; // names are short: no native call
   if (replyBytes) p += buf.write(reply, p, 'utf8');
@@ -57,7 +58,19 @@ export function writeHeader(
 export function seal(buf: Buffer, at: number, headerEnd: number, payload: Buffer | null): void {
   let crc = crc32(buf, at + CRC_FROM, headerEnd);
   if (payload) crc = crc32(payload, 0, payload.length, crc);
-  buf.writeUInt32LE(crc, at + 8);
+  u32(buf, at + 8, crc);
+}
+
+function u32(buf: Buffer, at: number, v: number): void {
+  buf[at] = v;
+  buf[at + 1] = v >>> 8;
+  buf[at + 2] = v >>> 16;
+  buf[at + 3] = v >>> 24;
+}
+
+function u16(buf: Buffer, at: number, v: number): void {
+  buf[at] = v;
+  buf[at + 1] = v >>> 8;
 }
 
 export const recordLength = (buf: Buffer, at: number): number => buf.readUInt32LE(at + 4);

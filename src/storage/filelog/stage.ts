@@ -88,7 +88,8 @@ export class Stage {
     const at = this.pos;
     const end = writeHeader(buf, at, total, m.offset, m.timestamp, publisher, m.reply, replyBytes);
     if (inline) {
-      payload.copy(buf, end);
+      if (payload.length <= 64) for (let i = 0; i < payload.length; i++) buf[end + i] = payload[i]!;
+      else payload.copy(buf, end);
       this.pos = end + payload.length;
       seal(buf, at, this.pos, null);
     } else {
