@@ -44,12 +44,12 @@ export class Conn {
     });
   }
 
-  /** Connect and complete the protocol's handshake. `topic` is what this connection uses. */
+    /** Connect and complete the protocol's handshake. `topic` is what this connection uses. */
   static async open(ep: Endpoint, topic: string, timeoutMs = 10_000): Promise<Conn> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       const s = ep.tls
-        ? tls.connect({ host: ep.host, port: ep.port, ca: ep.tls.ca, rejectUnauthorized: !ep.tls.insecure, servername: ep.tls.servername ?? 'localhost' }, () => resolve(s))
+        ? tls.connect({ socket: noDelay(net.connect(ep.port, ep.host)), ca: ep.tls.ca, rejectUnauthorized: !ep.tls.insecure, servername: ep.tls.servername ?? 'localhost' }, () => resolve(s))
         : net.connect(ep.port, ep.host, () => resolve(s));
       s.once('error', onError);
       s.setTimeout(timeoutMs, () => s.destroy(new Error(`connect to ${ep.host}:${ep.port} timed out`)));
@@ -159,4 +159,10 @@ function makeReader(proto: Proto, topic: string): Reader {
 /** The topic name for a benchmark id in each protocol's syntax. */
 export function topicFor(proto: Proto, id: string): string {
   return proto === 'mqtt' ? `bench/${id}` : `bench.${id}`;
+}
+
+/** Nagle off on the TCP socket itself, before TLS wraps it. */
+function noDelay(s: net.Socket): net.Socket {
+  s.setNoDelay(true);
+  return s;
 }
