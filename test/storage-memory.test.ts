@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import {
   defaultStorageOptions,
@@ -141,4 +142,47 @@ test('memory: rotate and close are harmless and close is idempotent', async () =
   await engine.close();
   await engine.close();
   assert.equal(commits.length, 1);
+});
+
+test('memory: the ring against a model: any mix of payload sizes and bounds reads back exactly what is held, after every append', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 12 }),
+      fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3000 })),
+      // Sizes spread evenly, not biased small: byte bounds then drop one, several or all.
+      fc.array(fc.nat({ max: 600 }).map((n) => (n * 7919) % 601), { minLength: 1, maxLength: 300 }),
+      async (retainMessages, retainBytes, sizes) => {
+        const { engine, commits } = await memory({ retainMessages, retainBytes });
+        const log = engine.channel('model');
+        const model: { offset: number; payload: Buffer }[] = [];
+        let offset = 0;
+        for (const size of sizes) {
+          offset++;
+          const payload = Buffer.alloc(size, offset % 251);
+          if (size > 0) payload.writeUInt8(offset % 256, 0);
+          log.append({ timestamp: 1000 + offset, publisher: `p${offset % 3}`, reply: offset % 2 ? '' : 'r', payload });
+          model.push({ offset, payload });
+          while (model.length > retainMessages) model.shift();
+          let bytes = model.reduce((n, m) => n + m.payload.length, 0);
+          while (retainBytes > 0 && bytes > retainBytes && model.length > 0) bytes -= model.shift()!.payload.length;
+          // After every append, not only at the end: a wrong message dropped later would hide.
+          const now = await log.read(1, 100_000, Infinity);
+          assert.deepEqual(now.map((m) => m.offset), model.map((m) => m.offset));
+          for (let i = 0; i < now.length; i++) assert.ok(now[i]!.payload.equals(model[i]!.payload), `payload of ${now[i]!.offset} after ${offset}`);
+        }
+        const held = await log.read(1, 100_000, Infinity);
+        assert.deepEqual(held.map((m) => m.offset), model.map((m) => m.offset));
+        for (let i = 0; i < held.length; i++) {
+          assert.ok(held[i]!.payload.equals(model[i]!.payload), `payload of ${held[i]!.offset}`);
+          assert.equal(held[i]!.timestamp, 1000 + held[i]!.offset);
+          assert.equal(held[i]!.publisher, `p${held[i]!.offset % 3}`);
+          assert.equal(held[i]!.reply, held[i]!.offset % 2 ? '' : 'r');
+        }
+        assert.equal(log.stats().bytes, model.reduce((n, m) => n + m.payload.length, 0));
+        assert.equal(log.first, model.length ? model[0]!.offset : offset + 1);
+        assert.equal(commits.length, sizes.length, 'every append was committed live');
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
