@@ -40,7 +40,7 @@ for (const [how, size] of [
   ['inline (small batch)', 16],
   ['thread pool (large batch)', 256 * 1024],
 ] as const) {
-  test(`a write that fails with ENOSPC, ${how}: its appends are refused, never committed, and the channel stops`, async (t: TestContext) => {
+  test(`a write that fails with ENOSPC, ${how}: its appends are refused and never committed`, async (t: TestContext) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-faults-'));
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir, fsync: 'never' }, quiet);
@@ -58,7 +58,7 @@ for (const [how, size] of [
     fs.symlinkSync('/dev/full', file);
 
     await assert.rejects(append(log, Buffer.alloc(size, 0x62)), /ENOSPC/);
-    await assert.rejects(append(log, Buffer.from('after')), 'a log in doubt refuses later appends');
+    await assert.rejects(append(log, Buffer.from('after')), 'later appends fail too (the disk is still full, or the log is disabled)');
     assert.deepEqual(
       committed.map((m) => m.offset),
       [1, 2, 3],
@@ -67,3 +67,21 @@ for (const [how, size] of [
     assert.equal(log.head, 3);
   });
 }
+
+test('a refused append reports its payload size although the caller reuses its message at once (the broker does)', async (t: TestContext) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-faults-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir }, quiet);
+  await engine.start(() => {});
+  const log = engine.channel('closed');
+  await engine.close();
+  const reused = { timestamp: Date.now(), publisher: 'p', reply: '', payload: Buffer.from('after') };
+  const outcome = new Promise<[Error | null, number, string]>((resolve) =>
+    log.append(reused, (err, _offset, ref, _channel, bytes) => resolve([err, bytes, ref]), 'ack-7'),
+  );
+  reused.payload = Buffer.alloc(0); // what Broker.publish does right after append
+  const [err, bytes, ref] = await outcome;
+  assert.match(String(err), /closed/);
+  assert.equal(bytes, 5, 'sessions subtract this from their in-flight bytes');
+  assert.equal(ref, 'ack-7');
+});

@@ -124,9 +124,11 @@ export class FileChannelLog implements ChannelLog {
   // --- writing -------------------------------------------------------------------------------
 
   append(message: NewMessage, done?: AppendCallback, ref = ''): void {
+    // `message` is the caller's to reuse once this returns: read what a deferred callback needs now.
+    const bytes = message.payload.length;
     const refused = this.failure ?? this.ctx.closed;
     if (refused) {
-      if (done) queueMicrotask(() => done(refused, 0, ref, this.name, message.payload.length));
+      if (done) queueMicrotask(() => done(refused, 0, ref, this.name, bytes));
       return;
     }
     const stored: StoredMessage = {
@@ -140,7 +142,7 @@ export class FileChannelLog implements ChannelLog {
     try {
       this.stage.add(stored, done, ref);
     } catch (err) {
-      if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name, message.payload.length));
+      if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name, bytes));
       return;
     }
     this.nextOffset++;
