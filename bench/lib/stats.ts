@@ -10,7 +10,8 @@ export function median(xs: readonly number[]): number {
 /** 3 significant digits with k / M suffixes: 5.21 M, 187 k, 940. */
 export function si(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '—';
-  const a = Math.abs(n);
+  // Judged after rounding to 3 digits, so 999,600 reads 1.00 M, not 1.00e+3 k.
+  const a = Number(Math.abs(n).toPrecision(3));
   if (a >= 1e9) return `${(n / 1e9).toPrecision(3)} G`;
   if (a >= 1e6) return `${(n / 1e6).toPrecision(3)} M`;
   if (a >= 1e4) return `${(n / 1e3).toPrecision(3)} k`;
