@@ -92,7 +92,7 @@ export class Broker {
   private closing = false;
   private lastChannel = '';
   private lastLog: ChannelLog | null = null;
-  private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', payload: Buffer.alloc(0) };
+  private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', payload: EMPTY };
   /** Null when no quota is configured: then publishing does not pay for them. */
   readonly quotas: TenantQuotas | null;
 
