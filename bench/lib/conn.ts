@@ -44,7 +44,7 @@ export class Conn {
     });
   }
 
-    /** Connect and complete the protocol's handshake. `topic` is what this connection uses. */
+  /** Connect and complete the protocol's handshake. `topic` is what this connection uses. */
   static async open(ep: Endpoint, topic: string, timeoutMs = 10_000): Promise<Conn> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);

@@ -34,3 +34,32 @@ function writeDigits(buf: Uint8Array, at: number, n: number, len: number): numbe
   }
   return at + len;
 }
+
+/**
+ * Short byte work by JS loops. Names, headers and small payloads are a few dozen bytes, where a
+ * native call (TypedArray#set, Buffer#copy, Buffer#indexOf) costs more than the loop; past
+ * SHORT bytes the native call wins.
+ */
+const SHORT = 64;
+
+/** Copies src[from, to) to out at `at`; returns the index after it. */
+export function copyBytes(out: Buffer, at: number, src: Buffer, from: number, to: number): number {
+  const n = to - from;
+  if (n > SHORT) src.copy(out, at, from, to);
+  else for (let i = 0; i < n; i++) out[at + i] = src[from + i]!;
+  return at + n;
+}
+
+/** All of src to out at `at`; returns the index after it. */
+export function copyAll(out: Buffer, at: number, src: Buffer): number {
+  return copyBytes(out, at, src, 0, src.length);
+}
+
+/** Index of `byte` in buf[from, end), or -1: scans at most SHORT bytes in JS, then natively. */
+export function indexOfByte(buf: Buffer, byte: number, from: number, end: number): number {
+  const near = Math.min(end, from + SHORT);
+  for (let i = from; i < near; i++) if (buf[i] === byte) return i;
+  if (near >= end) return -1;
+  const i = buf.indexOf(byte, near);
+  return i >= end ? -1 : i;
+}

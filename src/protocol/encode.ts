@@ -1,5 +1,5 @@
 import type { StoredMessage } from '../storage/engine.js';
-import { decimalLength, writeDecimal } from './ascii.js';
+import { copyAll, decimalLength, writeDecimal } from './ascii.js';
 import { displayName } from './names.js';
 
 /**
@@ -174,37 +174,26 @@ export class DeliveryEncoder {
     const msg = this.msg!;
     const size = msg.payload.length;
     out[at++] = SPACE;
-    at = copySmall(out, at, this.channel);
+    at = copyAll(out, at, this.channel);
     out[at++] = SPACE;
     at = writeDecimal(out, at, msg.offset);
     out[at++] = SPACE;
     const digits = this.timeDigits;
     for (let i = 0; i < this.timeLength; i++) out[at++] = digits[i]!;
     out[at++] = SPACE;
-    at = copySmall(out, at, this.publisher);
+    at = copyAll(out, at, this.publisher);
     out[at++] = SPACE;
-    at = copySmall(out, at, this.reply);
+    at = copyAll(out, at, this.reply);
     out[at++] = SPACE;
     at = writeDecimal(out, at, size);
     out[at++] = NEWLINE;
     if (this.inline) {
-      at = copySmall(out, at, msg.payload);
+      at = copyAll(out, at, msg.payload);
       out[at++] = NEWLINE;
     }
     this.msg = null;
     return at;
   }
-}
-
-/** For a few dozen bytes a JS loop is cheaper than TypedArray#set's call. */
-function copySmall(out: Buffer, at: number, src: Buffer): number {
-  const n = src.length;
-  if (n > 64) {
-    out.set(src, at);
-    return at + n;
-  }
-  for (let i = 0; i < n; i++) out[at + i] = src[i]!;
-  return at + n;
 }
 
 export const deliveryEncoder = new DeliveryEncoder();

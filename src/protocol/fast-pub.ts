@@ -91,7 +91,10 @@ export function parsePubFast(line: Buffer, start: number, end: number, out: PubH
   return true;
 }
 
-/** A JS loop beats Buffer#indexOf's native call for the short fields of a PUB line. */
+/**
+ * A JS loop beats Buffer#indexOf's native call for the short fields of a PUB line. Not
+ * ascii.ts indexOfByte: its cap and native fallback measured ~10% slower here, three times a line.
+ */
 function indexOfSpace(buf: Buffer, from: number, end: number): number {
   for (let i = from; i < end; i++) if (buf[i] === SPACE) return i;
   return -1;

@@ -1,3 +1,4 @@
+import { indexOfByte } from './ascii.js';
 import { ErrorCode, snippet } from './errors.js';
 
 /**
@@ -101,16 +102,7 @@ export class Framer {
       }
       switch (this.state) {
         case State.LINE: {
-          // Routine lines are a few dozen bytes: a JS scan beats indexOf's native call there.
-          let nl = -1;
-          const near = Math.min(n, i + 64);
-          for (let k = i; k < near; k++) {
-            if (chunk[k] === LF) {
-              nl = k;
-              break;
-            }
-          }
-          if (nl === -1 && near < n) nl = chunk.indexOf(LF, near);
+          const nl = indexOfByte(chunk, LF, i, n);
           let start = 0;
           let end: number;
           if (nl === -1) {

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
-import { writeDecimal } from '../protocol/ascii.js';
+import { copyAll, writeDecimal } from '../protocol/ascii.js';
 import { deliveryEncoder, INLINE_DELIVERY } from '../protocol/encode.js';
 import type { StoredMessage } from '../storage/engine.js';
 
@@ -85,14 +85,7 @@ export class Outbox {
     }
     if (this.used + prefix.length + shared.length > this.buf.length) this.flush();
     const buf = this.buf;
-    let at = this.used;
-    for (let i = 0; i < prefix.length; i++) buf[at++] = prefix[i]!;
-    if (shared.length <= 64) for (let i = 0; i < shared.length; i++) buf[at++] = shared[i]!;
-    else {
-      buf.set(shared, at);
-      at += shared.length;
-    }
-    this.used = at;
+    this.used = copyAll(buf, copyAll(buf, this.used, prefix), shared);
     this.schedule();
   }
 
@@ -102,9 +95,7 @@ export class Outbox {
     const total = prefix.length + enc.prepare(msg);
     if (this.used + total > this.buf.length) this.flush();
     const buf = this.buf;
-    let at = this.used;
-    for (let i = 0; i < prefix.length; i++) buf[at++] = prefix[i]!;
-    this.used = enc.write(buf, at);
+    this.used = enc.write(buf, copyAll(buf, this.used, prefix));
     if (!enc.inline) {
       this.write(msg.payload);
       this.write(NL);

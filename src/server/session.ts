@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/commands.js';
+import { copyBytes } from '../protocol/ascii.js';
 import { debug, humanDelivery, humanError, info, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
@@ -101,8 +102,7 @@ type Mode = 'human' | 'machine';
 function ownCopy(buf: Buffer, start: number, end: number): Buffer {
   const n = end - start;
   const out = Buffer.allocUnsafe(n);
-  if (n <= 64) for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
-  else buf.copy(out, 0, start, end);
+  copyBytes(out, 0, buf, start, end);
   return out;
 }
 

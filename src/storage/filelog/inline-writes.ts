@@ -19,8 +19,6 @@ export const defaultInlineWrites: InlineWriteOptions = Object.freeze({ maxBytes:
 export class InlineWrites {
   /** performance.now() before which every write goes to the pool. */
   private poolUntil = 0;
-  /** Inline writes that were slow, each starting a back-off. */
-  slow = 0;
 
   constructor(
     private readonly options: InlineWriteOptions = defaultInlineWrites,
@@ -34,7 +32,6 @@ export class InlineWrites {
   /** How long an inline write took, in ms. */
   took(ms: number): void {
     if (ms <= this.options.slowMs) return;
-    this.slow++;
     this.poolUntil = this.clock() + this.options.backoffMs;
   }
 }

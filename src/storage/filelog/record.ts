@@ -14,6 +14,7 @@
  *   32       P bytes publisher (UTF-8), R bytes reply (UTF-8), then the payload to the end
  */
 import type { StoredMessage } from '../engine.js';
+import { copyAll } from '../../protocol/ascii.js';
 import { crc32 } from './crc.js';
 
 export const MAGIC = 0x01756c66;
@@ -48,8 +49,7 @@ export function writeHeader(
   buf.writeDoubleLE(timestamp, at + 20);
   u16(buf, at + 28, publisher.length);
   u16(buf, at + 30, replyBytes);
-  let p = at + HEADER_BYTES;
-  for (let i = 0; i < publisher.length; i++) buf[p++] = publisher[i]!; // names are short: no native call
+  let p = copyAll(buf, at + HEADER_BYTES, publisher);
   if (replyBytes) p += buf.write(reply, p, 'utf8');
   return p;
 }

@@ -3,6 +3,7 @@
  * is a handful of iovecs and steady-state appending allocates nothing but the StoredMessage;
  * large payloads are not copied, they go out as their own iovec.
  */
+import { copyAll } from '../../protocol/ascii.js';
 import type { AppendCallback, StoredMessage } from '../engine.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
 
@@ -88,9 +89,7 @@ export class Stage {
     const at = this.pos;
     const end = writeHeader(buf, at, total, m.offset, m.timestamp, publisher, m.reply, replyBytes);
     if (inline) {
-      if (payload.length <= 64) for (let i = 0; i < payload.length; i++) buf[end + i] = payload[i]!;
-      else payload.copy(buf, end);
-      this.pos = end + payload.length;
+      this.pos = copyAll(buf, end, payload);
       seal(buf, at, this.pos, null);
     } else {
       seal(buf, at, end, payload);
