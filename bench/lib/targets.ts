@@ -91,6 +91,8 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
   const listen = o.extra?.includes('--listen') || o.extra?.includes('--config') ? [] : ['--listen', '127.0.0.1:0'];
   const args = [
     ...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []),
+    // Ad-hoc experiments: Node flags for every fluctuat (and, through fork, its broker child).
+    ...(process.env.BENCH_FLUCTUAT_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
     path.join(ROOT, 'bin/fluctuat.js'),
     'serve',
     ...listen,
@@ -112,7 +114,8 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
     fs.mkdirSync(o.profileDir, { recursive: true });
     fs.chmodSync(o.profileDir, 0o777);
   }
-  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const env = process.env.BENCH_FLUCTUAT_GLIBC_TUNABLES ? { ...process.env, GLIBC_TUNABLES: process.env.BENCH_FLUCTUAT_GLIBC_TUNABLES } : process.env;
+  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env }));
   const stderr = capture(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`fluctuat did not start in 20 s: ${stderr()}`)), 20_000);
@@ -129,6 +132,7 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
         }
       } catch {
         /* not JSON */
+        if (process.env.BENCH_TMP_LOG) fs.appendFileSync(process.env.BENCH_TMP_LOG, line + '\n');
       }
     });
   });
