@@ -114,8 +114,7 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
     fs.mkdirSync(o.profileDir, { recursive: true });
     fs.chmodSync(o.profileDir, 0o777);
   }
-  const env = process.env.BENCH_FLUCTUAT_GLIBC_TUNABLES ? { ...process.env, GLIBC_TUNABLES: process.env.BENCH_FLUCTUAT_GLIBC_TUNABLES } : process.env;
-  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env }));
+  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = capture(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`fluctuat did not start in 20 s: ${stderr()}`)), 20_000);
@@ -131,8 +130,8 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
           resolve(entry.port!);
         }
       } catch {
-        /* not JSON */
-        if (process.env.BENCH_TMP_LOG) fs.appendFileSync(process.env.BENCH_TMP_LOG, line + '\n');
+        // Not a log entry: what a Node flag printed (--trace-gc), kept on request.
+        if (process.env.BENCH_FLUCTUAT_OUTPUT) fs.appendFileSync(process.env.BENCH_FLUCTUAT_OUTPUT, line + '\n');
       }
     });
   });
