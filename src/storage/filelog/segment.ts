@@ -137,6 +137,15 @@ export class Segment implements PooledFile {
     return { position: this.index.positionAt(entry), offset: this.index.offsetAt(entry) ?? this.base };
   }
 
+  /** The descriptor now, if it is open (then `release` it like `acquire`'s), or -1 without waiting. */
+  acquireOpen(): number {
+    if (this.fd < 0) return -1;
+    this.users++;
+    this.usedSinceIdleCheck = true;
+    this.pool?.touch(this);
+    return this.fd;
+  }
+
   async acquire(): Promise<number> {
     if (this.deleted && this.fd < 0) throw Object.assign(new Error(`segment ${this.path} was deleted`), { code: 'ENOENT' });
     this.users++;

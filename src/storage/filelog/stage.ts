@@ -68,6 +68,11 @@ export class Stage {
     return this.ready.length === 0 && this.messages.length === 0;
   }
 
+  /** Bytes of the next batch `take` hands out when it is the only one, or -1 when there are more. */
+  get loneBatchBytes(): number {
+    return this.ready.length === 0 ? this.bytes : -1;
+  }
+
   /** Offset of the oldest staged record, or 0. */
   get firstOffset(): number {
     return (this.ready[0]?.messages ?? this.messages)[0]?.offset ?? 0;
