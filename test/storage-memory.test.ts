@@ -28,11 +28,11 @@ async function memory(more: Partial<StorageOptions> = {}) {
   return { engine, events, commits };
 }
 
-const msg = (text: string, timestamp = Date.now()): NewMessage => ({
+const msg = (text: string | Buffer, timestamp = Date.now()): NewMessage => ({
   timestamp,
   publisher: 'p',
   reply: '',
-  payload: Buffer.from(text),
+  payload: typeof text === 'string' ? Buffer.from(text) : text,
 });
 
 const offsets = async (log: ChannelLog, from = 1): Promise<number[]> =>
@@ -185,4 +185,67 @@ test('memory: the ring against a model: any mix of payload sizes and bounds read
     ),
     { numRuns: 300 },
   );
+});
+
+test('memory: payloads packed into shared slabs read back intact while slabs fill, empty and are reused across channels', async () => {
+  // Sizes around the slab sizes (256 B doubling to 256 KiB) and past the own-buffer size
+  // (64 KiB), on two channels sharing the engine's slab pool: a slab handed back while one
+  // of its messages is still held would be overwritten by the other channel's payloads.
+  const sizes = [0, 1, 100, 255, 256, 300, 4096, 20_000, 65_536, 70_000];
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 20 }),
+      fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 200_000 })),
+      fc.array(fc.tuple(fc.constantFrom(...sizes), fc.boolean()), { minLength: 1, maxLength: 120 }),
+      async (retainMessages, retainBytes, appends) => {
+        const { engine } = await memory({ retainMessages, retainBytes });
+        const logs = [engine.channel('a'), engine.channel('b')];
+        const models: { offset: number; payload: Buffer }[][] = [[], []];
+        const next = [0, 0];
+        const earlier: { copy: Buffer; expected: Buffer }[] = [];
+        for (const [size, second] of appends) {
+          const c = second ? 1 : 0;
+          const offset = ++next[c]!;
+          const payload = Buffer.alloc(size);
+          for (let i = 0; i < size; i += 97) payload[i] = (offset * 31 + i + c) % 256;
+          logs[c]!.append({ timestamp: 1000 + offset, publisher: 'p', reply: '', payload });
+          const model = models[c]!;
+          model.push({ offset, payload });
+          while (model.length > retainMessages) model.shift();
+          let bytes = model.reduce((n, m) => n + m.payload.length, 0);
+          while (retainBytes > 0 && bytes > retainBytes && model.length > 0) bytes -= model.shift()!.payload.length;
+          for (const k of [0, 1]) {
+            const held = await logs[k]!.read(1, 100_000, Infinity);
+            assert.deepEqual(held.map((m) => m.offset), models[k]!.map((m) => m.offset), `channel ${k} offsets`);
+            for (let i = 0; i < held.length; i++) assert.ok(held[i]!.payload.equals(models[k]![i]!.payload), `channel ${k} payload of ${held[i]!.offset}`);
+            if (held.length) earlier.push({ copy: held[0]!.payload, expected: Buffer.from(models[k]![0]!.payload) });
+          }
+        }
+        // What a reader was given is its own: later appends and slab reuse leave it alone.
+        for (const e of earlier) assert.ok(e.copy.equals(e.expected), 'a payload read earlier changed');
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('memory: a slab goes back to the pool only once none of its messages is held, with a large payload in between', async () => {
+  // m1 and m3 share the first 256 B slab with m2's own buffer between them; m4 starts a new
+  // slab and m5 pushes m1 out. Handing the first slab back then (its oldest message is gone
+  // and the next one is elsewhere) would let channel b's first slab overwrite m3.
+  const { engine } = await memory({ retainMessages: 4 });
+  const a = engine.channel('a');
+  const fill = (n: number, byte: number) => Buffer.alloc(n, byte);
+  a.append(msg(fill(100, 1)));
+  a.append(msg(fill(70_000, 2)));
+  a.append(msg(fill(100, 3)));
+  a.append(msg(fill(200, 4)));
+  a.append(msg(fill(10, 5)));
+  const b = engine.channel('b');
+  b.append(msg(fill(100, 0xee)));
+  b.append(msg(fill(100, 0xff)));
+  const held = await a.read(1, 10, Infinity);
+  assert.deepEqual(held.map((m) => m.offset), [2, 3, 4, 5]);
+  assert.ok(held[1]!.payload.equals(fill(100, 3)), 'm3 intact');
+  assert.deepEqual(held.map((m) => [m.payload.length, m.payload[0]]), [[70_000, 2], [100, 3], [200, 4], [10, 5]]);
 });

@@ -11,6 +11,13 @@
  * that bound, and halves when retention empties it, so an idle channel costs a few hundred
  * bytes, not the bound (100,000 channels must fit in memory). Readers that fall behind are not
  * replayed (`replayable` is false): the broker's slow-consumer policy applies instead.
+ *
+ * Held messages are packed, not kept as objects: numbers in one Float64Array, names in one
+ * array, payload bytes copied into slabs. The live message (and its payload buffer) then dies
+ * young, in the scavenger, instead of surviving into the old generation with everything the
+ * ring holds: with a full history, copying those survivors made scavenges of 10–25 ms and a
+ * 20–30 ms p99 at 20,000 msgs/s. Reads copy payloads out, so a slab whose messages are all
+ * gone can be reused at once (SlabPool): no view of it is ever handed out.
  */
 import type {
   AppendCallback,
@@ -29,17 +36,77 @@ import type {
 const DEFAULT_RING = 10_000;
 /** First allocation; a channel that never holds more stays this small. */
 const MIN_RING = 4;
+/** Slabs double from MIN_SLAB as a channel keeps filling them, up to MAX_SLAB. */
+const MIN_SLAB = 64;
+/** Smaller slabs come from Node's shared 8 KiB buffer pool and are left to the GC, not pooled here. */
+const POOLED_SLAB = 4096;
+const MAX_SLAB = 256 * 1024;
+/** A payload this large gets a buffer of its own rather than a slab. */
+const OWN_BUFFER = MAX_SLAB / 4;
+
+/** Per message in `numbers`: timestamp, position in its slab, payload length. */
+const TIME = 0;
+const POS = 1;
+const LEN = 2;
+const NUMBERS = 3;
+/** Per message in `refs`: its slab, publisher, reply. */
+const SLAB = 0;
+const PUBLISHER = 1;
+const REPLY = 2;
+const REFS = 3;
+
+/**
+ * Slabs whose messages are all gone, for reuse by any channel of the engine: a busy channel
+ * then writes into memory already paged in instead of fresh allocations (page faults are
+ * expensive on a VM). Bounded; beyond it slabs are left to the GC.
+ */
+export class SlabPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private pooled = 0;
+
+  constructor(private readonly maxBytes = 32 * 1024 * 1024) {}
+
+  get(size: number): Buffer {
+    if (size < POOLED_SLAB) return Buffer.allocUnsafe(size);
+    const slab = this.free.get(size)?.pop();
+    if (slab) {
+      this.pooled -= size;
+      return slab;
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  put(slab: Buffer): void {
+    const size = slab.length;
+    if (size < POOLED_SLAB || size > MAX_SLAB || (size & (size - 1)) !== 0 || this.pooled + size > this.maxBytes) return;
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(slab);
+    this.pooled += size;
+  }
+
+  get pooledBytes(): number {
+    return this.pooled;
+  }
+}
 
 export class MemoryChannelLog implements ChannelLog {
   readonly replayable = false;
-  private ring: (StoredMessage | undefined)[];
   /** Most messages held at once (the retention bound in messages). */
   private readonly bound: number;
-  /** Index of the oldest message in `ring`. */
+  /** Ring slots; held messages are slots start .. start+size-1 (mod capacity). */
+  private capacity: number;
+  /** Doubles only, so V8 stores them unboxed (no GC pointers); lighter than a Float64Array for a small channel. */
+  private numbers: number[];
+  private refs: (Buffer | string | undefined)[];
   private start = 0;
   private size = 0;
   private bytes = 0;
   private last = 0;
+  /** The slab being filled, how much of it is used, and the size of the next one. */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
+  private nextSlab = MIN_SLAB;
   /** The one-message batch handed to the commit handler, reused (it may not keep the array). */
   private readonly batch: StoredMessage[] = [];
 
@@ -47,9 +114,12 @@ export class MemoryChannelLog implements ChannelLog {
     readonly name: string,
     private readonly options: StorageOptions,
     private readonly onCommit: CommitHandler,
+    private readonly slabs: SlabPool = new SlabPool(),
   ) {
     this.bound = options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING;
-    this.ring = new Array<StoredMessage | undefined>(Math.min(MIN_RING, this.bound));
+    this.capacity = 1; // doubles on demand: a channel holding one message pays for one slot
+    this.numbers = doubles(this.capacity * NUMBERS);
+    this.refs = new Array<Buffer | string | undefined>(this.capacity * REFS);
   }
 
   get head(): number {
@@ -57,10 +127,11 @@ export class MemoryChannelLog implements ChannelLog {
   }
 
   get first(): number {
-    return this.size > 0 ? this.at(0).offset : this.last + 1;
+    return this.size > 0 ? this.last - this.size + 1 : this.last + 1;
   }
 
   append(message: NewMessage, done?: AppendCallback, ref = ''): void {
+    // The live message: handed to the commit handler and dropped, the ring keeps a packed copy.
     const stored: StoredMessage = {
       channel: this.name,
       offset: this.last + 1,
@@ -69,17 +140,16 @@ export class MemoryChannelLog implements ChannelLog {
       reply: message.reply,
       payload: message.payload,
     };
-    if (this.size === this.ring.length) {
-      if (this.size < this.bound) this.resize(Math.min(this.bound, this.ring.length * 2));
+    if (this.size === this.capacity) {
+      if (this.size < this.bound) this.resize(Math.min(this.bound, this.capacity * 2));
       else this.dropOldest();
     }
-    this.ring[(this.start + this.size) % this.ring.length] = stored;
-    this.size++;
-    this.bytes += stored.payload.length;
+    this.hold(stored);
     this.last = stored.offset;
     this.expire(stored.timestamp);
     this.batch[0] = stored;
     this.onCommit(this.name, this.batch);
+    this.batch[0] = EMPTY_MESSAGE;
     done?.(null, stored.offset, ref, this.name, stored.payload.length);
   }
 
@@ -88,7 +158,7 @@ export class MemoryChannelLog implements ChannelLog {
     const out: StoredMessage[] = [];
     let bytes = 0;
     for (let i = Math.max(0, from - this.first); i < this.size && out.length < maxMessages && bytes < maxBytes; i++) {
-      const m = this.at(i);
+      const m = this.message(i);
       out.push(m);
       bytes += m.payload.length;
     }
@@ -108,8 +178,7 @@ export class MemoryChannelLog implements ChannelLog {
         return Promise.resolve(Math.max(this.first, this.last - position.count + 1));
       case 'time': {
         for (let i = 0; i < this.size; i++) {
-          const m = this.at(i);
-          if (m.timestamp >= position.time) return Promise.resolve(m.offset);
+          if (this.timestampAt(i) >= position.time) return Promise.resolve(this.first + i);
         }
         return Promise.resolve(this.last + 1);
       }
@@ -120,23 +189,93 @@ export class MemoryChannelLog implements ChannelLog {
     return { channel: this.name, first: this.first, head: this.last, messages: this.size, bytes: this.bytes };
   }
 
-  private at(i: number): StoredMessage {
-    return this.ring[(this.start + i) % this.ring.length]!;
+  /** Packs a message into the next free slot (there is one). */
+  private hold(m: StoredMessage): void {
+    const slot = (this.start + this.size) % this.capacity;
+    const payload = m.payload;
+    const length = payload.length;
+    let slab: Buffer;
+    let position = 0;
+    if (length > OWN_BUFFER) {
+      slab = Buffer.allocUnsafeSlow(length);
+      // Later messages start a new slab: a slab's messages stay consecutive (dropOldest relies on it).
+      this.slab = null;
+    } else {
+      if (this.slab === null || this.slabUsed + length > this.slab.length) this.newSlab(length);
+      slab = this.slab!;
+      position = this.slabUsed;
+      this.slabUsed += length;
+    }
+    // Buffer#copy is a native call: short payloads are cheaper copied by a loop.
+    if (length <= 64) for (let i = 0; i < length; i++) slab[position + i] = payload[i]!;
+    else payload.copy(slab, position);
+    const n = slot * NUMBERS;
+    this.numbers[n + TIME] = m.timestamp;
+    this.numbers[n + POS] = position;
+    this.numbers[n + LEN] = length;
+    const r = slot * REFS;
+    this.refs[r + SLAB] = slab;
+    this.refs[r + PUBLISHER] = m.publisher;
+    this.refs[r + REPLY] = m.reply;
+    this.size++;
+    this.bytes += length;
+  }
+
+  /** Starts a slab with room for `length`; the one before stays with the messages in it. */
+  private newSlab(length: number): void {
+    let size = this.nextSlab;
+    while (size < length) size *= 2;
+    this.slab = this.slabs.get(size);
+    this.slabUsed = 0;
+    this.nextSlab = Math.min(MAX_SLAB, size * 2);
+  }
+
+  /** The i-th held message (0 = oldest), with a copy of its payload. */
+  private message(i: number): StoredMessage {
+    const slot = (this.start + i) % this.capacity;
+    const n = slot * NUMBERS;
+    const r = slot * REFS;
+    const position = this.numbers[n + POS]!;
+    const length = this.numbers[n + LEN]!;
+    const payload = Buffer.allocUnsafe(length);
+    (this.refs[r + SLAB] as Buffer).copy(payload, 0, position, position + length);
+    return {
+      channel: this.name,
+      offset: this.first + i,
+      timestamp: this.numbers[n + TIME]!,
+      publisher: this.refs[r + PUBLISHER] as string,
+      reply: this.refs[r + REPLY] as string,
+      payload,
+    };
+  }
+
+  private timestampAt(i: number): number {
+    return this.numbers[((this.start + i) % this.capacity) * NUMBERS + TIME]!;
   }
 
   private dropOldest(): void {
-    const m = this.at(0);
-    this.ring[this.start] = undefined;
-    this.start = (this.start + 1) % this.ring.length;
+    const r = this.start * REFS;
+    const slab = this.refs[r + SLAB] as Buffer;
+    this.bytes -= this.numbers[this.start * NUMBERS + LEN]!;
+    this.refs[r + SLAB] = this.refs[r + PUBLISHER] = this.refs[r + REPLY] = undefined;
+    this.start = (this.start + 1) % this.capacity;
     this.size--;
-    this.bytes -= m.payload.length;
+    // Slabs fill in offset order: the oldest message leaving its slab was the slab's last one.
+    if (slab !== this.slab && (this.size === 0 || this.refs[this.start * REFS + SLAB] !== slab)) this.slabs.put(slab);
   }
 
   /** Copies the held messages, oldest first, into a ring of `capacity` slots. */
   private resize(capacity: number): void {
-    const ring = new Array<StoredMessage | undefined>(capacity);
-    for (let i = 0; i < this.size; i++) ring[i] = this.at(i);
-    this.ring = ring;
+    const numbers = doubles(capacity * NUMBERS);
+    const refs = new Array<Buffer | string | undefined>(capacity * REFS);
+    for (let i = 0; i < this.size; i++) {
+      const from = (this.start + i) % this.capacity;
+      for (let k = 0; k < NUMBERS; k++) numbers[i * NUMBERS + k] = this.numbers[from * NUMBERS + k]!;
+      for (let k = 0; k < REFS; k++) refs[i * REFS + k] = this.refs[from * REFS + k];
+    }
+    this.numbers = numbers;
+    this.refs = refs;
+    this.capacity = capacity;
     this.start = 0;
   }
 
@@ -144,17 +283,29 @@ export class MemoryChannelLog implements ChannelLog {
   private expire(now: number): void {
     const { retainBytes, retainAgeMs } = this.options;
     while (this.size > 0 && retainBytes > 0 && this.bytes > retainBytes) this.dropOldest();
-    while (this.size > 0 && retainAgeMs > 0 && now - this.at(0).timestamp > retainAgeMs) this.dropOldest();
+    while (this.size > 0 && retainAgeMs > 0 && now - this.timestampAt(0) > retainAgeMs) this.dropOldest();
+    if (this.size === 0 && this.slab !== null) {
+      // Emptied: the slab goes back too, and the next burst starts small again.
+      this.slabs.put(this.slab);
+      this.slab = null;
+      this.nextSlab = MIN_SLAB;
+    }
     // Halve only below a quarter full, so a channel near the threshold does not resize back and forth.
-    if (this.ring.length > MIN_RING && this.size * 4 <= this.ring.length) {
-      this.resize(Math.max(MIN_RING, this.ring.length >> 1));
+    if (this.capacity > MIN_RING && this.size * 4 <= this.capacity) {
+      this.resize(Math.max(MIN_RING, this.capacity >> 1));
     }
   }
 }
 
+/** An array V8 keeps as unboxed doubles from the start (filled with a non-integer). */
+const doubles = (n: number): number[] => new Array<number>(n).fill(0.5);
+
+const EMPTY_MESSAGE: StoredMessage = Object.freeze({ channel: '', offset: 0, timestamp: 0, publisher: '', reply: '', payload: Buffer.alloc(0) });
+
 export class MemoryStorageEngine implements StorageEngine {
   readonly driver = 'memory';
   private readonly logs = new Map<string, MemoryChannelLog>();
+  private readonly slabs = new SlabPool();
   private onCommit: CommitHandler | null = null;
 
   constructor(private readonly options: StorageOptions) {}
@@ -176,7 +327,7 @@ export class MemoryStorageEngine implements StorageEngine {
     let log = this.logs.get(name);
     if (!log) {
       if (!this.onCommit) throw new Error('storage engine not started');
-      log = new MemoryChannelLog(name, this.options, this.onCommit);
+      log = new MemoryChannelLog(name, this.options, this.onCommit, this.slabs);
       this.logs.set(name, log);
     }
     return log;
