@@ -9,28 +9,26 @@ import { InlineWrites } from '../src/storage/filelog/inline-writes.js';
 
 const quiet: Log = { info() {}, warn() {}, error() {}, debug() {} };
 
-test('inline writes: small batches only; repeated slow writes or one stall send every write to the thread pool for the back-off', () => {
+test('inline writes: small batches only; a run of slow writes or one stall sends every write to the thread pool for the back-off', () => {
   let now = 1000;
-  const inline = new InlineWrites({ maxBytes: 1024, slowMs: 1, strikes: 3, strikeWindowMs: 1000, stallMs: 20, backoffMs: 5000 }, () => now);
+  const inline = new InlineWrites({ maxBytes: 1024, slowMs: 1, strikes: 3, outOf: 16, stallMs: 20, backoffMs: 5000 }, () => now);
   assert.equal(inline.allowed(1024), true);
   assert.equal(inline.allowed(1025), false);
   inline.took(0.9);
   assert.equal(inline.allowed(10), true, 'a fast write changes nothing');
 
-  // Slow writes spread out (a preempted loop now and then) never add up to a back-off.
-  for (let i = 0; i < 10; i++) {
-    inline.took(3);
-    assert.equal(inline.allowed(10), true, `isolated slow write ${i + 1}`);
-    now += 600;
+  // A slow write now and then among fast ones (a preempted loop) never adds up to a back-off.
+  for (let i = 0; i < 200; i++) {
+    inline.took(i % 8 === 0 ? 3 : 0.1);
+    assert.equal(inline.allowed(10), true, `write ${i}: two slow ones in any 16 at most`);
   }
 
-  // Three within a second: the disk is slow.
-  now += 2000;
+  // Three slow among the last sixteen: the disk is slow.
+  for (let i = 0; i < 16; i++) inline.took(0.1);
   inline.took(3);
-  now += 100;
+  inline.took(0.1);
   inline.took(3);
   assert.equal(inline.allowed(10), true, 'two strikes');
-  now += 100;
   inline.took(3);
   assert.equal(inline.allowed(10), false, 'third strike: backing off');
   now += 4999;
@@ -38,12 +36,14 @@ test('inline writes: small batches only; repeated slow writes or one stall send 
   now += 1;
   assert.equal(inline.allowed(10), true, 'tries inline again after the back-off');
 
-  // The strikes before the back-off do not count against the first slow write after it.
+  // The strikes before the back-off do not count after it.
+  inline.took(3);
   inline.took(3);
   assert.equal(inline.allowed(10), true, 'the count starts over');
 
   // One write past stallMs is enough.
   now += 10_000;
+  for (let i = 0; i < 16; i++) inline.took(0.1);
   inline.took(25);
   assert.equal(inline.allowed(10), false, 'a stall backs off at once');
 });
