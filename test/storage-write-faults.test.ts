@@ -88,6 +88,9 @@ for (const [how, size] of [
       'nothing past the failed write reached the commit handler',
     );
     assert.equal(log.head, 3);
+    // The failed batch's staging chunks went back to the pool once, not once per path.
+    const idle = engine.pool.idle;
+    assert.equal(new Set(idle).size, idle.length, 'a staging chunk is pooled twice');
   });
 }
 

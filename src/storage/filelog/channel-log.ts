@@ -211,7 +211,7 @@ export class FileChannelLog implements ChannelLog {
       if (policy !== 'never') seg.noteUnsyncedWrite();
     } catch (err) {
       seg.release();
-      this.ctx.pool.put(batch.chunks);
+      this.ctx.pool.release(batch);
       const run = this.writeFailed(seg, batch, asError(err));
       this.writing = run;
       void run.then(() => {
@@ -220,7 +220,7 @@ export class FileChannelLog implements ChannelLog {
       return true;
     }
     seg.release();
-    this.ctx.pool.put(batch.chunks);
+    this.ctx.pool.release(batch);
     this.finishWrite(seg, batch, policy);
     return true;
   }
@@ -255,7 +255,7 @@ export class FileChannelLog implements ChannelLog {
       await this.writeFailed(seg, batch, asError(err));
       return;
     } finally {
-      this.ctx.pool.put(batch.chunks);
+      this.ctx.pool.release(batch);
     }
     const policy = this.ctx.options.fsync;
     this.finishWrite(seg, batch, policy);
@@ -323,7 +323,7 @@ export class FileChannelLog implements ChannelLog {
 
   private failBatch(batch: Batch, err: Error): void {
     if (batch.messages.length === 0) return;
-    this.ctx.pool.put(batch.chunks);
+    this.ctx.pool.release(batch);
     this.ack(batch.messages[0]!.offset, batch, err);
   }
 

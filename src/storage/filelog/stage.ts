@@ -24,8 +24,19 @@ export class ChunkPool {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
   }
 
-  put(chunks: readonly Buffer[]): void {
-    for (const c of chunks) if (c.length === CHUNK_BYTES && this.free.length < this.keep) this.free.push(c);
+  /**
+   * Takes back a batch's chunks once it is written or refused. The batch lets go of them, so a
+   * second call for it (a failed write is refused after its write gave up) adds nothing: a
+   * chunk listed twice would be handed to two batches at once.
+   */
+  release(batch: Batch): void {
+    for (const c of batch.chunks) if (c.length === CHUNK_BYTES && this.free.length < this.keep) this.free.push(c);
+    batch.chunks.length = 0;
+  }
+
+  /** Chunks waiting for reuse (for tests). */
+  get idle(): readonly Buffer[] {
+    return this.free;
   }
 }
 
