@@ -6,6 +6,7 @@ import path from 'node:path';
 import { defaultStorageOptions, type ChannelLog, type Log, type StoredMessage } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { InlineWrites } from '../src/storage/filelog/inline-writes.js';
+import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
 
 const quiet: Log = { info() {}, warn() {}, error() {}, debug() {} };
 
@@ -110,4 +111,24 @@ test('a refused append reports its payload size although the caller reuses its m
   assert.match(String(err), /closed/);
   assert.equal(bytes, 5, 'sessions subtract this from their in-flight bytes');
   assert.equal(ref, 'ack-7');
+});
+
+test('stats counts the file driver\'s inline and thread-pool writes and its back-offs', async (t: TestContext) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-faults-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir, fsync: 'never' }, quiet);
+  const broker = new Broker(engine, defaultBrokerOptions, quiet);
+  await broker.start();
+  t.after(() => engine.close());
+  const log = engine.channel('counted');
+  const before = broker.stats(0);
+  assert.deepEqual([before.storageInlineWrites, before.storagePoolWrites, before.storageInlineBackoffs], [0, 0, 0]);
+  await append(log, Buffer.from('small')); // opens the segment (the general path), then writes inline
+  await append(log, Buffer.from('small again')); // open segment, small batch: inline
+  await append(log, Buffer.alloc(256 * 1024, 0x61)); // too large to write inline
+  const after = broker.stats(0);
+  assert.ok(after.storageInlineWrites! >= 1, `inline writes: ${after.storageInlineWrites}`);
+  assert.ok(after.storagePoolWrites! >= 1, `pool writes: ${after.storagePoolWrites}`);
+  assert.equal(after.storageInlineWrites! + after.storagePoolWrites!, 3, 'one write per append here');
+  assert.equal(after.storageInlineBackoffs, 0);
 });

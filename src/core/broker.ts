@@ -113,6 +113,7 @@ export class Broker {
       queueGroups: this.groups.size,
       channels: this.engine.channels().length,
       ...(this.quotas?.counters ?? NO_REFUSALS),
+      ...this.engine.counters?.(),
       rssBytes: process.memoryUsage.rss(),
       uptimeSeconds: Math.round(process.uptime()),
     };

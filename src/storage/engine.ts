@@ -102,6 +102,8 @@ export interface StorageEngine {
   rotate(): Promise<void>;
   /** Flush pending writes, fsync, close files. */
   close(): Promise<void>;
+  /** The driver's own counters, for `stats` (names start with `storage`). */
+  counters?(): Readonly<Record<string, number>>;
 }
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';

@@ -244,6 +244,7 @@ export class FileChannelLog implements ChannelLog {
           writeAllSync(fd, batch.iovecs, batch.bytes, seg.size);
           this.ctx.inline.took(performance.now() - t0);
         } else {
+          this.ctx.inline.pooled();
           await writeAll(fd, batch.iovecs, batch.bytes, seg.size);
         }
         // Before release: the pool must not close this fd until an fsync has covered the write.

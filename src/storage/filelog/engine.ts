@@ -118,6 +118,11 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     this.toSync.clear();
   }
 
+  counters(): Readonly<Record<string, number>> {
+    const c = this.inline.counts;
+    return { storageInlineWrites: c.inline, storagePoolWrites: c.pool, storageInlineBackoffs: c.backoffs };
+  }
+
   // --- LogContext: batching across channels ----------------------------------------------------
 
   scheduleFlush(log: FileChannelLog): void {

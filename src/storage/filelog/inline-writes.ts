@@ -39,6 +39,8 @@ export class InlineWrites {
   private readonly recent: boolean[];
   private next = 0;
   private slow = 0;
+  /** Writes made inline and on the pool, and back-offs, since start (for `stats`). */
+  readonly counts = { inline: 0, pool: 0, backoffs: 0 };
 
   constructor(
     private readonly options: InlineWriteOptions = defaultInlineWrites,
@@ -51,8 +53,14 @@ export class InlineWrites {
     return bytes <= this.options.maxBytes && (this.poolUntil === 0 || this.clock() >= this.poolUntil);
   }
 
+  /** A write went to the thread pool. */
+  pooled(): void {
+    this.counts.pool++;
+  }
+
   /** How long an inline write took, in ms. */
   took(ms: number): void {
+    this.counts.inline++;
     const slow = ms > this.options.slowMs;
     if (this.recent[this.next]) this.slow--;
     this.recent[this.next] = slow;
@@ -60,6 +68,7 @@ export class InlineWrites {
     if (!slow) return;
     this.slow++;
     if (ms > this.options.stallMs || this.slow >= this.options.strikes) {
+      this.counts.backoffs++;
       this.poolUntil = this.clock() + this.options.backoffMs;
       this.recent.fill(false);
       this.slow = 0;
