@@ -205,9 +205,14 @@ for (const mode of ['privilege-separated', 'one process'] as const) {
       assert.equal((lib.cause as FluctuatError).code, 'CERT_REFUSED');
     });
 
-    test('SIGHUP: a new server certificate and CRL for new connections; established ones go on; bad files keep the old ones', async () => {
+    test('SIGHUP: a new server certificate and CRL for new connections; established ones go on, but one whose certificate is now revoked is closed; bad files keep the old ones', async () => {
       const before = await servedFingerprint(dir, broker.port);
-      const old = await connect(url, { tls: tlsFiles(dir, 'alice'), reconnect: false });
+      const revokedNow = await connect(url, { tls: tlsFiles(dir, 'alice'), reconnect: false });
+      const old = await connect(url, { tls: tlsFiles(dir, 'probe-17.eu'), reconnect: false });
+      const closed = new Promise<void>((resolve) => {
+        revokedNow.once('disconnect', () => resolve());
+        revokedNow.once('close', () => resolve());
+      });
       try {
         // A new server certificate (written aside, then renamed in, as a renewal would) and alice revoked.
         await genCert(dir, 'server', '--host', 'localhost', '--ip', '127.0.0.1', '--out', 'server-new');
@@ -223,7 +228,14 @@ for (const mode of ['privilege-separated', 'one process'] as const) {
         assert.equal(served, reloaded.fingerprint256);
         const revoked = await refusal(url, { tls: tlsFiles(dir, 'alice') });
         assert.match(revoked.message, /the certificate is revoked/);
-        // The connection made before the reload, with the certificate since revoked, still works.
+        // alice's connection from before the reload is closed, with the reason in the log and
+        // the audit log; probe17's goes on.
+        await closed;
+        const dropped = await logged(broker, (l) => l.msg === 'disconnecting client' && l.code === 'CERT_REFUSED', from);
+        assert.match(String(dropped.reason), /^client certificate [0-9A-F]+ revoked \(tls crl reloaded\); disconnected$/);
+        const audited = await auditEntries(dir, (e) => e.event === 'disconnect' && String(e.reason).startsWith('CERT_REFUSED'));
+        assert.match(String(audited.reason), /revoked/);
+        await assert.rejects(revokedNow.publish('reload.old', 'gone'));
         assert.equal((await old.publish('reload.old', 'still here')).offset, 1);
 
         // Bad new files: a certificate that is not one. The previous context stays.
@@ -238,6 +250,7 @@ for (const mode of ['privilege-separated', 'one process'] as const) {
         assert.equal((await old.publish('reload.old', 'and still')).offset, 2);
       } finally {
         await old.close();
+        await revokedNow.close().catch(() => {});
       }
     });
   });

@@ -15,6 +15,8 @@ export interface TransportInfo {
   readonly secure: boolean;
   /** Subject (CN) of a verified client certificate, when there is one. */
   readonly peerIdentity?: string;
+  /** Serial number of a verified client certificate (upper-case hex), to drop it when revoked. */
+  readonly peerSerial?: string;
 }
 
 /** The identity of everyone on an open server (no users file): one namespace, all rights. */

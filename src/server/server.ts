@@ -6,6 +6,7 @@ import { getDriver } from '../storage/registry.js';
 import '../storage/builtin.js';
 import type { ListenAddress, ServerConfig } from './config.js';
 import { Session } from './session.js';
+import { ErrorCode } from '../protocol/errors.js';
 import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type PeerCertificate, type TlsMaterial } from './tls.js';
 import { FileAudit, nullAudit } from '../security/audit.js';
 import { SyslogForwarder } from '../security/syslog.js';
@@ -111,9 +112,10 @@ export class FluctuatServer {
 
   /**
    * SIGHUP: the TLS listeners take new certificate, key, CA and CRL files for the connections
-   * that come next; established ones keep theirs. `material` is what the privileged parent
-   * read; without it the files are read here. Bad files: the old context stays, an error is
-   * logged, and the result is false.
+   * that come next; established ones keep theirs, except a connection whose client certificate
+   * the new CRL revokes, which is closed with CERT_REFUSED. `material` is what the privileged
+   * parent read; without it the files are read here. Bad files: the old context stays, an
+   * error is logged, and the result is false.
    */
   reloadTls(material?: TlsMaterial): boolean {
     const servers = this.listeners.filter((l): l is tls.Server => l instanceof tls.Server);
@@ -129,7 +131,17 @@ export class FluctuatServer {
     }
     this.tlsOptions = material.options;
     logTlsReloaded(this.log, this.config.tls, material);
+    if (material.crl) this.dropRevoked(new Set(material.crl.revoked));
     return true;
+  }
+
+  /** Revocation takes effect now, not at the client's next connection (the audit log's `disconnect` says why). */
+  private dropRevoked(revoked: ReadonlySet<string>): void {
+    for (const s of this.sessions) {
+      const serial = s.transport.peerSerial;
+      if (serial === undefined || !revoked.has(serial)) continue;
+      s.disconnect(ErrorCode.CERT_REFUSED, `client certificate ${serial} revoked (tls crl reloaded); disconnected`);
+    }
   }
 
   async rotate(): Promise<void> {
@@ -156,7 +168,11 @@ export class FluctuatServer {
   /** A TLS client whose certificate (if any) was accepted; a verified one logs it in. */
   private attachTls(socket: tls.TLSSocket, peer: PeerCertificate | undefined): void {
     const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
-    const session = this.attach(socket, peer?.subject !== undefined ? { ...transport, peerIdentity: peer.subject } : transport);
+    const session = this.attach(socket, {
+      ...transport,
+      ...(peer?.subject !== undefined ? { peerIdentity: peer.subject } : {}),
+      ...(peer?.serialNumber ? { peerSerial: peer.serialNumber } : {}),
+    });
     if (session && peer?.subject !== undefined) session.loginByCertificate(peer.subject);
   }
 
