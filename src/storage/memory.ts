@@ -19,6 +19,7 @@
  * 20–30 ms p99 at 20,000 msgs/s. Reads copy payloads out, so a slab whose messages are all
  * gone can be reused at once (SlabPool): no view of it is ever handed out.
  */
+import { copyAll, copyBytes } from '../protocol/ascii.js';
 import type {
   AppendCallback,
   ChannelLog,
@@ -85,9 +86,6 @@ export class SlabPool {
     this.pooled += size;
   }
 
-  get pooledBytes(): number {
-    return this.pooled;
-  }
 }
 
 export class MemoryChannelLog implements ChannelLog {
@@ -191,7 +189,7 @@ export class MemoryChannelLog implements ChannelLog {
 
   /** Packs a message into the next free slot (there is one). */
   private hold(m: StoredMessage): void {
-    const slot = (this.start + this.size) % this.capacity;
+    const slot = this.slotOf(this.size);
     const payload = m.payload;
     const length = payload.length;
     let slab: Buffer;
@@ -206,9 +204,7 @@ export class MemoryChannelLog implements ChannelLog {
       position = this.slabUsed;
       this.slabUsed += length;
     }
-    // Buffer#copy is a native call: short payloads are cheaper copied by a loop.
-    if (length <= 64) for (let i = 0; i < length; i++) slab[position + i] = payload[i]!;
-    else payload.copy(slab, position);
+    copyAll(slab, position, payload);
     const n = slot * NUMBERS;
     this.numbers[n + TIME] = m.timestamp;
     this.numbers[n + POS] = position;
@@ -232,13 +228,13 @@ export class MemoryChannelLog implements ChannelLog {
 
   /** The i-th held message (0 = oldest), with a copy of its payload. */
   private message(i: number): StoredMessage {
-    const slot = (this.start + i) % this.capacity;
+    const slot = this.slotOf(i);
     const n = slot * NUMBERS;
     const r = slot * REFS;
     const position = this.numbers[n + POS]!;
     const length = this.numbers[n + LEN]!;
     const payload = Buffer.allocUnsafe(length);
-    (this.refs[r + SLAB] as Buffer).copy(payload, 0, position, position + length);
+    copyBytes(payload, 0, this.refs[r + SLAB] as Buffer, position, position + length);
     return {
       channel: this.name,
       offset: this.first + i,
@@ -250,7 +246,12 @@ export class MemoryChannelLog implements ChannelLog {
   }
 
   private timestampAt(i: number): number {
-    return this.numbers[((this.start + i) % this.capacity) * NUMBERS + TIME]!;
+    return this.numbers[this.slotOf(i) * NUMBERS + TIME]!;
+  }
+
+  /** The ring slot of the i-th held message (0 = oldest; `size` is the next free one). */
+  private slotOf(i: number): number {
+    return (this.start + i) % this.capacity;
   }
 
   private dropOldest(): void {
@@ -269,7 +270,7 @@ export class MemoryChannelLog implements ChannelLog {
     const numbers = doubles(capacity * NUMBERS);
     const refs = new Array<Buffer | string | undefined>(capacity * REFS);
     for (let i = 0; i < this.size; i++) {
-      const from = (this.start + i) % this.capacity;
+      const from = this.slotOf(i);
       for (let k = 0; k < NUMBERS; k++) numbers[i * NUMBERS + k] = this.numbers[from * NUMBERS + k]!;
       for (let k = 0; k < REFS; k++) refs[i * REFS + k] = this.refs[from * REFS + k];
     }

@@ -21,7 +21,7 @@ import type {
   StorageOptions,
   StoredMessage,
 } from '../engine.js';
-import { asError, fdatasync, fsyncDir, ftruncate, writeAll, writeAllSync } from './fsx.js';
+import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
 import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, findTime, readSegment } from './reader.js';
@@ -156,12 +156,7 @@ export class FileChannelLog implements ChannelLog {
   flush(): void {
     this.flushScheduled = false;
     if (this.writing || (this.stage.empty && !this.rollRequested)) return;
-    if (this.writeNow()) return;
-    const run = this.drain();
-    this.writing = run;
-    void run.then(() => {
-      if (this.writing === run) this.writing = null;
-    });
+    if (!this.writeNow()) this.track(this.drain());
   }
 
   /** Resolves once no write is in flight and nothing is staged. */
@@ -205,24 +200,25 @@ export class FileChannelLog implements ChannelLog {
     if (fd < 0) return false;
     const batch = this.stage.take();
     try {
-      const t0 = performance.now();
-      writeAllSync(fd, batch.iovecs, batch.bytes, seg.size);
-      this.ctx.inline.took(performance.now() - t0);
+      this.ctx.inline.write(fd, batch.iovecs, batch.bytes, seg.size);
       if (policy !== 'never') seg.noteUnsyncedWrite();
     } catch (err) {
+      this.track(this.writeFailed(seg, batch, asError(err)));
+      return true;
+    } finally {
       seg.release();
       this.ctx.pool.release(batch);
-      const run = this.writeFailed(seg, batch, asError(err));
-      this.writing = run;
-      void run.then(() => {
-        if (this.writing === run) this.writing = null;
-      });
-      return true;
     }
-    seg.release();
-    this.ctx.pool.release(batch);
     this.finishWrite(seg, batch, policy);
     return true;
+  }
+
+  /** `run` is the write in flight: flush waits for it, and it clears itself when done. */
+  private track(run: Promise<void>): void {
+    this.writing = run;
+    void run.then(() => {
+      if (this.writing === run) this.writing = null;
+    });
   }
 
   private mustRoll(): boolean {
@@ -240,9 +236,7 @@ export class FileChannelLog implements ChannelLog {
       const fd = await seg.acquire();
       try {
         if (this.ctx.inline.allowed(batch.bytes)) {
-          const t0 = performance.now();
-          writeAllSync(fd, batch.iovecs, batch.bytes, seg.size);
-          this.ctx.inline.took(performance.now() - t0);
+          this.ctx.inline.write(fd, batch.iovecs, batch.bytes, seg.size);
         } else {
           this.ctx.inline.pooled();
           await writeAll(fd, batch.iovecs, batch.bytes, seg.size);

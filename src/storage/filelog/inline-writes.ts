@@ -13,6 +13,8 @@
  * writes. Backing off for those sent a quiet broker's writes through the pool most of the
  * time, at twice the CPU per message. A slow disk makes most writes slow.
  */
+import { writeAllSync } from './fsx.js';
+
 export interface InlineWriteOptions {
   /** Largest batch written inline; bigger ones gain nothing and hold the loop longer. */
   readonly maxBytes: number;
@@ -56,6 +58,13 @@ export class InlineWrites {
   /** A write went to the thread pool. */
   pooled(): void {
     this.counts.pool++;
+  }
+
+  /** Writes every buffer at `position` from the event loop (writevSync), timed. */
+  write(fd: number, buffers: readonly Buffer[], bytes: number, position: number): void {
+    const t0 = this.clock();
+    writeAllSync(fd, buffers, bytes, position);
+    this.took(this.clock() - t0);
   }
 
   /** How long an inline write took, in ms. */

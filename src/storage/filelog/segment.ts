@@ -140,20 +140,16 @@ export class Segment implements PooledFile {
   /** The descriptor now, if it is open (then `release` it like `acquire`'s), or -1 without waiting. */
   acquireOpen(): number {
     if (this.fd < 0) return -1;
-    this.users++;
-    this.usedSinceIdleCheck = true;
+    this.use();
     this.pool?.touch(this);
     return this.fd;
   }
 
   async acquire(): Promise<number> {
     if (this.deleted && this.fd < 0) throw Object.assign(new Error(`segment ${this.path} was deleted`), { code: 'ENOENT' });
-    this.users++;
-    this.usedSinceIdleCheck = true;
-    if (this.fd >= 0) {
-      this.pool?.touch(this);
-      return this.fd;
-    }
+    const open = this.acquireOpen();
+    if (open >= 0) return open;
+    this.use();
     try {
       this.opening ??= this.open('r+');
       return await this.opening;
@@ -162,6 +158,11 @@ export class Segment implements PooledFile {
       this.opening = null;
       throw err;
     }
+  }
+
+  private use(): void {
+    this.users++;
+    this.usedSinceIdleCheck = true;
   }
 
   release(): void {
