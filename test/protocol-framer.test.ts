@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { Framer, type FrameHandler } from '../src/protocol/framer.js';
+import { Framer, LASTING_PAYLOAD, type FrameHandler } from '../src/protocol/framer.js';
 
 type Event = ['line', string] | ['payload', string] | ['error', string];
 
@@ -113,5 +113,50 @@ test('property: any chunking of any input yields the same events as one push', (
       },
     ),
     { numRuns: 3000 },
+  );
+});
+
+test('property: a large payload is handed out lasting: a view kept past the call still holds its bytes after any later input', () => {
+  const sizes = [0, 1, LASTING_PAYLOAD - 1, LASTING_PAYLOAD, LASTING_PAYLOAD + 1, 3 * LASTING_PAYLOAD + 7];
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom(...sizes), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+      fc.array(fc.integer({ min: 1, max: 40_000 }), { minLength: 1, maxLength: 8 }),
+      (payloads, cuts) => {
+        const frames = payloads.map(([size, fill]) => Buffer.concat([Buffer.from(`PUB c ${size}\n`), Buffer.alloc(size, fill), Buffer.from('\nline\n')]));
+        const input = Buffer.concat(frames);
+        const kept: { view: Buffer; size: number; fill: number }[] = [];
+        let next = 0;
+        const framer: Framer = new Framer(
+          {
+            onLine(buf, start, end) {
+              const m = /^PUB c (\d+)$/.exec(buf.toString('latin1', start, end));
+              if (m) framer.expectPayload(Number(m[1]));
+            },
+            onPayload(buf, start, end, lasting) {
+              const [size, fill] = payloads[next++]!;
+              assert.equal(lasting, size >= LASTING_PAYLOAD, `payload of ${size} bytes`);
+              // Keep a view when lasting, as the broker does; otherwise the bytes must be copied now.
+              kept.push({ view: lasting ? buf.subarray(start, end) : Buffer.from(buf.subarray(start, end)), size, fill });
+            },
+            onError(code, message) {
+              assert.fail(`${code} ${message}`);
+            },
+          },
+          { maxLine: 64, maxPayload: 1 << 20 },
+        );
+        // Each pushed chunk is a fresh buffer, as a socket read is.
+        let i = 0;
+        let k = 0;
+        while (i < input.length) {
+          const n = cuts[k++ % cuts.length]!;
+          framer.push(Buffer.from(input.subarray(i, i + n)));
+          i += n;
+        }
+        assert.equal(kept.length, payloads.length);
+        for (const { view, size, fill } of kept) assert.ok(view.equals(Buffer.alloc(size, fill)), `payload of ${size} bytes filled with ${fill} changed`);
+      },
+    ),
+    { numRuns: 300 },
   );
 });

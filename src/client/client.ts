@@ -305,7 +305,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
           }
           // Anything else before INFO is a human-mode greeting: ignored.
         },
-        onPayload: (buf, start, end) => this.onPayload(buf.subarray(start, end)),
+        onPayload: (buf, start, end, lasting) => this.onPayload(buf.subarray(start, end), lasting),
         onError: (code, message) => this.onFramingError(code, message),
       };
       const framer = new Framer(handshake, { maxLine: 1024 * 1024, maxPayload: Number.MAX_SAFE_INTEGER });
@@ -702,7 +702,7 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     this.framer?.expectPayload(size);
   }
 
-  private onPayload(payload: Buffer): void {
+  private onPayload(payload: Buffer, lasting: boolean): void {
     const h = this.msg;
     this.msg = null;
     if (!h || !h.sub) return;
@@ -713,8 +713,8 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       this.pushCollect(renderDelivery(h.channel, h.time, h.reply, payload));
       return;
     }
-    // The payload is a view into the read buffer, valid only now: the message gets a copy.
-    const message = new Message(h.channel, h.offset, h.time, h.publisher, h.reply, Buffer.from(payload), this);
+    // Unless lasting, the payload is a view into a reused buffer: the message gets a copy.
+    const message = new Message(h.channel, h.offset, h.time, h.publisher, h.reply, lasting ? payload : Buffer.from(payload), this);
     try {
       const result = sub.dispatch(message);
       if (result instanceof Promise) result.catch((err: unknown) => this.handlerFailed(sub, message, err));

@@ -15,8 +15,12 @@ export interface FrameHandler {
    * routine frame costs no allocation. The bytes are valid only during the call.
    */
   onLine(buf: Buffer, start: number, end: number): void;
-  /** The payload announced with expectPayload(), `buf[start, end)`; valid only during the call. */
-  onPayload(buf: Buffer, start: number, end: number): void;
+  /**
+   * The payload announced with expectPayload(), `buf[start, end)`. Valid only during the call,
+   * unless `lasting`: then the bytes are never written again (the pushed chunk itself, or a
+   * buffer the framer gave to this payload alone) and a view may be kept instead of a copy.
+   */
+  onPayload(buf: Buffer, start: number, end: number, lasting: boolean): void;
   /** A framing problem. The framer has already resynchronised on the next line. */
   onError(code: ErrorCode, message: string): void;
 }
@@ -33,6 +37,14 @@ const LF = 0x0a;
 const CR = 0x0d;
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Payloads of at least this size are handed out `lasting`. A view into a pushed chunk pins the
+ * whole chunk (at most 64 KiB from a socket read, so at most 4x the payload at this size);
+ * below it a copy is cheap and pins nothing. A large payload split over reads is gathered in a
+ * buffer of its own, so it is copied once, and the shared carry-over buffer stays small.
+ */
+export const LASTING_PAYLOAD = 16 * 1024;
+
 export class Framer {
   private state: State = State.LINE;
   /** Partial line or payload carried over from the previous chunk. */
@@ -46,6 +58,8 @@ export class Framer {
   private skipNext = false;
   /** The current payload is being skipped, not delivered. */
   private skipping = false;
+  /** `pending` is a buffer of the current payload's own (LASTING_PAYLOAD and up). */
+  private ownPending = false;
 
   constructor(
     private readonly handler: FrameHandler,
@@ -148,9 +162,13 @@ export class Framer {
             if (nl !== -1) {
               i = nl + 1;
               this.state = State.LINE;
-              this.handler.onPayload(chunk, end - take, end);
+              this.handler.onPayload(chunk, end - take, end, take >= LASTING_PAYLOAD);
               break;
             }
+          }
+          if (this.pendingLength === 0 && this.payloadSize >= LASTING_PAYLOAD) {
+            this.pending = Buffer.allocUnsafe(this.payloadSize);
+            this.ownPending = true;
           }
           this.carry(chunk, i, i + take);
           this.remaining -= take;
@@ -176,10 +194,17 @@ export class Framer {
           this.pendingLength = 0;
           const skipped = this.skipping;
           this.skipping = false;
+          const own = this.ownPending;
+          const payload = this.pending;
+          if (own) {
+            // Handed over (or dropped): the next line starts a fresh carry-over buffer.
+            this.pending = EMPTY;
+            this.ownPending = false;
+          }
           if (b === LF) {
             i++;
             this.state = State.LINE;
-            if (!skipped) this.handler.onPayload(this.pending, 0, payloadLength);
+            if (!skipped) this.handler.onPayload(payload, 0, payloadLength, own);
           } else {
             this.state = State.DISCARD_LINE;
             this.handler.onError(ErrorCode.BAD_FRAME, `payload of ${this.payloadSize} bytes not followed by a newline (found ${snippet(chunk.subarray(i, i + 16))}); frame discarded`);

@@ -95,9 +95,10 @@ function nowMicros(): number {
 type Mode = 'human' | 'machine';
 
 /**
- * The stored message needs its own bytes (the framer's chunk is gone after the call, and a
- * view would pin all of it). Small payloads are copied by a JS loop: cheaper than the native
- * call, and the allocation comes from Node's shared pool.
+ * The stored message needs bytes of its own: the framer's carry-over buffer is reused, and a
+ * view into a read chunk pins all of it. Small payloads are copied by a JS loop: cheaper than
+ * the native call, and the allocation comes from Node's shared pool. (Large ones arrive
+ * `lasting` and are kept as they are: see LASTING_PAYLOAD.)
  */
 function ownCopy(buf: Buffer, start: number, end: number): Buffer {
   const n = end - start;
@@ -200,10 +201,11 @@ export class Session implements Consumer, FrameHandler {
     }
   }
 
-  onPayload(buf: Buffer, start: number, end: number): void {
+  onPayload(buf: Buffer, start: number, end: number, lasting: boolean): void {
     if (!this.pubPending) return;
     this.pubPending = false;
-    this.publish(this.pub.channel, ownCopy(buf, start, end), this.pub.reply, this.pub.ackId);
+    const payload = lasting ? buf.subarray(start, end) : ownCopy(buf, start, end);
+    this.publish(this.pub.channel, payload, this.pub.reply, this.pub.ackId);
   }
 
   /** A PUB header was read: its payload comes next, unless it is too large. */
