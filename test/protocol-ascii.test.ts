@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decimalLength, writeDecimal } from '../src/protocol/ascii.js';
+import { copyAll, copyBytes, decimalLength, writeDecimal } from '../src/protocol/ascii.js';
 import { machineDelivery } from '../src/protocol/encode.js';
 
 test('writeDecimal and decimalLength agree with String() for every integer up to 2^53', () => {
@@ -20,4 +20,23 @@ test('the shared delivery bytes are the documented frame after the sid, tenant p
   const msg = { channel: '_T.acme.probes.rtt', offset: 42, timestamp: 1_763_900_000_123.456, publisher: 'alice/p1', reply: '_T.acme._INBOX.x.1', payload: Buffer.from('hello') };
   assert.equal(machineDelivery(msg).toString('latin1'), ' probes.rtt 42 1763900000123456 alice/p1 _INBOX.x.1 5\nhello\n');
   assert.equal(machineDelivery({ ...msg, reply: '', offset: 0 }).toString('latin1'), ' probes.rtt 0 1763900000123456 alice/p1 - 5\nhello\n');
+});
+
+test('copyAll and copyBytes copy exactly the bytes asked for, at every size around their loop/native thresholds', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(40), fc.nat(200), fc.nat(200), (bytes, at, a, b) => {
+      const src = Buffer.from(bytes);
+      const from = Math.min(a, b, src.length);
+      const to = Math.min(Math.max(a, b), src.length);
+      const out = Buffer.alloc(300, 0xee);
+      const expected = Buffer.alloc(300, 0xee);
+      assert.equal(copyAll(out, at, src), at + src.length);
+      src.copy(expected, at);
+      assert.deepEqual(out, expected);
+      assert.equal(copyBytes(out, 1, src, from, to), 1 + to - from);
+      src.copy(expected, 1, from, to);
+      assert.deepEqual(out, expected);
+    }),
+    { numRuns: 2000 },
+  );
 });

@@ -148,7 +148,7 @@ export class DeliveryEncoder {
   // The last timestamp, as digits: a burst shares one (the broker reads its clock per turn).
   private stamp = -1;
   private readonly timeDigits = Buffer.alloc(20);
-  private timeLength = 0;
+  private time = this.timeDigits.subarray(0, 0);
   /** Whether the payload is included. */
   inline = false;
 
@@ -160,12 +160,12 @@ export class DeliveryEncoder {
     this.reply = msg.reply ? replyNames.get(msg.reply) : DASH;
     if (msg.timestamp !== this.stamp) {
       this.stamp = msg.timestamp;
-      this.timeLength = writeDecimal(this.timeDigits, 0, micros(msg.timestamp));
+      this.time = this.timeDigits.subarray(0, writeDecimal(this.timeDigits, 0, micros(msg.timestamp)));
     }
     const size = msg.payload.length;
     this.inline = size <= INLINE_DELIVERY;
     const header =
-      7 + this.channel.length + decimalLength(msg.offset) + this.timeLength + this.publisher.length + this.reply.length + decimalLength(size);
+      7 + this.channel.length + decimalLength(msg.offset) + this.time.length + this.publisher.length + this.reply.length + decimalLength(size);
     return this.inline ? header + size + 1 : header;
   }
 
@@ -178,8 +178,7 @@ export class DeliveryEncoder {
     out[at++] = SPACE;
     at = writeDecimal(out, at, msg.offset);
     out[at++] = SPACE;
-    const digits = this.timeDigits;
-    for (let i = 0; i < this.timeLength; i++) out[at++] = digits[i]!;
+    at = copyAll(out, at, this.time);
     out[at++] = SPACE;
     at = copyAll(out, at, this.publisher);
     out[at++] = SPACE;
