@@ -116,7 +116,7 @@ test('property: any chunking of any input yields the same events as one push', (
   );
 });
 
-test('property: a large payload is handed out lasting: a view kept past the call still holds its bytes after any later input', () => {
+test('property: a payload handed out lasting (every large one) keeps its bytes: a view kept past the call still holds them after any later input', () => {
   const sizes = [0, 1, LASTING_PAYLOAD - 1, LASTING_PAYLOAD, LASTING_PAYLOAD + 1, 3 * LASTING_PAYLOAD + 7];
   fc.assert(
     fc.property(
@@ -135,7 +135,7 @@ test('property: a large payload is handed out lasting: a view kept past the call
             },
             onPayload(buf, start, end, lasting) {
               const [size, fill] = payloads[next++]!;
-              assert.equal(lasting, size >= LASTING_PAYLOAD, `payload of ${size} bytes`);
+              if (size >= LASTING_PAYLOAD) assert.ok(lasting, `payload of ${size} bytes`);
               // Keep a view when lasting, as the broker does; otherwise the bytes must be copied now.
               kept.push({ view: lasting ? buf.subarray(start, end) : Buffer.from(buf.subarray(start, end)), size, fill });
             },

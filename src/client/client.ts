@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { Framer, type FrameHandler } from '../protocol/framer.js';
+import { Framer, LASTING_PAYLOAD, type FrameHandler } from '../protocol/framer.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { ClientErrorCode, FluctuatError } from './errors.js';
 import { HUMAN_HELP, parseHumanCommand, toPosition } from './human.js';
@@ -713,8 +713,10 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
       this.pushCollect(renderDelivery(h.channel, h.time, h.reply, payload));
       return;
     }
-    // Unless lasting, the payload is a view into a reused buffer: the message gets a copy.
-    const message = new Message(h.channel, h.offset, h.time, h.publisher, h.reply, lasting ? payload : Buffer.from(payload), this);
+    // The application may keep the message as long as it likes: a small payload gets a copy,
+    // not a view pinning its whole read (or a reused buffer when not lasting).
+    const own = lasting && payload.length >= LASTING_PAYLOAD ? payload : Buffer.from(payload);
+    const message = new Message(h.channel, h.offset, h.time, h.publisher, h.reply, own, this);
     try {
       const result = sub.dispatch(message);
       if (result instanceof Promise) result.catch((err: unknown) => this.handlerFailed(sub, message, err));

@@ -80,6 +80,21 @@ interface Outgoing {
 }
 
 /**
+ * A message held past its delivery (a queue group's backlog). A small payload viewing a larger
+ * read chunk gets bytes of its own, so the backlog pins what it holds, not whole reads. (Node's
+ * own pool slabs, 8 KiB, are small enough to share.)
+ */
+export function kept(msg: StoredMessage): StoredMessage {
+  return pinsLittle(msg.payload) ? msg : { ...msg, payload: Buffer.from(msg.payload) };
+}
+
+/** Whether keeping `payload` keeps little more memory alive than its own bytes. */
+export function pinsLittle(payload: Buffer): boolean {
+  const under = payload.buffer.byteLength;
+  return under <= Buffer.poolSize || payload.byteLength * 4 >= under;
+}
+
+/**
  * The broker core: channels, wildcard subscriptions, queue groups, fan-out, replay and
  * catch-up. It knows no transport and no concrete storage driver.
  */
@@ -133,7 +148,8 @@ export class Broker {
   }
 
   /**
-   * Publish a message. `payload` must be owned by the caller's message (not a reused buffer).
+   * Publish a message. `payload` must never be written again (not a reused buffer); it may be
+   * a view into a larger read chunk, so what outlives the delivery is copied (`kept`).
    * Returns true when the publish created the channel. `done` runs once the durability
    * policy holds, with the message's offset and `ref` (one callback serves many publishes).
    */
@@ -302,7 +318,12 @@ export class Broker {
   private offerToGroup(group: QueueGroup, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {
     const channel = msg.channel;
     if (group.feeds.size !== 0 && group.feeds.has(channel)) return; // the group reads this from the log
-    const member = group.nextFree();
+    let member = group.nextFree();
+    if (member !== null && group.backlog.length !== 0) {
+      // A member has room but older tasks wait: they go first, so tasks go out in order.
+      this.feedGroup(group);
+      member = group.backlog.length === 0 ? group.nextFree() : null;
+    }
     if (member) {
       this.counters.delivered++;
       member.consumer.deliver(member, msg, shared);
@@ -315,7 +336,7 @@ export class Broker {
       return;
     }
     if (group.backlog.length < this.options.queueBacklog) {
-      group.backlog.push(msg);
+      group.backlog.push(kept(msg));
       return;
     }
     this.counters.queueDropped++;

@@ -17,8 +17,10 @@ export interface FrameHandler {
   onLine(buf: Buffer, start: number, end: number): void;
   /**
    * The payload announced with expectPayload(), `buf[start, end)`. Valid only during the call,
-   * unless `lasting`: then the bytes are never written again (the pushed chunk itself, or a
-   * buffer the framer gave to this payload alone) and a view may be kept instead of a copy.
+   * unless `lasting`: then the bytes are never written again and a view may be kept instead of
+   * a copy. They are then in the pushed chunk itself (push() takes ownership of its chunks; a
+   * socket read is exactly its own size, at most 64 KiB, and a view keeps all of it alive) or
+   * in a buffer of this payload's own.
    */
   onPayload(buf: Buffer, start: number, end: number, lasting: boolean): void;
   /** A framing problem. The framer has already resynchronised on the next line. */
@@ -38,10 +40,9 @@ const CR = 0x0d;
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Payloads of at least this size are handed out `lasting`. A view into a pushed chunk pins the
- * whole chunk (at most 64 KiB from a socket read, so at most 4x the payload at this size);
- * below it a copy is cheap and pins nothing. A large payload split over reads is gathered in a
- * buffer of its own, so it is copied once, and the shared carry-over buffer stays small.
+ * A payload split over reads is gathered in the carry-over buffer, which is reused, so it is
+ * not `lasting`; from this size on it gets a buffer of its own instead: copied once, handed
+ * out lasting, and the carry-over buffer stays small.
  */
 export const LASTING_PAYLOAD = 16 * 1024;
 
@@ -162,7 +163,7 @@ export class Framer {
             if (nl !== -1) {
               i = nl + 1;
               this.state = State.LINE;
-              this.handler.onPayload(chunk, end - take, end, take >= LASTING_PAYLOAD);
+              this.handler.onPayload(chunk, end - take, end, true);
               break;
             }
           }

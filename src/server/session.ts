@@ -95,10 +95,10 @@ function nowMicros(): number {
 type Mode = 'human' | 'machine';
 
 /**
- * The stored message needs bytes of its own: the framer's carry-over buffer is reused, and a
- * view into a read chunk pins all of it. Small payloads are copied by a JS loop: cheaper than
- * the native call, and the allocation comes from Node's shared pool. (Large ones arrive
- * `lasting` and are kept as they are: see LASTING_PAYLOAD.)
+ * A payload the framer will write over (split over reads) is copied for the stored message.
+ * Small payloads are copied by a JS loop: cheaper than the native call, and the allocation
+ * comes from Node's shared pool. A lasting one is kept as a view: storage copies what it keeps
+ * (memory slabs, file staging chunks) and the broker copies what it holds on to (Broker.kept).
  */
 function ownCopy(buf: Buffer, start: number, end: number): Buffer {
   const n = end - start;
