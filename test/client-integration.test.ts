@@ -117,6 +117,27 @@ for (const [label, start] of targets) {
       assert.ok(typeof rtt === 'number' && rtt >= 0);
     });
 
+    test('payloads of every size stay intact in the messages a handler keeps, whatever arrives after them', async () => {
+      const c = await open();
+      const ch = uniq('sizes');
+      // Around the size from which the client keeps a view of the read instead of a copy, and
+      // past a read's 64 KiB, so payloads also arrive split over reads.
+      // A run of small ones first: several split over reads with no large one in between.
+      const sizes = [...Array<number>(60).fill(3000), 0, 1, 100, 16 * 1024 - 1, 16 * 1024, 20_000, 70_000, 200_000];
+      const round = (): Buffer[] => sizes.flatMap((n) => [randomBytes(n), randomBytes(n)]);
+      const first = round();
+      const kept: Message[] = [];
+      const s = c.subscribe(ch, (m) => kept.push(m));
+      await s.ready;
+      await Promise.all(first.map((p) => c.publish(ch, p)));
+      await eventually(() => kept.length === first.length, () => `got ${kept.length} of ${first.length}`);
+      const second = round();
+      await Promise.all(second.map((p) => c.publish(ch, p)));
+      await eventually(() => kept.length === first.length + second.length, () => `got ${kept.length}`);
+      [...first, ...second].forEach((p, i) => assert.ok(kept[i]!.data.equals(p), `message ${i} (${p.length} bytes) changed`));
+      await s.unsubscribe();
+    });
+
     test('subscribe with every kind of from= position', async () => {
       const c = await open();
       const ch = uniq('pos');

@@ -21,7 +21,10 @@ export class Message {
     readonly publisher: string,
     /** Reply channel for request/reply, undefined when none. */
     readonly reply: string | undefined,
-    /** The payload: a private copy, safe to keep. */
+    /**
+     * The payload, safe to keep and to change: a copy, or for 16 KiB and more a view of the
+     * socket read it arrived in, which nothing else writes.
+     */
     readonly data: Buffer,
     private readonly responder: Responder,
   ) {}
