@@ -188,7 +188,7 @@ async function main(): Promise<void> {
             }
             process.stdout.write(`run ${r + 1}/${opts.runs}  ${s.id.padEnd(16)} ${LABELS[t].padEnd(13)} `);
             try {
-              const o = await s.measure(t, ctx);
+              const o: Outcome = { ...(await s.measure(t, ctx)), pass: r };
               (outcomes.get(k) ?? outcomes.set(k, []).get(k)!).push(o);
               const fig = o.latency ? `p50 ${o.latency.p50} µs, p99 ${o.latency.p99} µs, p99.9 ${o.latency.p999} µs (${Math.round(o.rate)} msgs/s)` : `${Math.round(o.rate).toLocaleString('en-US')} ${s.unit}`;
               const extra = [o.lost ? `lost ${o.lost}` : '', o.drops ? `drops ${o.drops}` : '', o.errors ? `errors ${o.errors}: ${o.errorSamples[0]}` : ''].filter(Boolean).join(', ');

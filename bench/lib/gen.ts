@@ -47,6 +47,8 @@ export interface Outcome {
   latency?: { p50: number; p99: number; p999: number; max: number; count: number };
   replayMs?: number;
   backpressure: number;
+  /** Which pass of the run measured it (0-based): every broker runs once per pass. */
+  pass?: number;
 }
 
 const hr = (): number => Number(process.hrtime.bigint());

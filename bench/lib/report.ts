@@ -27,8 +27,13 @@ export interface Cell {
   runs: Outcome[];
 }
 
+/** The figure a run is judged by: p99 latency for latency scenarios, the rate otherwise. */
+function figure(s: Scenario, o: Outcome): number {
+  return s.group === 'latency' || s.id.startsWith('tls-lat') ? (o.latency?.p99 ?? NaN) : o.rate;
+}
+
 export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], failures: string[], skipped?: string): Cell {
-  const values = outcomes.map((o) => (s.group === 'latency' || s.id.startsWith('tls-lat') ? (o.latency?.p99 ?? NaN) : o.rate));
+  const values = outcomes.map((o) => figure(s, o));
   const lat = outcomes.filter((o) => o.latency).map((o) => o.latency!);
   const brokers = outcomes.map((o) => o.brokerCpu).filter((x): x is number => x !== null);
   return {
@@ -73,10 +78,22 @@ function lookup(cells: Cell[], s: Scenario, t: TargetName): Cell | undefined {
   return cells.find((c) => c.scenario === s.id && c.target === t);
 }
 
-/** The primary figure, for ratios: rate, or p99 latency. */
-function primary(c: Cell | undefined): number | null {
-  if (!c || c.n === 0) return null;
-  return c.median;
+/**
+ * fluctuat ÷ peer: the median of the ratios of runs from the same pass. A pass runs every
+ * broker back to back, so a pass on a busier machine weighs on both sides of its ratio instead
+ * of on whichever broker's median it happened to set. Without common passes (a run failed),
+ * the ratio of the medians.
+ */
+export function pairedRatio(s: Scenario, f: Cell | undefined, p: Cell | undefined): number | null {
+  if (!f || !p || f.n === 0 || p.n === 0) return null;
+  const peer = new Map<number, number>();
+  for (const o of p.runs) if (o.pass !== undefined) peer.set(o.pass, figure(s, o));
+  const ratios: number[] = [];
+  for (const o of f.runs) {
+    const b = o.pass === undefined ? undefined : peer.get(o.pass);
+    if (b !== undefined && b > 0 && Number.isFinite(b)) ratios.push(figure(s, o) / b);
+  }
+  return ratios.length ? median(ratios) : p.median > 0 ? f.median / p.median : null;
 }
 
 export interface Tables {
@@ -94,7 +111,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     const hi = Math.max(...ns);
     return lo === hi ? String(lo) : `${lo}–${hi}`;
   };
-  const ratioOf = (s: Scenario, f: TargetName, p: TargetName): string => ratio(primary(lookup(cells, s, f)), primary(lookup(cells, s, p)));
+  const ratioOf = (s: Scenario, f: TargetName, p: TargetName): string => ratio(pairedRatio(s, lookup(cells, s, f), lookup(cells, s, p)), 1);
   const W = 48;
   const CW = 17;
   const text: string[] = [];
@@ -106,7 +123,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
   if (peers.length) {
     text.push('');
     text.push(
-      `ratios fluctuat ÷ peer on the primary figure (throughput: >1 means fluctuat is faster; latency p99: <1 means fluctuat is faster)` +
+      `ratios fluctuat ÷ peer on the primary figure, median of the passes' ratios (throughput: >1 means fluctuat is faster; latency p99: <1 means fluctuat is faster)` +
         (hasMem ? `; in brackets: fluctuat with --storage memory` : ''),
     );
     text.push(pad('scenario', W, true) + peers.map((p) => pad(`÷ ${LABELS[p]}`, CW)).join(''));
@@ -155,7 +172,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
   for (const s of scenarios) md.push(`| ${s.title} | ${s.unit} | ${cols.map((t) => value(s, lookup(cells, s, t))).join(' | ')} | ${runsOf(s)} |`);
   if (peers.length) {
     md.push('');
-    md.push(`Ratios fluctuat ÷ peer on the primary figure (throughput: above 1 fluctuat is faster; latency, on p99: below 1 fluctuat is faster)${hasMem ? '; in brackets fluctuat with `--storage memory`' : ''}:`);
+    md.push(`Ratios fluctuat ÷ peer on the primary figure, the median of each pass's ratio (throughput: above 1 fluctuat is faster; latency, on p99: below 1 fluctuat is faster)${hasMem ? '; in brackets fluctuat with `--storage memory`' : ''}:`);
     md.push('');
     md.push(`| scenario | ${peers.map((p) => `÷ ${LABELS[p]}`).join(' | ')} |`);
     md.push(`|---|${peers.map(() => '---:').join('|')}|`);

@@ -1,0 +1,37 @@
+/** The benchmark's ratios: fluctuat ÷ peer is taken pass by pass, then the median. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Outcome } from '../bench/lib/gen.js';
+import { pairedRatio, summarise } from '../bench/lib/report.js';
+import { allScenarios } from '../bench/lib/scenarios.js';
+
+const scenario = (id: string) => allScenarios().find((s) => s.id === id)!;
+
+function outcome(rate: number, pass: number | undefined, p99 = 0): Outcome {
+  return {
+    rate, sent: 0, delivered: 0, drops: 0, lost: 0, errors: 0, errorSamples: [], generatorCpu: 0, brokerCpu: null, backpressure: 0,
+    ...(p99 ? { latency: { p50: 1, p99, p999: p99, max: p99, count: 1 } } : {}),
+    ...(pass === undefined ? {} : { pass }),
+  };
+}
+
+test('paired ratios: the median of each pass\'s ratio, not the ratio of the medians', () => {
+  const s = scenario('tput-1x1-16');
+  // A busy second pass slowed the peer; the medians alone would say 200/300 = 0.67.
+  const f = summarise(s, 'fluctuat', [outcome(100, 0), outcome(200, 1), outcome(300, 2)], []);
+  const p = summarise(s, 'redis', [outcome(50, 0), outcome(400, 1), outcome(300, 2)], []);
+  assert.equal(f.median / p.median, 200 / 300);
+  assert.equal(pairedRatio(s, f, p), 1); // 2, 0.5 and 1
+});
+
+test('paired ratios: latency scenarios pair the p99s; a pass one side lacks is left out; no common pass falls back to the medians', () => {
+  const lat = scenario('lat-20k');
+  const f = summarise(lat, 'fluctuat', [outcome(20_000, 0, 400), outcome(20_000, 1, 900), outcome(20_000, 2, 300)], []);
+  const p = summarise(lat, 'nats', [outcome(20_000, 0, 200), outcome(20_000, 2, 300)], []);
+  assert.equal(pairedRatio(lat, f, p), 1.5); // passes 0 and 2: 2 and 1
+  const s = scenario('tput-1x8-16');
+  const a = summarise(s, 'fluctuat', [outcome(300, undefined)], []);
+  const b = summarise(s, 'redis', [outcome(100, undefined)], []);
+  assert.equal(pairedRatio(s, a, b), 3);
+  assert.equal(pairedRatio(s, a, summarise(s, 'nats', [], ['failed'])), null);
+});
