@@ -16,13 +16,19 @@ function rssBytes(pid: number): number {
 /** The documented bound (docs/storage.md, "Bounded memory"): broker RSS under this while a subscriber stalls. */
 const RSS_BOUND = 256 * 1024 * 1024;
 
+/** A machine-mode subscriber that stops reading once subscribed (`SUB <sid> <rest>`): the kernel's buffers fill, then the broker's outbound bound. */
+async function stalled(port: number, sid: string, rest: string): Promise<RawClient> {
+  const c = await RawClient.machine(port);
+  c.send(`SUB ${sid} ${rest}`);
+  await c.waitFor((f) => f.line === `OK ${sid}`);
+  c.socket.pause();
+  return c;
+}
+
 test('a subscriber stalled for 10 s while a publisher runs at full speed: memory stays bounded, then it gets every message in order', async () => {
   const broker = await startBroker({ args: ['--fsync', 'never'] });
   try {
-    const sub = await RawClient.machine(broker.port);
-    sub.send('SUB s flood');
-    await sub.waitFor((f) => f.line === 'OK s');
-    sub.socket.pause(); // stop reading: the kernel buffers fill, then the broker's bound is hit
+    const sub = await stalled(broker.port, 's', 'flood');
 
     const pub = await RawClient.machine(broker.port);
     let sent = 0;
@@ -80,10 +86,7 @@ test('memory channels: a slow subscriber gets a drop notice with the count, or i
   for (const policy of ['drop', 'disconnect'] as const) {
     const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: policy }, session: { outboundHighWater: 64 * 1024 } });
     try {
-      const sub = await RawClient.machine(broker.port);
-      sub.send('SUB s mem');
-      await sub.waitFor((f) => f.line === 'OK s');
-      sub.socket.pause();
+      const sub = await stalled(broker.port, 's', 'mem');
       const pub = await RawClient.machine(broker.port);
       const payload = Buffer.alloc(1000, 0x62);
       for (let i = 0; i < 5000; i++) pub.pub('mem', payload, i === 4999 ? 'last' : '-');
@@ -117,12 +120,7 @@ test('a queue group whose members all stall falls back onto the log: every ackno
   // Tiny outbound bound and backlog, so the members are congested at once.
   const broker = await startInProcess({ session: { outboundHighWater: 4096 }, broker: { queueBacklog: 10 } });
   try {
-    const members = await Promise.all([1, 2].map(() => RawClient.machine(broker.port)));
-    for (const m of members) {
-      m.send('SUB w jobs queue=workers');
-      await m.waitFor((f) => f.line === 'OK w');
-      m.socket.pause();
-    }
+    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'jobs queue=workers')));
     const pub = await RawClient.machine(broker.port);
     const N = 20_000;
     const payload = Buffer.alloc(200, 0x6a);
@@ -152,10 +150,7 @@ test('a memory channel\'s queue backlog hands out every task intact and in order
   // that read's delivery, so it must hold bytes that nothing changes and that pin no whole read.
   const broker = await startInProcess({ storage: 'memory', session: { outboundHighWater: 4096 }, broker: { queueBacklog: 60_000 } });
   try {
-    const member = await RawClient.machine(broker.port);
-    member.send('SUB w jobs queue=workers');
-    await member.waitFor((f) => f.line === 'OK w');
-    member.socket.pause();
+    const member = await stalled(broker.port, 'w', 'jobs queue=workers');
     const pub = await RawClient.machine(broker.port);
     // Enough to fill the paused member's socket buffers: the rest waits in the backlog.
     const N = 60_000;

@@ -35,7 +35,7 @@ import type {
 } from './engine.js';
 
 const DEFAULT_RING = 10_000;
-/** First allocation; a channel that never holds more stays this small. */
+/** A ring emptied by retention shrinks down to this many slots (it starts at one). */
 const MIN_RING = 4;
 /** Slabs double from MIN_SLAB as a channel keeps filling them, up to MAX_SLAB. */
 const MIN_SLAB = 64;
@@ -85,7 +85,6 @@ export class SlabPool {
     list.push(slab);
     this.pooled += size;
   }
-
 }
 
 export class MemoryChannelLog implements ChannelLog {
