@@ -3,6 +3,7 @@ import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
 import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
 import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quotas.js';
 import { SubjectIndex } from './subject-index.js';
+import { planFanOut, type FanOutPlan, type Target } from './fan-out-plan.js';
 import { QueueGroup, Subscription, type Consumer, type Feed, type FeedEvent, type SharedEncodings } from './subscription.js';
 
 export type SlowConsumerPolicy = 'drop' | 'disconnect';
@@ -31,6 +32,8 @@ export const defaultBrokerOptions: BrokerOptions = Object.freeze({
 export interface BrokerCounters {
   published: number;
   delivered: number;
+  /** Of those, deliveries sent inside a block shared by subscribers with the same sid. */
+  blockDelivered: number;
   /** Live subscriber switched to reading from the log because it fell behind. */
   catchUps: number;
   /** Messages read from storage for replay or catch-up. */
@@ -79,6 +82,11 @@ interface Outgoing {
   payload: Buffer;
 }
 
+/** Whether a group member takes this batch as a block now; `offer`'s live case, for a batch. */
+function blockReady(sub: Subscription, key: string, channel: string): boolean {
+  return (sub.feeds.size === 0 || !sub.feeds.has(channel)) && sub.consumer.blockKey(sub) === key && !sub.consumer.congested();
+}
+
 /**
  * A message held past its delivery (a queue group's backlog). A small payload viewing a larger
  * read chunk gets bytes of its own, so the backlog pins what it holds, not whole reads. (Node's
@@ -100,9 +108,11 @@ export function pinsLittle(payload: Buffer): boolean {
  */
 export class Broker {
   readonly counters: BrokerCounters = {
-    published: 0, delivered: 0, catchUps: 0, replayed: 0, dropped: 0, slowDisconnects: 0, queueDropped: 0, channelsCreated: 0,
+    published: 0, delivered: 0, blockDelivered: 0, catchUps: 0, replayed: 0, dropped: 0, slowDisconnects: 0, queueDropped: 0, channelsCreated: 0,
   };
   private readonly index = new SubjectIndex<Subscription | QueueGroup>();
+  /** Per SubjectIndex result (a new array whenever subscriptions change): who shares blocks. */
+  private readonly plans = new WeakMap<readonly Target[], FanOutPlan>();
   private readonly groups = new Map<string, QueueGroup>();
   private closing = false;
   private lastChannel = '';
@@ -279,16 +289,55 @@ export class Broker {
   private fanOut(channel: string, batch: readonly StoredMessage[], log: ChannelLog | null): void {
     const targets = this.index.match(channel);
     if (targets.length === 0) return;
+    let each = targets;
+    // One message (a memory channel's commit) is cheaper shared per message than as a block.
+    if (targets.length > 1 && batch.length > 1) {
+      let plan = this.plans.get(targets);
+      if (plan === undefined) this.plans.set(targets, (plan = planFanOut(targets)));
+      if (plan.groups.length !== 0) each = this.deliverBlocks(plan, channel, batch);
+    }
     for (let m = 0; m < batch.length; m++) {
       const msg = batch[m]!;
       // With one target nothing is worth caching: no object per message on the common path.
-      const shared: SharedEncodings | null = targets.length === 1 ? null : { human: undefined, machine: undefined };
-      for (let t = 0; t < targets.length; t++) {
-        const target = targets[t]!;
+      const shared: SharedEncodings | null = each.length === 1 ? null : { human: undefined, machine: undefined };
+      for (let t = 0; t < each.length; t++) {
+        const target = each[t]!;
         if (target instanceof Subscription) this.offer(target, msg, shared, log);
         else this.offerToGroup(target, msg, shared, log);
       }
     }
+  }
+
+  /**
+   * Sends the batch as one block to each group's members that can take it now; returns the
+   * targets that still get it message by message (the plan's singles, and members that are
+   * congested or reading from the log: `offer` decides for them as for anyone).
+   */
+  private deliverBlocks(plan: FanOutPlan, channel: string, batch: readonly StoredMessage[]): readonly Target[] {
+    let left: Target[] | null = null;
+    for (let g = 0; g < plan.groups.length; g++) {
+      const members = plan.groups[g]!;
+      const key = plan.keys[g]!;
+      let ready = 0;
+      for (let i = 0; i < members.length; i++) if (blockReady(members[i]!, key, channel)) ready++;
+      if (ready < 2) {
+        (left ??= plan.singles.slice()).push(...members);
+        continue;
+      }
+      let block: Buffer | null = null;
+      for (let i = 0; i < members.length; i++) {
+        const sub = members[i]!;
+        if (!blockReady(sub, key, channel)) {
+          (left ??= plan.singles.slice()).push(sub);
+          continue;
+        }
+        block ??= sub.consumer.encodeBlock(sub, batch);
+        this.counters.delivered += batch.length;
+        this.counters.blockDelivered += batch.length;
+        sub.consumer.deliverBlock(sub, block, batch.length);
+      }
+    }
+    return left ?? plan.singles;
   }
 
   private offer(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {

@@ -21,6 +21,16 @@ export interface Consumer {
   congested(): boolean;
   /** `shared` is null when the message goes to this subscription alone. */
   deliver(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null): void;
+  /**
+   * Names the bytes this consumer sends for `sub`'s deliveries: consumers with equal keys send
+   * identical bytes for the same message, so a batch is encoded once for all of them
+   * (fan-out-plan.ts). Null: this subscription is sent message by message.
+   */
+  blockKey(sub: Subscription): string | null;
+  /** Every delivery of `batch` for `sub`, as one buffer that others with the same key reuse. */
+  encodeBlock(sub: Subscription, batch: readonly StoredMessage[]): Buffer;
+  /** Sends a block from `encodeBlock` (of any consumer with this key): `count` deliveries. */
+  deliverBlock(sub: Subscription, block: Buffer, count: number): void;
   notify(sub: Subscription, event: FeedEvent): void;
   /** Close the connection with a reason (slow consumer, storage failure). */
   disconnect(code: string, reason: string): void;

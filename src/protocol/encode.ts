@@ -204,6 +204,40 @@ export function machineDelivery(msg: StoredMessage): Buffer {
   return out;
 }
 
+/** Where blocks are encoded before being copied out at their size; kept while small. */
+let blockScratch = Buffer.allocUnsafeSlow(64 * 1024);
+const KEEP_SCRATCH = 4 * 1024 * 1024;
+
+/**
+ * Every delivery of `batch` for a subscription whose prefix is `prefix` (`MSG <sid>`), payloads
+ * included, in one buffer: the bytes any machine-mode subscription with that sid is sent, so a
+ * batch fanned out to many such subscribers is encoded once (core/fan-out-plan.ts).
+ */
+export function machineBlock(prefix: Buffer, batch: readonly StoredMessage[]): Buffer {
+  const enc = deliveryEncoder;
+  let out = blockScratch;
+  let at = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const msg = batch[i]!;
+    const head = prefix.length + enc.prepare(msg);
+    const need = at + head + (enc.inline ? 0 : msg.payload.length + 1);
+    if (need > out.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(need, out.length * 2));
+      bigger.set(out.subarray(0, at));
+      out = bigger;
+    }
+    at = enc.write(out, copyAll(out, at, prefix));
+    if (!enc.inline) {
+      at = copyAll(out, at, msg.payload);
+      out[at++] = NEWLINE;
+    }
+  }
+  if (out.length <= KEEP_SCRATCH) blockScratch = out;
+  const block = Buffer.allocUnsafe(at);
+  block.set(out.subarray(0, at));
+  return block;
+}
+
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
 

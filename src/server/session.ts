@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/commands.js';
 import { copyBytes } from '../protocol/ascii.js';
-import { debug, humanDelivery, humanError, info, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
+import { debug, humanDelivery, humanError, info, machineBlock, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
@@ -271,11 +271,25 @@ export class Session implements Consumer, FrameHandler {
     if (this.mode === 'human') {
       this.out.write(shared === null ? humanDelivery(msg) : (shared.human ??= humanDelivery(msg)));
     } else {
-      const prefix = (sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1'));
+      const prefix = machinePrefix(sub);
       if (shared === null) this.out.writeDelivery(prefix, msg);
       else this.out.writeFrame(prefix, (shared.machine ??= machineDelivery(msg)), msg.payload);
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
+  }
+
+  /** In machine mode a delivery depends on the sid and the message only; a counted one ends the sub. */
+  blockKey(sub: Subscription): string | null {
+    return this.mode === 'machine' && sub.remaining === 0 ? sub.sid : null;
+  }
+
+  encodeBlock(sub: Subscription, batch: readonly StoredMessage[]): Buffer {
+    return machineBlock(machinePrefix(sub), batch);
+  }
+
+  deliverBlock(_sub: Subscription, block: Buffer, count: number): void {
+    this.messagesOut += count;
+    this.out.write(block);
   }
 
   notify(sub: Subscription, event: FeedEvent): void {
@@ -755,4 +769,9 @@ export class Session implements Consumer, FrameHandler {
   get subscriptionCount(): number {
     return this.subs.size;
   }
+}
+
+/** `MSG <sid>`, what every machine-mode delivery of `sub` starts with. */
+function machinePrefix(sub: Subscription): Buffer {
+  return (sub.prefix ??= Buffer.from(`MSG ${sub.sid}`, 'latin1'));
 }
