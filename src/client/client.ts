@@ -179,6 +179,8 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   private blocked = false;
 
   private nextId = 0;
+  /** Subscriptions made so far: the k-th is `s<k>` (base 36) on every connection. */
+  private nextSid = 0;
   private readonly pubs = new Map<string, PendingPublish>();
   private pubBytes = 0;
   private readonly subs = new Set<Subscription>();
@@ -521,7 +523,9 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
   }
 
   private sendSub(sub: Subscription): void {
-    const sid = 's' + (++this.nextId).toString(36);
+    // Stable across reconnects and alike across clients that subscribe in the same order (a
+    // swarm's probes): subscribers sharing a sid get a fan-out as one shared block (docs/protocol.md).
+    const sid = (sub.wireSid ??= 's' + (++this.nextSid).toString(36));
     sub.sid = sid;
     this.bySid.set(sid, sub);
     const position = sub.resumePosition(this.options.resumeSlackMs);
@@ -880,6 +884,8 @@ export class Client extends EventEmitter<ClientEvents> implements SubscriptionOw
     if (sid === undefined) return;
     this.bySid.delete(sid);
     sub.sid = undefined;
+    // Resumed on this connection under another sid: a late MSG of the old one is then skipped.
+    sub.wireSid = 'r' + (++this.nextId).toString(36);
     if (this.socket) {
       this.unsubs.set(sid, () => {});
       this.enqueue(`UNSUB ${sid}\n`);

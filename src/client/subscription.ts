@@ -1,7 +1,6 @@
 /**
  * A subscription as the client keeps it across connections: what was asked, what was seen, and
- * where to resume. The wire sid changes with every (re)subscription; the Subscription object and
- * its handler stay.
+ * where to resume. The Subscription object, its handler and its sid stay across reconnects.
  */
 import { ClientErrorCode, FluctuatError } from './errors.js';
 import type { Message } from './message.js';
@@ -34,6 +33,8 @@ export class Subscription implements AsyncIterable<Message> {
 
   /** @internal current wire sid; undefined while not subscribed on the wire. */
   sid: string | undefined;
+  /** @internal the sid this subscription uses on every connection, chosen at its first SUB. */
+  wireSid: string | undefined;
   /** @internal the broker acknowledged this subscription at least once. */
   acked = false;
   /** @internal closed by unsubscribe(), by a refused SUB or by the client's close(). */
