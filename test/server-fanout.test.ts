@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startBroker } from './helpers/broker.js';
+import { startInProcess } from './helpers/inproc.js';
 import { RawClient, until, type Frame } from './helpers/raw.js';
 
 const N = 6000;
@@ -121,5 +122,30 @@ test('a twin that stops reading leaves the block: it falls back on the log while
     }
   } finally {
     await broker.dispose();
+  }
+});
+
+test('memory storage: a read of publishes is one batch, shared by twins; a subscriber replaying the ring while they arrive goes live with no gap and no duplicate', async () => {
+  const broker = await startInProcess({ storage: 'memory' });
+  try {
+    const twins = await Promise.all([1, 2, 3].map(() => machineSub(broker.port, 's1')));
+    const pub = await RawClient.machine(broker.port);
+    const total = 8000; // under the ring's 10,000: the late subscriber can replay all of it
+    let late: RawClient | null = null;
+    for (let from = 0; from < total; from += 500) {
+      pub.send(burst(from, from + 500, true));
+      if (from === 3000) {
+        // Joins while publishes stream in: replays what is held, then goes live.
+        late = await RawClient.machine(broker.port);
+        late.send('SUB s1 fan from=beginning');
+      }
+      await pub.waitFor((f) => f.line.startsWith(`ACK a${from + 499} `));
+    }
+    const all = [...twins, late!];
+    await until(() => all.every((c) => deliveries(c).length >= total), 'every subscriber got every message');
+    for (const [i, c] of all.entries()) assertComplete(deliveries(c), total, i < 3 ? `twin ${i + 1}` : 'the late subscriber');
+    assert.ok(broker.server.broker.counters.blockDelivered > 0, 'memory batches were shared');
+  } finally {
+    await broker.close();
   }
 });

@@ -106,3 +106,26 @@ test('human mode: help, channels, name, unsub, req, escaping, quit', async (t) =
   await c.waitFor((f) => f.line === '# [I] bye');
   await responder.close();
 });
+
+test('quit waits for the acknowledgements of what came before it, then ignores what comes after', async () => {
+  for (const storage of ['file', 'memory'] as const) {
+    const b = storage === 'file' ? broker : await startInProcess({ storage: 'memory' });
+    try {
+      const c = await RawClient.connect(b.port);
+      // One write: the publishes are acknowledged after the read that carried the quit.
+      c.send('pub q.one first\npub q.one second\nquit\npub q.one after quit');
+      await new Promise<void>((resolve) => (c.closed ? resolve() : c.socket.once('close', () => resolve())));
+      const lines = c.lines();
+      const published = lines.filter((l) => / published q\.one #\d+$/.test(l));
+      assert.equal(published.length, 2, `${storage}: ${lines.join(' | ')}`);
+      assert.equal(lines[lines.length - 1], '# [I] bye', `${storage}: bye comes last`);
+      const check = await RawClient.machine(b.port);
+      check.send('CHANNELS q.one');
+      const ch = await check.waitFor((f) => f.line.startsWith('CHANNEL q.one '));
+      assert.equal(ch.line.split(' ')[4], '2', `${storage}: nothing after quit was published`);
+      await check.close();
+    } finally {
+      if (storage === 'memory') await (b as InProcessBroker).close();
+    }
+  }
+});

@@ -35,6 +35,9 @@ const msg = (text: string | Buffer, timestamp = Date.now()): NewMessage => ({
   payload: typeof text === 'string' ? Buffer.from(text) : text,
 });
 
+/** Appends are committed in a microtask after the code that made them: this waits for it. */
+const committed = (): Promise<void> => Promise.resolve();
+
 const offsets = async (log: ChannelLog, from = 1): Promise<number[]> =>
   (await log.read(from, 100_000, Infinity)).map((m) => m.offset);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -45,7 +48,7 @@ test('builtin registers the memory and file drivers', () => {
   assert.equal(getDriver('memory').check, undefined, 'nothing on disk to check');
 });
 
-test('memory: commit handler then ack, synchronously inside append, in offset order', async () => {
+test('memory: the appends of one callback are committed together right after it: batch to the commit handler, then acks, in offset order', async () => {
   const { engine, events } = await memory();
   const log = engine.channel('m');
   assert.equal(log.replayable, false);
@@ -53,19 +56,48 @@ test('memory: commit handler then ack, synchronously inside append, in offset or
     log.append(msg(`x${i}`), (err, offset) => events.push(`ack ${offset} ${String(err)}`));
     events.push(`returned ${i + 1}`);
   }
+  // Nothing is visible before the commit: head and reads show what the broker has seen.
+  assert.equal(log.head, 0);
+  assert.deepEqual(await offsets(log), []);
   assert.deepEqual(events, [
-    'commit m 1', 'ack 1 null', 'returned 1',
-    'commit m 2', 'ack 2 null', 'returned 2',
-    'commit m 3', 'ack 3 null', 'returned 3',
+    'returned 1', 'returned 2', 'returned 3',
+    'commit m 1', 'commit m 2', 'commit m 3',
+    'ack 1 null', 'ack 2 null', 'ack 3 null',
   ]);
   assert.equal(log.head, 3);
+  assert.deepEqual(await offsets(log), [1, 2, 3]);
+  log.append(msg('later'), (err, offset) => events.push(`ack ${offset} ${String(err)}`));
+  await committed();
+  assert.deepEqual(events.slice(-2), ['commit m 4', 'ack 4 null'], 'the next callback is the next batch');
   assert.deepEqual(engine.channels(), ['m']);
+});
+
+test('memory: a commit handler or append callback that throws is logged; the others still run', async () => {
+  const errors: string[] = [];
+  const engine = getDriver('memory').create(defaultStorageOptions, { ...quiet, error: (_o: unknown, m?: string) => void errors.push(String(m)) });
+  let calls = 0;
+  await engine.start(() => {
+    calls++;
+    throw new Error('handler bug');
+  });
+  const log = engine.channel('t');
+  const acks: number[] = [];
+  log.append(msg('a'), () => {
+    throw new Error('callback bug');
+  });
+  log.append(msg('b'), (_err, offset) => acks.push(offset));
+  await committed();
+  assert.equal(calls, 1);
+  assert.deepEqual(acks, [2]);
+  assert.deepEqual(errors, ['storage: commit handler threw', 'storage: append callback threw']);
+  assert.equal(log.head, 2);
 });
 
 test('memory: the ring holds retainMessages; reads and first follow it', async () => {
   const { engine } = await memory({ retainMessages: 5 });
   const log = engine.channel('ring');
   for (let i = 1; i <= 12; i++) log.append(msg(`m${i}`));
+  await committed();
   assert.equal(log.first, 8);
   assert.equal(log.head, 12);
   assert.deepEqual(await offsets(log), range(8, 12), 'from before first starts at first');
@@ -79,6 +111,7 @@ test('memory: without retainMessages the ring holds 10,000', async () => {
   const { engine } = await memory();
   const log = engine.channel('big');
   for (let i = 1; i <= 10_500; i++) log.append(msg('.'));
+  await committed();
   assert.equal(log.first, 501);
   assert.equal(log.stats().messages, 10_000);
 });
@@ -90,6 +123,7 @@ test('memory: the ring grows on demand and shrinks after retention, keeping orde
   const log = engine.channel('grow');
   for (let i = 1; i <= 500; i++) {
     log.append(msg(String(i % 1000).padStart(3, '0')));
+    await committed();
     const held = await log.read(1, 1000, Infinity);
     assert.deepEqual(held.map((m) => m.offset), range(Math.max(1, i - 9), i), `after append ${i}`);
   }
@@ -98,8 +132,10 @@ test('memory: the ring grows on demand and shrinks after retention, keeping orde
   const w = wide.engine.channel('wide');
   const old = Date.now() - 120_000;
   for (let i = 1; i <= 1000; i++) w.append(msg(`w${i}`, old));
+  await committed();
   assert.deepEqual(w.stats(), { channel: 'wide', first: 701, head: 1000, messages: 300, bytes: 1201 }, 'the bound holds once grown');
   for (let i = 1001; i <= 1100; i++) w.append(msg(`w${i}`));
+  await committed();
   assert.deepEqual(await offsets(w), range(1001, 1100), 'aged out, then refilled');
   assert.deepEqual((await w.read(1099, 10, Infinity)).map((m) => m.payload.toString()), ['w1099', 'w1100']);
 });
@@ -108,6 +144,7 @@ test('memory: retainBytes and retainAgeMs drop the oldest messages', async () =>
   const { engine } = await memory({ retainBytes: 10 });
   const log = engine.channel('bytes');
   for (let i = 0; i < 6; i++) log.append(msg('abcd')); // 4 bytes each
+  await committed();
   assert.deepEqual(await offsets(log), [5, 6]);
 
   const aged = await memory({ retainAgeMs: 60_000 });
@@ -116,6 +153,7 @@ test('memory: retainBytes and retainAgeMs drop the oldest messages', async () =>
   old.append(msg('old', now - 120_000));
   old.append(msg('older than a minute', now - 61_000));
   old.append(msg('fresh', now));
+  await committed();
   assert.deepEqual(await offsets(old), [3]);
   assert.equal(old.first, 3);
 });
@@ -125,6 +163,7 @@ test('memory: resolve for each position kind', async () => {
   const log = engine.channel('r');
   const T0 = 1_700_000_000_000;
   for (let i = 1; i <= 60; i++) log.append(msg(`m${i}`, T0 + i * 1000));
+  await committed();
   assert.equal(await log.resolve({ kind: 'beginning' }), 11);
   assert.equal(await log.resolve({ kind: 'new' }), 61);
   assert.equal(await log.resolve({ kind: 'offset', offset: 30 }), 30);
@@ -161,6 +200,7 @@ test('memory: the ring against a model: any mix of payload sizes and bounds read
           const payload = Buffer.alloc(size, offset % 251);
           if (size > 0) payload.writeUInt8(offset % 256, 0);
           log.append({ timestamp: 1000 + offset, publisher: `p${offset % 3}`, reply: offset % 2 ? '' : 'r', payload });
+          await committed();
           model.push({ offset, payload });
           while (model.length > retainMessages) model.shift();
           let bytes = model.reduce((n, m) => n + m.payload.length, 0);
@@ -209,6 +249,7 @@ test('memory: payloads packed into shared slabs read back intact while slabs fil
           const payload = Buffer.alloc(size);
           for (let i = 0; i < size; i += 97) payload[i] = (offset * 31 + i + c) % 256;
           logs[c]!.append({ timestamp: 1000 + offset, publisher: 'p', reply: '', payload });
+          await committed();
           const model = models[c]!;
           model.push({ offset, payload });
           while (model.length > retainMessages) model.shift();
@@ -244,6 +285,7 @@ test('memory: a slab goes back to the pool only once none of its messages is hel
   const b = engine.channel('b');
   b.append(msg(fill(100, 0xee)));
   b.append(msg(fill(100, 0xff)));
+  await committed();
   const held = await a.read(1, 10, Infinity);
   assert.deepEqual(held.map((m) => m.offset), [2, 3, 4, 5]);
   assert.ok(held[1]!.payload.equals(fill(100, 3)), 'm3 intact');

@@ -84,7 +84,7 @@ interface Outgoing {
 
 /** Whether a group member takes this batch as a block now; `offer`'s live case, for a batch. */
 function blockReady(sub: Subscription, key: string, channel: string): boolean {
-  return (sub.feeds.size === 0 || !sub.feeds.has(channel)) && sub.consumer.blockKey(sub) === key && !sub.consumer.congested();
+  return !sub.closed && (sub.feeds.size === 0 || !sub.feeds.has(channel)) && sub.consumer.blockKey(sub) === key && !sub.consumer.congested();
 }
 
 /**
@@ -302,6 +302,7 @@ export class Broker {
       const shared: SharedEncodings | null = each.length === 1 ? null : { human: undefined, machine: undefined };
       for (let t = 0; t < each.length; t++) {
         const target = each[t]!;
+        if (target.closed) continue; // gone earlier in this batch (disconnected as a slow consumer)
         if (target instanceof Subscription) this.offer(target, msg, shared, log);
         else this.offerToGroup(target, msg, shared, log);
       }

@@ -128,6 +128,8 @@ export class Session implements Consumer, FrameHandler {
   private inflightBytes = 0;
   private paused = false;
   private inputEnded = false;
+  /** `quit` was read: later input is ignored, the connection closes once acks are out. */
+  private quitting = false;
   private closed = false;
   private requests = 0;
   private readonly clock = new ClockEstimator();
@@ -179,7 +181,7 @@ export class Session implements Consumer, FrameHandler {
   // --- FrameHandler ----------------------------------------------------------------------------
 
   onLine(buf: Buffer, start: number, end: number): void {
-    if (this.closed) return;
+    if (this.closed || this.quitting) return;
     if (this.mode === 'machine' && this.identity && parsePubFast(buf, start, end, this.pub)) {
       this.expectPub();
       return;
@@ -398,10 +400,8 @@ export class Session implements Consumer, FrameHandler {
         this.help(cmd.topic);
         return;
       case 'quit':
-        if (this.mode === 'human') this.out.writeString(info('bye'));
-        this.out.flush();
-        this.closed = true;
-        this.socket.end();
+        this.quitting = true;
+        this.maybeFinish();
         return;
       case 'empty':
         return;
@@ -742,8 +742,16 @@ export class Session implements Consumer, FrameHandler {
     this.maybeFinish();
   }
 
+  /**
+   * Closes once what was asked is done: after `quit`, when every publish is acknowledged
+   * (`pub x hi` then `quit` still prints the ack); after the input ended, also only once
+   * no subscription is left to stream.
+   */
   private maybeFinish(): void {
-    if (!this.inputEnded || this.closed || this.inflight > 0 || this.subs.size > 0) return;
+    if (this.closed || this.inflight > 0) return;
+    if (this.quitting) {
+      if (this.mode === 'human') this.out.writeString(info('bye'));
+    } else if (!this.inputEnded || this.subs.size > 0) return;
     this.out.flush();
     this.closed = true;
     this.socket.end();

@@ -1,10 +1,12 @@
 /**
  * The `memory` driver: per channel, a bounded ring of recent messages and nothing on disk.
  *
- * `append` is synchronous end to end: it assigns the offset, stores the message, calls the
- * commit handler and then the append callback, all before it returns (there is no durability
- * to wait for, and a microtask per publish would cost more than it protects). Callers must not
- * rely on code after `append` running before the callback.
+ * `append` assigns the offset at once; the messages appended during one callback (a socket
+ * read's worth of publishes) are committed together in a microtask right after it: held in
+ * the ring, `head` moved, the commit handler called with the batch, then each append
+ * callback. There is no durability to wait for; the batch is what lets the broker encode a
+ * fan-out once for subscribers that share a sid (core/fan-out-plan.ts), and like the file
+ * driver's, `head` and reads never show a message before the commit handler has seen it.
  *
  * Bounds: retainMessages (or 10,000 when 0), retainBytes (payload bytes) and retainAgeMs
  * (by message timestamp); the oldest messages go first. The ring starts small and doubles up to
@@ -104,13 +106,16 @@ export class MemoryChannelLog implements ChannelLog {
   private slab: Buffer | null = null;
   private slabUsed = 0;
   private nextSlab = MIN_SLAB;
-  /** The one-message batch handed to the commit handler, reused (it may not keep the array). */
-  private readonly batch: StoredMessage[] = [];
+  /** Appended, waiting for the microtask that commits them (offsets last+1 …). */
+  private pending: StoredMessage[] = [];
+  private pendingDone: (AppendCallback | undefined)[] = [];
+  private pendingRefs: string[] = [];
 
   constructor(
     readonly name: string,
     private readonly options: StorageOptions,
     private readonly onCommit: CommitHandler,
+    private readonly log: Log,
     private readonly slabs: SlabPool = new SlabPool(),
   ) {
     this.bound = options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING;
@@ -131,24 +136,50 @@ export class MemoryChannelLog implements ChannelLog {
     // The live message: handed to the commit handler and dropped, the ring keeps a packed copy.
     const stored: StoredMessage = {
       channel: this.name,
-      offset: this.last + 1,
+      offset: this.last + this.pending.length + 1,
       timestamp: message.timestamp,
       publisher: message.publisher,
       reply: message.reply,
       payload: message.payload,
     };
-    if (this.size === this.capacity) {
-      if (this.size < this.bound) this.resize(Math.min(this.bound, this.capacity * 2));
-      else this.dropOldest();
-    }
-    this.hold(stored);
-    this.last = stored.offset;
-    this.expire(stored.timestamp);
-    this.batch[0] = stored;
-    this.onCommit(this.name, this.batch);
-    this.batch[0] = EMPTY_MESSAGE;
-    done?.(null, stored.offset, ref, this.name, stored.payload.length);
+    if (this.pending.length === 0) queueMicrotask(this.commit);
+    this.pending.push(stored);
+    this.pendingDone.push(done);
+    this.pendingRefs.push(ref);
   }
+
+  /** Everything appended since the last commit: into the ring, to the broker, acknowledged. */
+  private readonly commit = (): void => {
+    const batch = this.pending;
+    const done = this.pendingDone;
+    const refs = this.pendingRefs;
+    this.pending = [];
+    this.pendingDone = [];
+    this.pendingRefs = [];
+    for (let i = 0; i < batch.length; i++) {
+      if (this.size === this.capacity) {
+        if (this.size < this.bound) this.resize(Math.min(this.bound, this.capacity * 2));
+        else this.dropOldest();
+      }
+      this.hold(batch[i]!);
+    }
+    const newest = batch[batch.length - 1]!;
+    this.last = newest.offset;
+    this.expire(newest.timestamp);
+    // A microtask has no caller to hand an exception to: one that escaped would end the process.
+    try {
+      this.onCommit(this.name, batch);
+    } catch (err) {
+      this.log.error({ err, channel: this.name }, 'storage: commit handler threw');
+    }
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        done[i]?.(null, batch[i]!.offset, refs[i]!, this.name, batch[i]!.payload.length);
+      } catch (err) {
+        this.log.error({ err, channel: this.name }, 'storage: append callback threw');
+      }
+    }
+  };
 
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]> {
     this.expire(Date.now());
@@ -300,7 +331,6 @@ export class MemoryChannelLog implements ChannelLog {
 /** An array V8 keeps as unboxed doubles from the start (filled with a non-integer). */
 const doubles = (n: number): number[] => new Array<number>(n).fill(0.5);
 
-const EMPTY_MESSAGE: StoredMessage = Object.freeze({ channel: '', offset: 0, timestamp: 0, publisher: '', reply: '', payload: Buffer.alloc(0) });
 
 export class MemoryStorageEngine implements StorageEngine {
   readonly driver = 'memory';
@@ -308,7 +338,10 @@ export class MemoryStorageEngine implements StorageEngine {
   private readonly slabs = new SlabPool();
   private onCommit: CommitHandler | null = null;
 
-  constructor(private readonly options: StorageOptions) {}
+  constructor(
+    private readonly options: StorageOptions,
+    private readonly log: Log,
+  ) {}
 
   start(onCommit: CommitHandler): Promise<void> {
     this.onCommit = onCommit;
@@ -327,7 +360,7 @@ export class MemoryStorageEngine implements StorageEngine {
     let log = this.logs.get(name);
     if (!log) {
       if (!this.onCommit) throw new Error('storage engine not started');
-      log = new MemoryChannelLog(name, this.options, this.onCommit, this.slabs);
+      log = new MemoryChannelLog(name, this.options, this.onCommit, this.log, this.slabs);
       this.logs.set(name, log);
     }
     return log;
@@ -344,5 +377,5 @@ export class MemoryStorageEngine implements StorageEngine {
 
 export const memoryDriver: StorageDriver = Object.freeze({
   name: 'memory',
-  create: (options: StorageOptions, _log: Log) => new MemoryStorageEngine(options),
+  create: (options: StorageOptions, log: Log) => new MemoryStorageEngine(options, log),
 });
