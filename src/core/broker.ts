@@ -290,7 +290,7 @@ export class Broker {
     const targets = this.index.match(channel);
     if (targets.length === 0) return;
     let each = targets;
-    // One message (a memory channel's commit) is cheaper shared per message than as a block.
+    // A batch of one (a quiet channel) is cheaper shared per message than as a block.
     if (targets.length > 1 && batch.length > 1) {
       let plan = this.plans.get(targets);
       if (plan === undefined) this.plans.set(targets, (plan = planFanOut(targets)));

@@ -89,6 +89,12 @@ export class SlabPool {
   }
 }
 
+interface Pending {
+  readonly messages: StoredMessage[];
+  readonly done: (AppendCallback | undefined)[];
+  readonly refs: string[];
+}
+
 export class MemoryChannelLog implements ChannelLog {
   readonly replayable = false;
   /** Most messages held at once (the retention bound in messages). */
@@ -106,10 +112,8 @@ export class MemoryChannelLog implements ChannelLog {
   private slab: Buffer | null = null;
   private slabUsed = 0;
   private nextSlab = MIN_SLAB;
-  /** Appended, waiting for the microtask that commits them (offsets last+1 …). */
-  private pending: StoredMessage[] = [];
-  private pendingDone: (AppendCallback | undefined)[] = [];
-  private pendingRefs: string[] = [];
+  /** Appended, waiting for the engine's microtask to commit them (offsets last+1 …); null when none. */
+  private pending: Pending | null = null;
 
   constructor(
     readonly name: string,
@@ -117,6 +121,8 @@ export class MemoryChannelLog implements ChannelLog {
     private readonly onCommit: CommitHandler,
     private readonly log: Log,
     private readonly slabs: SlabPool = new SlabPool(),
+    /** Calls `commit` on this log in a microtask (the engine's, one for all its channels). */
+    private readonly scheduleCommit: (log: MemoryChannelLog) => void = (log) => queueMicrotask(() => log.commit()),
   ) {
     this.bound = options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING;
     this.capacity = 1; // doubles on demand: a channel holding one message pays for one slot
@@ -136,26 +142,29 @@ export class MemoryChannelLog implements ChannelLog {
     // The live message: handed to the commit handler and dropped, the ring keeps a packed copy.
     const stored: StoredMessage = {
       channel: this.name,
-      offset: this.last + this.pending.length + 1,
+      offset: this.last + (this.pending?.messages.length ?? 0) + 1,
       timestamp: message.timestamp,
       publisher: message.publisher,
       reply: message.reply,
       payload: message.payload,
     };
-    if (this.pending.length === 0) queueMicrotask(this.commit);
-    this.pending.push(stored);
-    this.pendingDone.push(done);
-    this.pendingRefs.push(ref);
+    let p = this.pending;
+    if (p === null) {
+      // Allocated per batch, not per channel: an idle channel holds no arrays.
+      p = this.pending = { messages: [], done: [], refs: [] };
+      this.scheduleCommit(this);
+    }
+    p.messages.push(stored);
+    p.done.push(done);
+    p.refs.push(ref);
   }
 
   /** Everything appended since the last commit: into the ring, to the broker, acknowledged. */
-  private readonly commit = (): void => {
-    const batch = this.pending;
-    const done = this.pendingDone;
-    const refs = this.pendingRefs;
-    this.pending = [];
-    this.pendingDone = [];
-    this.pendingRefs = [];
+  commit(): void {
+    const p = this.pending;
+    if (p === null) return;
+    this.pending = null;
+    const { messages: batch, done, refs } = p;
     for (let i = 0; i < batch.length; i++) {
       if (this.size === this.capacity) {
         if (this.size < this.bound) this.resize(Math.min(this.bound, this.capacity * 2));
@@ -179,7 +188,7 @@ export class MemoryChannelLog implements ChannelLog {
         this.log.error({ err, channel: this.name }, 'storage: append callback threw');
       }
     }
-  };
+  }
 
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]> {
     this.expire(Date.now());
@@ -337,6 +346,17 @@ export class MemoryStorageEngine implements StorageEngine {
   private readonly logs = new Map<string, MemoryChannelLog>();
   private readonly slabs = new SlabPool();
   private onCommit: CommitHandler | null = null;
+  /** Channels with appends waiting for this turn's commit microtask. */
+  private toCommit: MemoryChannelLog[] = [];
+  private readonly commitAll = (): void => {
+    const logs = this.toCommit;
+    this.toCommit = [];
+    for (const log of logs) log.commit();
+  };
+  private readonly schedule = (log: MemoryChannelLog): void => {
+    if (this.toCommit.length === 0) queueMicrotask(this.commitAll);
+    this.toCommit.push(log);
+  };
 
   constructor(
     private readonly options: StorageOptions,
@@ -360,7 +380,7 @@ export class MemoryStorageEngine implements StorageEngine {
     let log = this.logs.get(name);
     if (!log) {
       if (!this.onCommit) throw new Error('storage engine not started');
-      log = new MemoryChannelLog(name, this.options, this.onCommit, this.log, this.slabs);
+      log = new MemoryChannelLog(name, this.options, this.onCommit, this.log, this.slabs, this.schedule);
       this.logs.set(name, log);
     }
     return log;
