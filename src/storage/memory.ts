@@ -340,7 +340,6 @@ export class MemoryChannelLog implements ChannelLog {
 /** An array V8 keeps as unboxed doubles from the start (filled with a non-integer). */
 const doubles = (n: number): number[] => new Array<number>(n).fill(0.5);
 
-
 export class MemoryStorageEngine implements StorageEngine {
   readonly driver = 'memory';
   private readonly logs = new Map<string, MemoryChannelLog>();
