@@ -56,6 +56,8 @@ async function main(): Promise<void> {
   while (sent < N) {
     pubSock.emit('data', chunk);
     sent += perChunk;
+    // As after a real socket read: microtasks run (a memory channel commits the read's batch).
+    await null;
     if ((sent / perChunk) % 16 === 0) await new Promise((r) => setImmediate(r)); // let outboxes flush
   }
   await new Promise((r) => setImmediate(r));
