@@ -4,6 +4,9 @@ import { after, before, test } from 'node:test';
 import { startBroker, type RunningBroker } from './helpers/broker.js';
 import { startInProcess, type InProcessBroker } from './helpers/inproc.js';
 import { RawClient } from './helpers/raw.js';
+import type { ChannelLog, NewMessage, StorageEngine } from '../src/storage/engine.js';
+import { driverNames, getDriver, registerDriver } from '../src/storage/registry.js';
+import '../src/storage/builtin.js';
 
 /** A real socat process as the client, like a person at a terminal. */
 class Terminal {
@@ -127,5 +130,53 @@ test('quit waits for the acknowledgements of what came before it, then ignores w
     } finally {
       if (storage === 'memory') await (b as InProcessBroker).close();
     }
+  }
+});
+
+test('quit on storage that never acknowledges: the connection still closes after the grace period, with a warning', async () => {
+  // A driver that stores through the memory driver but never acknowledges: a hung disk.
+  if (!driverNames().includes('test-unacked')) {
+    registerDriver({
+      name: 'test-unacked',
+      create: (options, log): StorageEngine => {
+        const inner = getDriver('memory').create(options, log);
+        const unacked = (ch: ChannelLog): ChannelLog => ({
+          name: ch.name,
+          get first() {
+            return ch.first;
+          },
+          get head() {
+            return ch.head;
+          },
+          replayable: ch.replayable,
+          append: (m: NewMessage) => ch.append(m),
+          read: (from, max, bytes) => ch.read(from, max, bytes),
+          resolve: (position) => ch.resolve(position),
+          stats: () => ch.stats(),
+        });
+        return {
+          driver: 'test-unacked',
+          start: (onCommit) => inner.start(onCommit),
+          channels: () => inner.channels(),
+          has: (name) => inner.has(name),
+          channel: (name) => unacked(inner.channel(name)),
+          rotate: () => inner.rotate(),
+          close: () => inner.close(),
+        };
+      },
+    });
+  }
+  const b = await startInProcess({ storage: 'test-unacked', session: { quitGraceMs: 300 } });
+  try {
+    const c = await RawClient.connect(b.port);
+    const t0 = Date.now();
+    c.send('pub hung.one never acknowledged\nquit');
+    await new Promise<void>((resolve) => (c.closed ? resolve() : c.socket.once('close', () => resolve())));
+    assert.ok(Date.now() - t0 >= 250, 'it waited for the acknowledgement first');
+    const lines = c.lines();
+    assert.ok(lines.some((l) => l === '# [W] 1 publishes still unacknowledged after 300 ms; closing anyway'), lines.join(' | '));
+    assert.equal(lines[lines.length - 1], '# [I] bye');
+  } finally {
+    await b.close();
   }
 });

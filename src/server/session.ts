@@ -37,6 +37,8 @@ export interface SessionOptions {
   readonly requestTimeoutMs: number;
   /** How often the broker probes a machine-mode client's round-trip time and clock offset. */
   readonly clockIntervalMs: number;
+  /** After `quit`, how long the connection waits for its publishes' acknowledgements. */
+  readonly quitGraceMs: number;
 }
 
 export const defaultSessionOptions: SessionOptions = Object.freeze({
@@ -51,6 +53,7 @@ export const defaultSessionOptions: SessionOptions = Object.freeze({
   maxInflightBytes: 32 * 1024 * 1024,
   requestTimeoutMs: 5000,
   clockIntervalMs: 10_000,
+  quitGraceMs: 10_000,
 });
 
 export const VERSION = '0.1.0';
@@ -402,6 +405,7 @@ export class Session implements Consumer, FrameHandler {
       case 'quit':
         this.quitting = true;
         this.maybeFinish();
+        if (!this.closed) this.startQuitTimer();
         return;
       case 'empty':
         return;
@@ -598,6 +602,18 @@ export class Session implements Consumer, FrameHandler {
     this.timers.push(timer);
   }
 
+  /** Storage that never answers (a hung disk) must not keep a quitting connection open. */
+  private startQuitTimer(): void {
+    const ms = this.options.quitGraceMs;
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      if (this.mode === 'human') this.out.writeString(warning(`${this.inflight} publishes still unacknowledged after ${ms} ms; closing anyway`));
+      this.maybeFinish(true);
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
   /** One timer, re-armed for the rest of the idle period: input does not touch timers. */
   private startIdleTimer(): void {
     const ms = this.guard.options.idleTimeoutMs;
@@ -747,8 +763,8 @@ export class Session implements Consumer, FrameHandler {
    * (`pub x hi` then `quit` still prints the ack); after the input ended, also only once
    * no subscription is left to stream.
    */
-  private maybeFinish(): void {
-    if (this.closed || this.inflight > 0) return;
+  private maybeFinish(despiteInflight = false): void {
+    if (this.closed || (this.inflight > 0 && !despiteInflight)) return;
     if (this.quitting) {
       if (this.mode === 'human') this.out.writeString(info('bye'));
     } else if (!this.inputEnded || this.subs.size > 0) return;
