@@ -105,7 +105,7 @@ test('memory channels: a slow subscriber gets a drop notice with the count, or i
       } else {
         sub.socket.resume();
         await sub.waitFor((f) => f.line.startsWith('ERR - SLOW_CONSUMER'));
-        await new Promise<void>((resolve) => (sub.closed ? resolve() : sub.socket.once('close', () => resolve())));
+        await sub.closedByPeer();
         assert.equal(counters.slowDisconnects, 1);
       }
       await pub.close();

@@ -36,9 +36,7 @@ async function machineSub(port: number, sid: string): Promise<RawClient> {
 async function stats(port: number): Promise<Record<string, number>> {
   const c = await RawClient.machine(port);
   try {
-    c.send('STATS');
-    const f = await c.waitFor((x) => x.line.startsWith('STATS '));
-    return JSON.parse(f.line.slice(6)) as Record<string, number>;
+    return await c.stats();
   } finally {
     await c.close();
   }

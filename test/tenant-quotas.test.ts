@@ -128,8 +128,7 @@ test('a broker refuses past the quotas with the limit and the usage, audits and 
   assert.match(await publish(alice, 'a2', payload, 'a2b'), /^ACK a2b 2$/);
 
   const ops = await login(broker.port, 'ops');
-  ops.send('STATS');
-  const stats = JSON.parse((await ops.waitFor((f) => f.line.startsWith('STATS '))).line.slice(6)) as Record<string, number>;
+  const stats = await ops.stats();
   assert.equal(stats.channelQuotaRefused, 1);
   assert.equal(stats.diskQuotaRefused, 2);
   const limits = fs.readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'limit');

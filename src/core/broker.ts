@@ -319,26 +319,32 @@ export class Broker {
     for (let g = 0; g < plan.groups.length; g++) {
       const members = plan.groups[g]!;
       const key = plan.keys[g]!;
-      let ready = 0;
-      for (let i = 0; i < members.length; i++) if (blockReady(members[i]!, key, channel)) ready++;
-      if (ready < 2) {
-        (left ??= plan.singles.slice()).push(...members);
-        continue;
-      }
+      // The first ready member waits for a second one: a block for one is not worth encoding.
+      let first: Subscription | null = null;
       let block: Buffer | null = null;
       for (let i = 0; i < members.length; i++) {
         const sub = members[i]!;
         if (!blockReady(sub, key, channel)) {
           (left ??= plan.singles.slice()).push(sub);
-          continue;
+        } else if (block === null && first === null) {
+          first = sub;
+        } else {
+          if (block === null) {
+            block = sub.consumer.encodeBlock(sub, batch);
+            this.sendBlock(first!, block, batch.length);
+          }
+          this.sendBlock(sub, block, batch.length);
         }
-        block ??= sub.consumer.encodeBlock(sub, batch);
-        this.counters.delivered += batch.length;
-        this.counters.blockDelivered += batch.length;
-        sub.consumer.deliverBlock(sub, block, batch.length);
       }
+      if (block === null && first !== null) (left ??= plan.singles.slice()).push(first);
     }
     return left ?? plan.singles;
+  }
+
+  private sendBlock(sub: Subscription, block: Buffer, count: number): void {
+    this.counters.delivered += count;
+    this.counters.blockDelivered += count;
+    sub.consumer.deliverBlock(sub, block, count);
   }
 
   private offer(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {

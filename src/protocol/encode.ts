@@ -204,7 +204,10 @@ export function machineDelivery(msg: StoredMessage): Buffer {
   return out;
 }
 
-/** Where blocks are encoded before being copied out at their size; kept while small. */
+/**
+ * Where blocks are encoded before being copied out at their size (one copy per batch, cheaper
+ * than a sizing pass that prepares every message twice); kept while small.
+ */
 let blockScratch = Buffer.allocUnsafeSlow(64 * 1024);
 const KEEP_SCRATCH = 4 * 1024 * 1024;
 

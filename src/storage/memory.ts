@@ -120,9 +120,9 @@ export class MemoryChannelLog implements ChannelLog {
     private readonly options: StorageOptions,
     private readonly onCommit: CommitHandler,
     private readonly log: Log,
-    private readonly slabs: SlabPool = new SlabPool(),
+    private readonly slabs: SlabPool,
     /** Calls `commit` on this log in a microtask (the engine's, one for all its channels). */
-    private readonly scheduleCommit: (log: MemoryChannelLog) => void = (log) => queueMicrotask(() => log.commit()),
+    private readonly scheduleCommit: (log: MemoryChannelLog) => void,
   ) {
     this.bound = options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING;
     this.capacity = 1; // doubles on demand: a channel holding one message pays for one slot

@@ -110,6 +110,18 @@ export class RawClient {
     return this.frames.map((f) => f.line);
   }
 
+  /** Resolves once the broker has closed the connection. */
+  closedByPeer(): Promise<void> {
+    return new Promise((resolve) => (this.closed ? resolve() : this.socket.once('close', () => resolve())));
+  }
+
+  /** The broker's counters (machine mode; `STATS` needs an admin or an open broker). */
+  async stats(): Promise<Record<string, number>> {
+    this.send('STATS');
+    const f = await this.next((x) => x.line.startsWith('STATS '));
+    return JSON.parse(f.line.slice(6)) as Record<string, number>;
+  }
+
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
