@@ -11,6 +11,7 @@ import {
   type StorageOptions,
   type StoredMessage,
 } from '../src/storage/engine.js';
+import type { FileChannelLog } from '../src/storage/filelog/channel-log.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { getDriver } from '../src/storage/registry.js';
 import '../src/storage/builtin.js';
@@ -234,6 +235,28 @@ test('fsync interval: commits come on write, acks only after the group fsync', a
   assert.equal(acked, 0, 'not acknowledged before an fsync');
   await engine.close();
   assert.equal(acked, 10);
+});
+
+test('fsync interval: one group fsync acknowledges several writes, each with its own offset, then the next fsync the rest', async (t) => {
+  const dir = tempDir(t);
+  const { engine, commits } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8 });
+  const log = engine.channel('grouped') as FileChannelLog;
+  const acks: [number, string][] = [];
+  const put = (i: number): void => log.append(msg(`m${i}`), (err, offset, ref) => { assert.equal(err, null); acks.push([offset, ref]); }, `r${i}`);
+  // Three writes (one per turn, sizes 1, 3 and 2) before the fsync.
+  for (const batch of [[1], [2, 3, 4], [5, 6]]) {
+    for (const i of batch) put(i);
+    while (commits.length < batch[batch.length - 1]!) await new Promise((r) => setImmediate(r));
+  }
+  assert.deepEqual(acks, []);
+  await log.sync();
+  assert.deepEqual(acks, [1, 2, 3, 4, 5, 6].map((i) => [i, `r${i}`]));
+  // The list is reused after the fsync: the next writes are acknowledged with their own offsets.
+  put(7);
+  put(8);
+  while (commits.length < 8) await new Promise((r) => setImmediate(r));
+  await log.sync();
+  assert.deepEqual(acks.slice(6), [[7, 'r7'], [8, 'r8']]);
 });
 
 test('segments roll when their first record is older than segmentAgeMs', async (t) => {

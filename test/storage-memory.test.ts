@@ -116,6 +116,23 @@ test('memory: without retainMessages the ring holds 10,000', async () => {
   assert.equal(log.stats().messages, 10_000);
 });
 
+test('memory: without retainBytes a channel holds at most 16 MiB of payload; retainBytes raises it', async () => {
+  // 10,000 messages of 64 KiB would be 625 MiB in one channel: the default byte bound keeps 256.
+  const big = Buffer.alloc(64 * 1024, 0x61);
+  const { engine } = await memory();
+  const log = engine.channel('large');
+  for (let i = 1; i <= 300; i++) log.append(msg(big));
+  await committed();
+  assert.deepEqual(log.stats(), { channel: 'large', first: 45, head: 300, messages: 256, bytes: 16 * 1024 * 1024 });
+  assert.ok((await log.read(45, 1, Infinity))[0]!.payload.equals(big));
+
+  const raised = await memory({ retainBytes: 32 * 1024 * 1024 });
+  const more = raised.engine.channel('large');
+  for (let i = 1; i <= 600; i++) more.append(msg(big));
+  await committed();
+  assert.equal(more.stats().messages, 512);
+});
+
 test('memory: the ring grows on demand and shrinks after retention, keeping order through wrap-around', async () => {
   // retainBytes drops from the front while appends grow the ring: the copy on resize must
   // follow the ring's start, not slot 0. 3 bytes each, 30 bytes kept: 10 messages.

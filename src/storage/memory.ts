@@ -8,8 +8,10 @@
  * fan-out once for subscribers that share a sid (core/fan-out-plan.ts), and like the file
  * driver's, `head` and reads never show a message before the commit handler has seen it.
  *
- * Bounds: retainMessages (or 10,000 when 0), retainBytes (payload bytes) and retainAgeMs
- * (by message timestamp); the oldest messages go first. The ring starts small and doubles up to
+ * Bounds: retainMessages (or 10,000 when 0), retainBytes (payload bytes, or 16 MiB when 0) and
+ * retainAgeMs (by message timestamp); the oldest messages go first. The default byte bound keeps
+ * one channel of large payloads from holding 10,000 of them (10 GiB at the 1 MiB max-payload),
+ * and keeps the ring's slabs few enough to be reused from the pool, warm, instead of fresh. The ring starts small and doubles up to
  * that bound, and halves when retention empties it, so an idle channel costs a few hundred
  * bytes, not the bound (100,000 channels must fit in memory). Readers that fall behind are not
  * replayed (`replayable` is false): the broker's slow-consumer policy applies instead.
@@ -37,6 +39,7 @@ import type {
 } from './engine.js';
 
 const DEFAULT_RING = 10_000;
+const DEFAULT_RING_BYTES = 16 * 1024 * 1024;
 /** A ring emptied by retention shrinks down to this many slots (it starts at one). */
 const MIN_RING = 4;
 /** Slabs double from MIN_SLAB as a channel keeps filling them, up to MAX_SLAB. */
@@ -99,6 +102,8 @@ export class MemoryChannelLog implements ChannelLog {
   readonly replayable = false;
   /** Most messages held at once (the retention bound in messages). */
   private readonly bound: number;
+  /** Most payload bytes held at once. */
+  private readonly byteBound: number;
   /** Ring slots; held messages are slots start .. start+size-1 (mod capacity). */
   private capacity: number;
   /** Doubles only, so V8 stores them unboxed (no GC pointers); lighter than a Float64Array for a small channel. */
@@ -125,6 +130,7 @@ export class MemoryChannelLog implements ChannelLog {
     private readonly scheduleCommit: (log: MemoryChannelLog) => void,
   ) {
     this.bound = options.retainMessages > 0 ? options.retainMessages : DEFAULT_RING;
+    this.byteBound = options.retainBytes > 0 ? options.retainBytes : DEFAULT_RING_BYTES;
     this.capacity = 1; // doubles on demand: a channel holding one message pays for one slot
     this.numbers = doubles(this.capacity * NUMBERS);
     this.refs = new Array<Buffer | string | undefined>(this.capacity * REFS);
@@ -321,8 +327,8 @@ export class MemoryChannelLog implements ChannelLog {
 
   /** Applies the byte and age bounds, then gives back memory the ring no longer needs. */
   private expire(now: number): void {
-    const { retainBytes, retainAgeMs } = this.options;
-    while (this.size > 0 && retainBytes > 0 && this.bytes > retainBytes) this.dropOldest();
+    const retainAgeMs = this.options.retainAgeMs;
+    while (this.size > 0 && this.bytes > this.byteBound) this.dropOldest();
     while (this.size > 0 && retainAgeMs > 0 && now - this.timestampAt(0) > retainAgeMs) this.dropOldest();
     if (this.size === 0 && this.slab !== null) {
       // Emptied: the slab goes back too, and the next burst starts small again.

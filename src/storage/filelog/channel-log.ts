@@ -56,13 +56,20 @@ export interface RecoveredLog {
   readonly next: number;
 }
 
-/** Acknowledgements waiting for an fsync of the active segment. */
+/**
+ * Acknowledgements waiting for an fsync of the active segment, for consecutive offsets from
+ * `first`. Flat and reused from one fsync to the next: per-batch objects kept until the fsync
+ * outlived a young-generation GC whenever the fsync was slow (a busy disk), were promoted, and
+ * made every scavenge copy them: 2–8 ms pauses at 20,000 msgs/s, the p99.
+ */
 interface PendingAcks {
-  readonly first: number;
+  first: number;
   readonly callbacks: (AppendCallback | undefined)[];
   readonly refs: string[];
   readonly payloadBytes: number[];
 }
+
+const noAcks = (): PendingAcks => ({ first: 0, callbacks: [], refs: [], payloadBytes: [] });
 
 export class FileChannelLog implements ChannelLog {
   readonly replayable = true;
@@ -80,7 +87,9 @@ export class FileChannelLog implements ChannelLog {
   private writing: Promise<void> | null = null;
   private rollRequested = false;
   private rollWaiters: (() => void)[] = [];
-  private pending: PendingAcks[] = [];
+  private pending = noAcks();
+  /** The other list, empty, swapped in at each fsync. */
+  private spare = noAcks();
   /** Bytes were written to the active segment since its last fsync. */
   private dirty = false;
   private syncChain: Promise<void> = Promise.resolve();
@@ -264,7 +273,14 @@ export class FileChannelLog implements ChannelLog {
       this.ack(batch.messages[0]!.offset, batch, null);
       return;
     }
-    this.pending.push({ first: batch.messages[0]!.offset, callbacks: batch.callbacks, refs: batch.refs, payloadBytes: batch.payloadBytes });
+    const p = this.pending;
+    const { callbacks, refs, payloadBytes } = batch;
+    if (p.callbacks.length === 0) p.first = batch.messages[0]!.offset;
+    for (let i = 0; i < callbacks.length; i++) {
+      p.callbacks.push(callbacks[i]);
+      p.refs.push(refs[i]!);
+      p.payloadBytes.push(payloadBytes[i]!);
+    }
     if (policy === 'interval') this.ctx.scheduleSync(this);
   }
 
@@ -335,7 +351,7 @@ export class FileChannelLog implements ChannelLog {
     const seg = this.active;
     if (!this.dirty || seg === null) return;
     const acks = this.pending;
-    this.pending = [];
+    this.pending = this.spare;
     this.dirty = false;
     let error: Error | null = null;
     let mark = seg.writeMark;
@@ -355,7 +371,9 @@ export class FileChannelLog implements ChannelLog {
     }
     // After a failure too: the channel is disabled and the acks failed, the fd need not stay open.
     seg.noteSynced(mark);
-    for (const p of acks) this.ack(p.first, p, error);
+    this.ack(acks.first, acks, error);
+    acks.callbacks.length = acks.refs.length = acks.payloadBytes.length = 0;
+    this.spare = acks;
   }
 
   /** Calls each append callback; one that throws does not keep the others from running. */
