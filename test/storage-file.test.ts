@@ -333,6 +333,45 @@ test('bad channel names are refused; unknown entries in dataDir are ignored with
   assert.deepEqual(warned, ['README.txt', 'not a channel']);
 });
 
+test('sequential reads resume where the last one stopped, reading ahead across window and segment ends', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { segmentBytes: 3 * 1024 * 1024 });
+  const log = engine.channel('replay');
+  // ~7 MiB of records of uneven sizes: windows (256 KiB–1 MiB) end inside records, and
+  // segments end every 3 MiB.
+  const sizes = Array.from({ length: 2500 }, (_, i) => 1 + ((i * 7919) % 5800));
+  const body = (i: number): Buffer => Buffer.alloc(sizes[i - 1]!, i % 251);
+  for (let i = 1; i <= sizes.length; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, sizes.length - i + 1) }, (_, j) => put(log, { ...msg(''), payload: body(i + j) })));
+  }
+  const cursors = (): number => ((log as unknown as { cursors: Map<number, unknown> | null }).cursors?.size ?? 0);
+  // Two readers in turn, with different budgets: each resumes its own place.
+  const readers = [
+    { next: 1, seen: 0, maxMessages: 1000, maxBytes: 150_000 },
+    { next: 1, seen: 0, maxMessages: 37, maxBytes: Infinity },
+  ];
+  while (readers.some((r) => r.next <= sizes.length)) {
+    for (const r of readers) {
+      if (r.next > sizes.length) continue;
+      const batch = await log.read(r.next, r.maxMessages, r.maxBytes);
+      assert.ok(batch.length > 0);
+      for (const m of batch) {
+        assert.equal(m.offset, r.next, 'no repeat, no gap');
+        assert.ok(m.payload.equals(body(m.offset)), `payload of ${m.offset}`);
+        r.next++;
+      }
+      assert.ok(cursors() >= 1 || r.next > sizes.length, 'the place is kept');
+    }
+  }
+  assert.deepEqual(readers.map((r) => r.next), [sizes.length + 1, sizes.length + 1]);
+  // A reader that asks for an offset nobody stopped at seeks as before.
+  assert.deepEqual(offsets(await log.read(1234, 3, Infinity)), [1234, 1235, 1236]);
+  // Places nobody came back for are dropped by the maintenance pass after a while.
+  (log as unknown as { cursors: Map<number, { savedAt: number }> }).cursors.forEach((c) => (c.savedAt -= 60_000));
+  await engine.maintain(Date.now());
+  assert.equal(cursors(), 0);
+});
+
 test('reads concurrent with rotation and retention never repeat or reorder, and gaps land on first', async (t) => {
   const dir = tempDir(t);
   const { engine } = await openEngine(t, dir, { segmentBytes: 2000, retainMessages: 150 });

@@ -24,9 +24,13 @@ import type {
 import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
 import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
-import { type ReadBudget, findTime, readSegment } from './reader.js';
+import { type ReadBudget, type ReadCursor, type WalkEnd, cursorAt, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
 import { type Batch, type ChunkPool, Stage } from './stage.js';
+
+/** Readers whose places are kept per channel; beyond it the oldest place is forgotten. */
+const MAX_CURSORS = 8;
+const CURSOR_IDLE_MS = 10_000;
 
 /** What a channel log needs from its engine. */
 export interface LogContext {
@@ -96,6 +100,8 @@ export class FileChannelLog implements ChannelLog {
   /** Set after an error that leaves the log in doubt: every later append fails with it. */
   private failure: Error | null = null;
   private dirReady: boolean;
+  /** Where sequential readers stopped, by the offset they will ask for next (reader.ts). */
+  private cursors: Map<number, ReadCursor> | null = null;
 
   constructor(
     private readonly ctx: LogContext,
@@ -466,6 +472,12 @@ export class FileChannelLog implements ChannelLog {
 
   closeIdleFiles(): void {
     for (const s of this.segments) s.closeIfIdle();
+    if (this.cursors) {
+      // A reader that has not come back for a while went live or away: let its windows go.
+      const old = performance.now() - CURSOR_IDLE_MS;
+      for (const [offset, c] of this.cursors) if (c.savedAt < old) this.cursors.delete(offset);
+      if (this.cursors.size === 0) this.cursors = null;
+    }
   }
 
   /** Writes what is staged, fsyncs (whatever the policy: this is a clean stop), closes files. */
@@ -482,22 +494,43 @@ export class FileChannelLog implements ChannelLog {
     const out: StoredMessage[] = [];
     const budget: ReadBudget = { until: this.committed, maxMessages, maxBytes, bytes: 0 };
     let next = Math.max(from, 1);
+    let last: { seg: Segment; stop: WalkEnd } | null = null;
     while (next <= budget.until && out.length < maxMessages && budget.bytes < maxBytes) {
       next = Math.max(next, this.first);
       const seg = this.segmentAt(next);
       if (!seg) break;
       next = Math.max(next, seg.base); // past a gap left by a damaged segment
-      let after: number;
+      const cursor = this.takeCursor(next, seg);
+      let stop: WalkEnd;
       try {
-        after = await readSegment(seg, this.name, next, budget, out);
+        stop = await readSegment(seg, this.name, next, budget, out, cursor);
       } catch (err) {
         if (seg.deleted) continue; // removed by retention under us: go on from the new first
         throw err;
       }
-      if (after === next) break;
-      next = after;
+      last = { seg, stop };
+      if (stop.offset === next) break;
+      next = stop.offset;
+    }
+    // A reader that stopped inside a segment (or at the end of the one still growing) comes
+    // back for what follows: keep its place, and start reading the next window now.
+    if (last !== null && !last.seg.deleted && (last.stop.position < last.seg.size || last.seg === this.active)) {
+      this.saveCursor(cursorAt(last.seg, last.stop));
     }
     return out;
+  }
+
+  private takeCursor(offset: number, seg: Segment): ReadCursor | null {
+    const c = this.cursors?.get(offset);
+    if (c === undefined) return null;
+    this.cursors!.delete(offset);
+    return c.seg === seg && !seg.deleted ? c : null;
+  }
+
+  private saveCursor(c: ReadCursor): void {
+    const cursors = (this.cursors ??= new Map());
+    if (cursors.size >= MAX_CURSORS) cursors.delete(cursors.keys().next().value!);
+    cursors.set(c.offset, c);
   }
 
   async resolve(position: StartPosition): Promise<number> {
