@@ -61,19 +61,22 @@ export interface RecoveredLog {
 }
 
 /**
- * Acknowledgements waiting for an fsync of the active segment, for consecutive offsets from
- * `first`. Flat and reused from one fsync to the next: per-batch objects kept until the fsync
- * outlived a young-generation GC whenever the fsync was slow (a busy disk), were promoted, and
- * made every scavenge copy them: 2–8 ms pauses at 20,000 msgs/s, the p99.
+ * Acknowledgements waiting for an fsync of the active segment: `count` of them, for
+ * consecutive offsets from `first`. Flat, and reused from one fsync to the next without
+ * shrinking: per-batch objects kept until the fsync outlived a young-generation GC whenever
+ * the fsync was slow (a busy disk), were promoted, and made every scavenge copy them (2–8 ms
+ * pauses at 20,000 msgs/s, the p99); arrays emptied with `length = 0` gave their storage back
+ * and grew again on every fsync (+0.3 µs per publish).
  */
 interface PendingAcks {
   first: number;
+  count: number;
   readonly callbacks: (AppendCallback | undefined)[];
   readonly refs: string[];
   readonly payloadBytes: number[];
 }
 
-const noAcks = (): PendingAcks => ({ first: 0, callbacks: [], refs: [], payloadBytes: [] });
+const noAcks = (): PendingAcks => ({ first: 0, count: 0, callbacks: [], refs: [], payloadBytes: [] });
 
 export class FileChannelLog implements ChannelLog {
   readonly replayable = true;
@@ -281,12 +284,14 @@ export class FileChannelLog implements ChannelLog {
     }
     const p = this.pending;
     const { callbacks, refs, payloadBytes } = batch;
-    if (p.callbacks.length === 0) p.first = batch.messages[0]!.offset;
-    for (let i = 0; i < callbacks.length; i++) {
-      p.callbacks.push(callbacks[i]);
-      p.refs.push(refs[i]!);
-      p.payloadBytes.push(payloadBytes[i]!);
+    let n = p.count;
+    if (n === 0) p.first = batch.messages[0]!.offset;
+    for (let i = 0; i < callbacks.length; i++, n++) {
+      p.callbacks[n] = callbacks[i];
+      p.refs[n] = refs[i]!;
+      p.payloadBytes[n] = payloadBytes[i]!;
     }
+    p.count = n;
     if (policy === 'interval') this.ctx.scheduleSync(this);
   }
 
@@ -377,15 +382,18 @@ export class FileChannelLog implements ChannelLog {
     }
     // After a failure too: the channel is disabled and the acks failed, the fd need not stay open.
     seg.noteSynced(mark);
-    this.ack(acks.first, acks, error);
-    acks.callbacks.length = acks.refs.length = acks.payloadBytes.length = 0;
+    this.ack(acks.first, acks, error, acks.count);
+    // Keep the arrays' storage; drop what they point at (a closed session's callback).
+    acks.callbacks.fill(undefined, 0, acks.count);
+    acks.refs.fill('', 0, acks.count);
+    acks.count = 0;
     this.spare = acks;
   }
 
   /** Calls each append callback; one that throws does not keep the others from running. */
-  private ack(first: number, acks: Omit<PendingAcks, 'first'>, err: Error | null): void {
+  private ack(first: number, acks: Pick<PendingAcks, 'callbacks' | 'refs' | 'payloadBytes'>, err: Error | null, count = acks.callbacks.length): void {
     const { callbacks, refs, payloadBytes } = acks;
-    for (let i = 0; i < callbacks.length; i++) {
+    for (let i = 0; i < count; i++) {
       const cb = callbacks[i];
       if (cb === undefined) continue;
       try {
