@@ -243,20 +243,22 @@ test('fsync interval: one group fsync acknowledges several writes, each with its
   const log = engine.channel('grouped') as FileChannelLog;
   const acks: [number, string][] = [];
   const put = (i: number): void => log.append(msg(`m${i}`), (err, offset, ref) => { assert.equal(err, null); acks.push([offset, ref]); }, `r${i}`);
-  // Three writes (one per turn, sizes 1, 3 and 2) before the fsync.
-  for (const batch of [[1], [2, 3, 4], [5, 6]]) {
+  // Five writes (one per turn) before the fsync: small ones are copied onto a run, a large one
+  // (over 32) is kept as it is, and the small ones after it are copied onto that.
+  const batches = [[1], [2, 3, 4], range(5, 44), [45, 46], [47]];
+  for (const batch of batches) {
     for (const i of batch) put(i);
     while (commits.length < batch[batch.length - 1]!) await new Promise((r) => setImmediate(r));
   }
   assert.deepEqual(acks, []);
   await log.sync();
-  assert.deepEqual(acks, [1, 2, 3, 4, 5, 6].map((i) => [i, `r${i}`]));
-  // The list is reused after the fsync: the next writes are acknowledged with their own offsets.
-  put(7);
-  put(8);
-  while (commits.length < 8) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(acks, range(1, 47).map((i) => [i, `r${i}`]));
+  // After the fsync the next writes are acknowledged with their own offsets.
+  put(48);
+  put(49);
+  while (commits.length < 49) await new Promise((r) => setImmediate(r));
   await log.sync();
-  assert.deepEqual(acks.slice(6), [[7, 'r7'], [8, 'r8']]);
+  assert.deepEqual(acks.slice(47), [[48, 'r48'], [49, 'r49']]);
 });
 
 test('segments roll when their first record is older than segmentAgeMs', async (t) => {
