@@ -9,11 +9,12 @@
  * driver's, `head` and reads never show a message before the commit handler has seen it.
  *
  * Bounds: retainMessages (or 10,000 when 0), retainBytes (payload bytes, or 16 MiB when 0) and
- * retainAgeMs (by message timestamp); the oldest messages go first. The default byte bound keeps
- * one channel of large payloads from holding 10,000 of them (10 GiB at the 1 MiB max-payload),
- * and keeps the ring's slabs few enough to be reused from the pool, warm, instead of fresh. The ring starts small and doubles up to
- * that bound, and halves when retention empties it, so an idle channel costs a few hundred
- * bytes, not the bound (100,000 channels must fit in memory). Readers that fall behind are not
+ * retainAgeMs (by message timestamp); the oldest messages go first. The default byte bound
+ * keeps one channel of large payloads from holding 10,000 of them (10 GiB at the 1 MiB
+ * max-payload), and keeps a busy ring's slabs few enough to come back warm from the pool
+ * instead of freshly allocated. The ring starts small and doubles up to that bound, and halves
+ * when retention empties it, so an idle channel costs a few hundred bytes, not the bound
+ * (100,000 channels must fit in memory). Readers that fall behind are not
  * replayed (`replayable` is false): the broker's slow-consumer policy applies instead.
  *
  * Held messages are packed, not kept as objects: numbers in one Float64Array, names in one

@@ -62,12 +62,12 @@ export interface RecoveredLog {
 
 /**
  * Acknowledgements waiting for an fsync of the active segment, for consecutive offsets from
- * `first`. A large batch's own arrays are kept as they are; a small
- * batch is copied onto the end of the last run (the arrays are the driver's once written). Why not one object per batch:
- * at a low rate every publish is a batch, and when the fsync was slow (a busy disk) those
- * objects outlived a young-generation GC, were promoted, and made every scavenge copy them
- * (2–8 ms pauses at 20,000 msgs/s, the p99). Why not copy every batch: three stores per
- * message cost ~5% of a busy broker's CPU.
+ * `first`. A large batch's own arrays are kept as they are; a small batch is copied onto the
+ * end of the last run (a batch's arrays are the driver's once it is written). Why not one
+ * object per batch: at a low rate every publish is a batch, and when the fsync was slow (a
+ * busy disk) those objects outlived a young-generation GC, were promoted, and made every
+ * scavenge copy them (2–8 ms pauses at 20,000 msgs/s, the p99). Why not copy every batch:
+ * three stores per message cost ~5% of a busy broker's CPU.
  */
 interface AckRun {
   readonly first: number;

@@ -56,8 +56,8 @@ export interface ReadCursor {
 }
 
 interface ReadAhead {
+  /** File position of the first byte: a record boundary. */
   readonly start: number;
-  readonly size: number;
   /** The bytes read (maybe fewer than `size`), or null if the read failed (the walk retries it). */
   readonly bytes: Promise<Buffer | null>;
 }
@@ -163,7 +163,7 @@ export function cursorAt(seg: Segment, stop: WalkEnd): ReadCursor {
     p += length;
   }
   const size = Math.min(MAX_READ, seg.size - p);
-  const ahead = size > 0 && p >= stop.position ? { start: p, size, bytes: readAhead(seg, p, size) } : null;
+  const ahead = size > 0 ? { start: p, bytes: readAhead(seg, p, size) } : null;
   return { seg, offset: stop.offset, position: stop.position, buf, start, ahead, savedAt: performance.now() };
 }
 
