@@ -412,6 +412,23 @@ test('reads concurrent with rotation and retention never repeat or reorder, and 
   assert.equal(fromOne[0]!.offset, log.first);
 });
 
+test('a kept place in a segment that retention then deletes is not used: the next read starts at first', async (t) => {
+  const dir = tempDir(t);
+  const { engine } = await openEngine(t, dir, { retainMessages: 10 });
+  const log = engine.channel('moved');
+  // 400 records of ~5 KB: the first read stops inside segment 1 and reads its next window ahead.
+  await putMany(log, 400, (i) => `old ${i}`.padEnd(5000, '-'));
+  await engine.rotate();
+  await putMany(log, 20);
+  const first = await log.read(1, 10, Infinity);
+  assert.deepEqual(offsets(first), range(1, 10));
+  await engine.maintain(Date.now()); // segment 1 goes, with the reader's place and read-ahead in it
+  assert.deepEqual(segmentFiles(dir, 'moved'), ['00000000000000000401.seg']);
+  const next = await log.read(11, 1000, Infinity);
+  assert.deepEqual(offsets(next), range(401, 420), 'from the new first, nothing from the deleted file');
+  assert.equal(first[9]!.payload.toString(), 'old 9'.padEnd(5000, '-'), 'what was returned before stays intact');
+});
+
 test('a read holding a segment finishes even if retention deletes the segment meanwhile', async (t) => {
   const dir = tempDir(t);
   const { engine } = await openEngine(t, dir, { retainMessages: 10 });
