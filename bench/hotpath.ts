@@ -28,6 +28,8 @@ const N = Number(process.env.N ?? 1_000_000);
 const SUBS = Number(process.env.SUBS ?? 1);
 const SIZE = Number(process.env.SIZE ?? 16);
 const ACK = process.env.ACK !== '0';
+/** SIDS=distinct: each subscriber picks its own sid (no shared blocks), as a hand-written client may. */
+const DISTINCT = process.env.SIDS === 'distinct';
 
 async function main(): Promise<void> {
   const log = pino({ level: 'silent' });
@@ -40,7 +42,7 @@ async function main(): Promise<void> {
   const subs = Array.from({ length: SUBS }, (_, i) => {
     const sink = new Sink();
     new Session(i + 1, sink, broker, options, log, 'sub');
-    sink.emit('data', Buffer.from('mode machine\nSUB s hot.chan\n'));
+    sink.emit('data', Buffer.from(`mode machine\nSUB ${DISTINCT ? `s${i}` : 's'} hot.chan\n`));
     return sink;
   });
   const pubSock = new Sink();
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
   await broker.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   console.log(
-    `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s), acks ${ACK ? 'on' : 'off'}: ` +
+    `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s)${DISTINCT ? ' with distinct sids' : ''}, acks ${ACK ? 'on' : 'off'}: ` +
       `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ${cpuUs.toFixed(2)} µs CPU/msg, ` +
       `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}`,
   );
