@@ -48,6 +48,12 @@ test('started as root: the network-facing broker runs as an unprivileged user an
     // The data the unprivileged broker writes belongs to it.
     const st = fs.statSync(path.join(broker.dataDir, '_T.default.secure.channel'));
     assert.equal(st.uid, nobody);
+    // SIGTERM stops both processes cleanly: exit 0, and the child's end is not logged as an error.
+    const exitCode = new Promise<number | null>((resolve) => broker.proc.once('exit', (code) => resolve(code)));
+    await broker.stop();
+    assert.equal(await exitCode, 0);
+    assert.deepEqual(broker.logs.filter((l) => (l.level as number) >= 50).map((l) => l.msg), []);
+    assert.ok(broker.logs.some((l) => l.msg === 'shutting down'));
   } finally {
     await broker.dispose();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -186,8 +186,11 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
     process.stderr.write(`fluctuat serve: cannot start: ${(err as Error).message}\n`);
     return 69;
   }
-  // A broker child that dies on its own takes the service down: exit and say so.
+  // A broker child that dies on its own takes the service down: exit and say so. (When we
+  // stopped it, its end is the shutdown going as planned.)
+  let stopping = false;
   void exited?.then((code) => {
+    if (stopping && code === 0) return;
     log.error({ code }, 'the broker process ended');
     process.exit(code === 0 ? 0 : 70);
   });
@@ -198,6 +201,7 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
       if (config.tls) server.reloadTls().catch((err: unknown) => log.error({ err }, 'tls reload failed'));
     });
     const stop = (signal: string): void => {
+      stopping = true;
       log.info({ signal }, 'shutting down');
       server.close().then(
         () => resolve(0),
