@@ -234,3 +234,74 @@ test('a record that goes bad after start is never served', async (t) => {
   flipByte(path.join(dir, 'rot', SEG1), 2 * RECORD + 40);
   await assert.rejects(engine.channel('rot').read(1, 100, Infinity), /corrupt record in channel rot, segment 0+1\.seg, position 86, offset 3/);
 });
+
+// --- the clean-shutdown record -----------------------------------------------------------------
+
+const CLEAN = '.clean-shutdown.json';
+const recovered = (log: TestLog) => log.lines.find((l) => l.msg.startsWith('storage: recovered'))!;
+
+test('after a clean close the next start takes every unchanged segment from the record: same reads, offsets, times and retention', async (t) => {
+  const dir = tempDir(t);
+  const t0 = Date.now();
+  await populate(dir, 'ok', 15, 5); // segments 1-5, 6-10, 11-15
+  assert.ok(fs.existsSync(path.join(dir, CLEAN)), 'written by the clean close');
+  const { engine, log } = await openEngine(t, dir);
+  assert.equal(recovered(log).msg, 'storage: recovered after a clean shutdown');
+  assert.deepEqual(recovered(log).obj, { segments: 3, verified: 0, fromCleanShutdown: 3 });
+  assert.equal(fs.existsSync(path.join(dir, CLEAN)), false, 'deleted at start, before any write');
+  const ch = engine.channel('ok');
+  assert.deepEqual(await offsetsOf(ch), range(1, 15));
+  assert.deepEqual((await ch.read(7, 2, Infinity)).map((m) => m.payload.toString()), [payload(7), payload(8)]);
+  assert.deepEqual(ch.stats(), { channel: 'ok', first: 1, head: 15, messages: 15, bytes: 15 * RECORD });
+  assert.equal(await ch.resolve({ kind: 'time', time: t0 - 1000 }), 1, 'index timestamps came back');
+  assert.equal(await put(ch, 'after'), 16, 'appends continue in the active segment');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'ok')).sort(), [SEG1, '00000000000000000006.seg', '00000000000000000011.seg']);
+  // Retention by age judges a segment by its newest record: that came back too.
+  const aged = new FileStorageEngine(options(dir, { retainAgeMs: 60_000 }), new TestLog());
+  await engine.close();
+  await aged.start(() => {});
+  t.after(() => aged.close());
+  await aged.maintain(Date.now());
+  assert.equal(fs.readdirSync(path.join(dir, 'ok')).length, 3, 'nothing is a minute old yet');
+  await aged.maintain(Date.now() + 120_000);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'ok')), ['00000000000000000011.seg'], 'all but the active segment aged out');
+});
+
+test('no clean close (a crash), a changed segment, or an unreadable record: those segments are verified as before', async (t) => {
+  const dir = tempDir(t);
+  await populate(dir, 'c', 15, 5);
+  // A crash after the start: the record was taken, so the next start verifies everything.
+  const first = await openEngine(t, dir);
+  assert.equal(recovered(first.log).obj['verified'], 0);
+  const crashed = await openEngine(t, dir); // the first engine is still open: as after a crash
+  assert.equal(recovered(crashed.log).msg, 'storage: recovered, every record verified');
+  assert.deepEqual(recovered(crashed.log).obj, { segments: 3, verified: 3, fromCleanShutdown: 0 });
+  await first.engine.close();
+  await crashed.engine.close();
+  // A segment written to after the clean close is scanned, and its damage found as always.
+  flipByte(path.join(dir, 'c', '00000000000000000006.seg'), 2 * RECORD + 8);
+  const changed = await openEngine(t, dir);
+  assert.deepEqual(recovered(changed.log).obj, { segments: 3, verified: 1, fromCleanShutdown: 2 });
+  assert.equal(changed.log.at('error')[0]!.obj['offset'], 8);
+  assert.deepEqual(await offsetsOf(changed.engine.channel('c')), [...range(1, 7), ...range(11, 15)]);
+  await changed.engine.close();
+  // A record that is not what a clean close writes: a warning, then every segment verified.
+  fs.writeFileSync(path.join(dir, CLEAN), '{"version":1,"channels":{"c":[{"base":"x"}]}}');
+  const bad = await openEngine(t, dir);
+  assert.match(bad.log.at('warn')[0]!.msg, /unreadable clean-shutdown record/);
+  assert.equal(recovered(bad.log).obj['verified'], 3);
+  assert.equal(fs.existsSync(path.join(dir, CLEAN)), false);
+});
+
+test('fluctuat check ignores the record, and a repair removes it', async (t) => {
+  const dir = tempDir(t);
+  await populate(dir, 'r', 10);
+  const check = getDriver('file').check!;
+  const clean = await check(options(dir), false);
+  assert.deepEqual([clean.orphans, clean.problems], [[], []]);
+  assert.ok(fs.existsSync(path.join(dir, CLEAN)));
+  flipByte(path.join(dir, 'r', SEG1), 9 * RECORD + 40); // offset 10: a torn tail
+  const repaired = await check(options(dir), true);
+  assert.equal(repaired.repaired.length, 1);
+  assert.equal(fs.existsSync(path.join(dir, CLEAN)), false, 'the next start verifies the repaired data');
+});

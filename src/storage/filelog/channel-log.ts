@@ -21,6 +21,7 @@ import type {
   StorageOptions,
   StoredMessage,
 } from '../engine.js';
+import type { SegmentRecord } from './clean-shutdown.js';
 import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
 import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
@@ -487,6 +488,15 @@ export class FileChannelLog implements ChannelLog {
       for (const [offset, c] of this.cursors) if (c.savedAt < old) this.cursors.delete(offset);
       if (this.cursors.size === 0) this.cursors = null;
     }
+  }
+
+  /**
+   * The segments for the clean-shutdown record, once `close` is done; null when this channel
+   * is in doubt (a failed write or fsync): then the next start scans it.
+   */
+  async cleanRecord(): Promise<SegmentRecord[] | null> {
+    if (this.failure !== null || this.dirty) return null;
+    return Promise.all(this.segments.filter((s) => !s.deleted).map((s) => s.record()));
   }
 
   /** Writes what is staged, fsyncs (whatever the policy: this is a clean stop), closes files. */

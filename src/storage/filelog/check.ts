@@ -6,9 +6,10 @@
  * broker hand their offsets out again. When valid records followed the damage in the last
  * segment, an empty segment is created after the highest offset found, for the same reason.
  */
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CheckProblem, CheckReport, StorageOptions } from '../engine.js';
+import { CLEAN_FILE } from './clean-shutdown.js';
 import { truncateFile } from './fsx.js';
 import { isChannelName, segmentBase } from './layout.js';
 import { scanSegment } from './scan.js';
@@ -36,9 +37,15 @@ export async function checkDataDir(options: StorageOptions, repair: boolean): Pr
     if (entry.isDirectory() && isChannelName(entry.name)) {
       channels++;
       await checkChannel(path.join(root, entry.name), entry.name, repair, tally);
-    } else {
+    } else if (!entry.name.startsWith(CLEAN_FILE)) {
       tally.orphans.push(entry.name);
     }
+  }
+  // A repaired channel is scanned at the next start, not taken from the clean-shutdown record.
+  if (tally.repaired.length > 0) {
+    await unlink(path.join(root, CLEAN_FILE)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   }
   return { channels, ...tally };
 }

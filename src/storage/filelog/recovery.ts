@@ -9,16 +9,27 @@
  *   segments are served as usual (readers see a gap), and new offsets start past every offset
  *   found in the file, so none is reused.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import type { Log } from '../engine.js';
 import { truncateFile } from './fsx.js';
 import type { RecoveredLog } from './channel-log.js';
+import type { SegmentRecord } from './clean-shutdown.js';
 import { segmentBase } from './layout.js';
 import type { FdPool } from './fd-pool.js';
 import { scanSegment } from './scan.js';
 import { Segment } from './segment.js';
 
-export async function recoverChannel(dir: string, channel: string, log: Log, files: FdPool | null = null): Promise<RecoveredLog> {
+/**
+ * `known`: the channel's segments as the clean-shutdown record has them; a segment whose file
+ * still has the recorded size and modification time is taken from there instead of scanned.
+ */
+export async function recoverChannel(
+  dir: string,
+  channel: string,
+  log: Log,
+  files: FdPool | null = null,
+  known: ReadonlyMap<number, SegmentRecord> | null = null,
+): Promise<RecoveredLog & { readonly scanned: number }> {
   const bases: number[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const base = entry.isFile() ? segmentBase(entry.name) : 0;
@@ -30,6 +41,7 @@ export async function recoverChannel(dir: string, channel: string, log: Log, fil
   const segments: Segment[] = [];
   let active: Segment | null = null;
   let next = 1;
+  let scanned = 0;
   for (let i = 0; i < bases.length; i++) {
     const seg = new Segment(dir, bases[i]!, files);
     const isLast = i === bases.length - 1;
@@ -38,6 +50,15 @@ export async function recoverChannel(dir: string, channel: string, log: Log, fil
       log.error({ ...where, expected: next }, 'storage: segment overlaps the previous one; ignored (see fluctuat check)');
       continue;
     }
+    const recorded = known?.get(seg.base);
+    if (recorded !== undefined && unchanged(await stat(seg.path), recorded)) {
+      seg.restore(recorded);
+      segments.push(seg);
+      next = seg.last + 1;
+      if (isLast) active = seg;
+      continue;
+    }
+    scanned++;
     const scan = await scanSegment(seg);
     segments.push(seg);
     next = seg.last + 1;
@@ -59,5 +80,10 @@ export async function recoverChannel(dir: string, channel: string, log: Log, fil
       );
     }
   }
-  return { segments, active, next };
+  return { segments, active, next, scanned };
+}
+
+/** The file is as the clean-shutdown record saw it: same size, not modified since. */
+function unchanged(st: { size: number; mtimeMs: number }, r: SegmentRecord): boolean {
+  return st.size === r.size && st.mtimeMs === r.mtimeMs;
 }

@@ -1,7 +1,8 @@
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Log } from '../engine.js';
 import { closeFile, openFile } from './fsx.js';
+import type { SegmentRecord } from './clean-shutdown.js';
 import type { FdPool, PooledFile } from './fd-pool.js';
 import { segmentFileName } from './layout.js';
 
@@ -52,6 +53,19 @@ export class SparseIndex {
 
   positionAt(entry: number): number {
     return this.positions[entry] ?? 0;
+  }
+
+  /** Offsets, positions and timestamps of the entries (for the clean-shutdown record). */
+  entries(): [number[], number[], number[]] {
+    return [this.offsets.slice(), this.positions.slice(), this.timestamps.slice()];
+  }
+
+  /** Takes the entries of a recorded index (the index must be empty). */
+  restore([offsets, positions, timestamps]: readonly [readonly number[], readonly number[], readonly number[]]): void {
+    this.offsets.push(...offsets);
+    this.positions.push(...positions);
+    this.timestamps.push(...timestamps);
+    this.lastPosition = positions.length ? positions[positions.length - 1]! : -Infinity;
   }
 }
 
@@ -112,6 +126,30 @@ export class Segment implements PooledFile {
     if (timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
     this.count++;
     this.size = position + length;
+  }
+
+  /** What recovery would find in this segment, for the clean-shutdown record. */
+  async record(): Promise<SegmentRecord> {
+    const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
+    const { mtimeMs } = await stat(this.path);
+    return {
+      base: this.base,
+      size: this.size,
+      mtimeMs,
+      count: this.count,
+      firstTimestamp: finite(this.firstTimestamp),
+      maxTimestamp: finite(this.maxTimestamp),
+      index: this.index.entries(),
+    };
+  }
+
+  /** Takes what a clean-shutdown record says, instead of scanning the file (which must be new). */
+  restore(r: SegmentRecord): void {
+    this.size = r.size;
+    this.count = r.count;
+    this.firstTimestamp = r.firstTimestamp ?? NaN;
+    this.maxTimestamp = r.maxTimestamp ?? -Infinity;
+    this.index.restore(r.index);
   }
 
   /** A write that an acknowledgement waits to see fsynced: the descriptor stays open until then. */
