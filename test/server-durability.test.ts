@@ -78,6 +78,32 @@ for (const fsync of ['always', 'interval'] as const) {
   });
 }
 
+test('a clean stop lets the next start skip verifying; after kill -9 the start verifies every record', async () => {
+  const broker = await startBroker();
+  const recovered = () => broker.logs.filter((l) => String(l.msg).startsWith('storage: recovered')).at(-1)!;
+  try {
+    const c = await RawClient.machine(broker.port);
+    for (let i = 0; i < 50; i++) c.pub('clean.chan', `m${i}`, `k${i}`);
+    await c.waitFor((f) => f.line.startsWith('ACK k49 '));
+    await c.close();
+    await broker.stop(); // SIGTERM: the unprivileged broker writes the record in its data dir
+    assert.ok(fs.existsSync(path.join(broker.dataDir, '.clean-shutdown.json')));
+    await broker.restart();
+    assert.equal(recovered().msg, 'storage: recovered after a clean shutdown');
+    assert.equal(recovered().verified, 0);
+    assert.equal(fs.existsSync(path.join(broker.dataDir, '.clean-shutdown.json')), false);
+    const first = await replay(broker.port, 'clean.chan');
+    assert.deepEqual(first.payloads, Array.from({ length: 50 }, (_, i) => `m${i}`));
+    await broker.kill();
+    await broker.restart();
+    assert.equal(recovered().msg, 'storage: recovered, every record verified');
+    assert.equal(recovered().verified, 1);
+    assert.deepEqual((await replay(broker.port, 'clean.chan')).offsets, first.offsets);
+  } finally {
+    await broker.dispose();
+  }
+});
+
 test('a flipped byte is reported by fluctuat check with its channel and offset, and repaired on request', async () => {
   const broker = await startBroker({ args: ['--fsync', 'always'] });
   try {
