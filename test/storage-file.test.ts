@@ -412,14 +412,20 @@ test('reads concurrent with rotation and retention never repeat or reorder, and 
   assert.equal(fromOne[0]!.offset, log.first);
 });
 
-test('a kept place in a segment that retention then deletes is not used: the next read starts at first', async (t) => {
-  const dir = tempDir(t);
+/** `old` records of ~5 KB in segment 1, then 20 small ones in segment `old + 1`; 10 kept by retention. */
+async function oldThenNew(t: TestContext, dir: string, name: string, old: number) {
   const { engine } = await openEngine(t, dir, { retainMessages: 10 });
-  const log = engine.channel('moved');
-  // 400 records of ~5 KB: the first read stops inside segment 1 and reads its next window ahead.
-  await putMany(log, 400, (i) => `old ${i}`.padEnd(5000, '-'));
+  const log = engine.channel(name);
+  await putMany(log, old, (i) => `old ${i}`.padEnd(5000, '-'));
   await engine.rotate();
   await putMany(log, 20);
+  return { engine, log };
+}
+
+test('a kept place in a segment that retention then deletes is not used: the next read starts at first', async (t) => {
+  const dir = tempDir(t);
+  // 400 records of ~5 KB: the first read stops inside segment 1 and reads its next window ahead.
+  const { engine, log } = await oldThenNew(t, dir, 'moved', 400);
   const first = await log.read(1, 10, Infinity);
   assert.deepEqual(offsets(first), range(1, 10));
   await engine.maintain(Date.now()); // segment 1 goes, with the reader's place and read-ahead in it
@@ -431,11 +437,7 @@ test('a kept place in a segment that retention then deletes is not used: the nex
 
 test('a read holding a segment finishes even if retention deletes the segment meanwhile', async (t) => {
   const dir = tempDir(t);
-  const { engine } = await openEngine(t, dir, { retainMessages: 10 });
-  const log = engine.channel('gone');
-  await putMany(log, 100, (i) => `old ${i}`.padEnd(5000, '-'));
-  await engine.rotate();
-  await putMany(log, 20);
+  const { engine, log } = await oldThenNew(t, dir, 'gone', 100);
   const reading = log.read(1, 1000, Infinity); // starts on segment 1
   await engine.maintain(Date.now()); // deletes segment 1 while the read is opening it
   const got = await reading;

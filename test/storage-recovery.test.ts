@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { defaultStorageOptions, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
+import { SparseIndex } from '../src/storage/filelog/segment.js';
 import { getDriver } from '../src/storage/registry.js';
 import '../src/storage/builtin.js';
 
@@ -304,4 +305,15 @@ test('fluctuat check ignores the record, and a repair removes it', async (t) => 
   const repaired = await check(options(dir), true);
   assert.equal(repaired.repaired.length, 1);
   assert.equal(fs.existsSync(path.join(dir, CLEAN)), false, 'the next start verifies the repaired data');
+});
+
+test('a recorded sparse index of any length is restored (a segment of many GB has ~16,000 entries per GB)', () => {
+  const n = 500_000;
+  const offsets = Array.from({ length: n }, (_, i) => 1 + i * 100);
+  const positions = Array.from({ length: n }, (_, i) => i * 65_536);
+  const index = new SparseIndex();
+  index.restore([offsets, positions, positions.map((p) => p + 1)]);
+  const e = index.floor(1 + 123_456 * 100 + 50);
+  assert.deepEqual([index.offsetAt(e), index.positionAt(e)], [1 + 123_456 * 100, 123_456 * 65_536]);
+  assert.equal(index.entries()[0].length, n);
 });

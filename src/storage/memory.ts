@@ -14,8 +14,8 @@
  * max-payload), and keeps a busy ring's slabs few enough to come back warm from the pool
  * instead of freshly allocated. The ring starts small and doubles up to that bound, and halves
  * when retention empties it, so an idle channel costs a few hundred bytes, not the bound
- * (100,000 channels must fit in memory). Readers that fall behind are not
- * replayed (`replayable` is false): the broker's slow-consumer policy applies instead.
+ * (100,000 channels must fit in memory). Readers that fall behind are not replayed
+ * (`replayable` is false): the broker's slow-consumer policy applies instead.
  *
  * Held messages are packed, not kept as objects: numbers in one Float64Array, names in one
  * array, payload bytes copied into slabs. The live message (and its payload buffer) then dies

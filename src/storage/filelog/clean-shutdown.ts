@@ -87,7 +87,8 @@ export async function takeCleanRecord(root: string, log: Log): Promise<CleanReco
 
 function valid(s: SegmentRecord): SegmentRecord {
   const n = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
-  const [offsets, positions, timestamps] = Array.isArray(s?.index) ? s.index : [];
+  if (typeof s !== 'object' || s === null) throw new Error(`malformed segment entry ${JSON.stringify(s)}`);
+  const [offsets, positions, timestamps] = Array.isArray(s.index) ? s.index : [];
   if (
     !n(s.base) || !n(s.size) || !n(s.count) || typeof s.mtimeMs !== 'number' ||
     !Array.isArray(offsets) || !Array.isArray(positions) || !Array.isArray(timestamps) ||

@@ -62,9 +62,12 @@ export class SparseIndex {
 
   /** Takes the entries of a recorded index (the index must be empty). */
   restore([offsets, positions, timestamps]: readonly [readonly number[], readonly number[], readonly number[]]): void {
-    this.offsets.push(...offsets);
-    this.positions.push(...positions);
-    this.timestamps.push(...timestamps);
+    // A loop, not push(...): a segment of many GB has more entries than a call takes arguments.
+    for (let i = 0; i < offsets.length; i++) {
+      this.offsets.push(offsets[i]!);
+      this.positions.push(positions[i]!);
+      this.timestamps.push(timestamps[i]!);
+    }
     this.lastPosition = positions.length ? positions[positions.length - 1]! : -Infinity;
   }
 }
