@@ -30,6 +30,12 @@ const SIZE = Number(process.env.SIZE ?? 16);
 const ACK = process.env.ACK !== '0';
 /** SIDS=distinct: each subscriber picks its own sid (no shared blocks), as a hand-written client may. */
 const DISTINCT = process.env.SIDS === 'distinct';
+/**
+ * Messages in flight (published, not yet delivered), as the network benchmark's end-to-end
+ * window: without it a durable channel stages the whole run before its first write commits,
+ * and the run measures a heap of hundreds of MB instead of the steady state.
+ */
+const WINDOW = Number(process.env.WINDOW ?? 16_384);
 
 async function main(): Promise<void> {
   const log = pino({ level: 'silent' });
@@ -56,6 +62,7 @@ async function main(): Promise<void> {
   const cpu0 = process.cpuUsage();
   let sent = 0;
   while (sent < N) {
+    while (sent - broker.counters.delivered / SUBS > WINDOW) await new Promise((r) => setTimeout(r, 1));
     pubSock.emit('data', chunk);
     sent += perChunk;
     // As after a real socket read: microtasks run (a memory channel commits the read's batch).

@@ -14,6 +14,7 @@ import {
 import type { FileChannelLog } from '../src/storage/filelog/channel-log.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { getDriver } from '../src/storage/registry.js';
+import { kept as keptMessage } from '../src/core/broker.js';
 import '../src/storage/builtin.js';
 
 // --- helpers -------------------------------------------------------------------------------
@@ -116,6 +117,47 @@ test('append and read round trip; commits in offset order; acks after commits', 
   });
   assert.deepEqual(engine.channels(), ['probes.eu.clock']);
   assert.ok(engine.has('probes.eu.clock') && !engine.has('other'));
+});
+
+test('the broker is handed each written message as it was appended, read back from the written bytes', async (t) => {
+  const dir = tempDir(t);
+  const kept: StoredMessage[] = [];
+  const log = new TestLog();
+  const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir, fsyncIntervalMs: 2 }, log);
+  const commits: { offset: number; timestamp: number; publisher: string; reply: string; payload: Buffer }[] = [];
+  await engine.start((_channel, batch) => {
+    // What a consumer sees during the handler, copied, and what a queue group would keep.
+    for (const m of batch) commits.push({ ...m, payload: Buffer.from(m.payload) });
+    for (const m of batch) kept.push(keptMessage(m));
+  });
+  t.after(() => engine.close());
+  const channel = engine.channel('mixed');
+  // Sizes around the inline bound (2048) and the 16 KiB staging chunk, names of every length.
+  const sizes = [0, 1, 16, 2047, 2048, 2049, 15_000, 16_384, 70_000, 300];
+  const sent: NewMessage[] = [];
+  for (let i = 0; i < 400; i++) {
+    const size = sizes[i % sizes.length]!;
+    sent.push({
+      timestamp: 1_700_000_000_000 + i / 8,
+      publisher: ['probe', 'αβγ', 'p'.repeat(300), 'probe'][i % 4]!,
+      reply: i % 5 === 0 ? `_INBOX.r${i}` : '',
+      payload: Buffer.alloc(size, (i * 7) & 0xff),
+    });
+  }
+  await Promise.all(sent.map((m) => put(channel, m)));
+  assert.equal(commits.length, sent.length);
+  commits.forEach((c, i) => {
+    const s = sent[i]!;
+    assert.equal(c.offset, i + 1);
+    assert.equal(c.timestamp, s.timestamp, `timestamp of ${i + 1}`);
+    assert.equal(c.publisher, s.publisher, `publisher of ${i + 1}`);
+    assert.equal(c.reply, s.reply, `reply of ${i + 1}`);
+    assert.ok(c.payload.equals(s.payload), `payload of ${i + 1}`);
+  });
+  // The staging chunks went back to the pool after the handler; writing more reuses them. What
+  // a consumer kept past the handler (copied where it viewed a chunk) is unchanged.
+  await Promise.all(Array.from({ length: 2000 }, (_, i) => put(channel, msg('z'.repeat(i % 700)))));
+  kept.slice(0, sent.length).forEach((k, i) => assert.ok(k.payload.equals(sent[i]!.payload), `kept payload of ${i + 1}`));
 });
 
 test('the file driver is registered and creates working engines', async (t) => {

@@ -21,7 +21,7 @@ function message(offset: number, payload: Buffer, publisher = 'probe-7', reply =
 /** Encodes messages through the stage exactly as a write would, into one contiguous buffer. */
 function encode(messages: StoredMessage[]): Buffer {
   const stage = new Stage(new ChunkPool());
-  for (const m of messages) stage.add(m, undefined);
+  for (const m of messages) stage.add(m, m.offset, undefined);
   return Buffer.concat(stage.take().iovecs);
 }
 
@@ -88,7 +88,7 @@ test('damage is named: magic, length, checksum, offset', () => {
 
 test('names that are too long are refused before anything is staged', () => {
   const stage = new Stage(new ChunkPool());
-  assert.throws(() => stage.add(message(1, Buffer.from('x'), 'p'.repeat(70_000)), undefined), RangeError);
+  assert.throws(() => stage.add(message(1, Buffer.from('x'), 'p'.repeat(70_000)), 1, undefined), RangeError);
   assert.equal(stage.empty, true);
 });
 

@@ -27,6 +27,8 @@ import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, type ReadCursor, type WalkEnd, cursorAt, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
+import { HEADER_BYTES, recordLength, recordTimestamp } from './record.js';
+import type { AckList } from './ack-list.js';
 import { type Batch, type ChunkPool, Stage } from './stage.js';
 
 /** Readers whose places are kept per channel; beyond it the oldest place is forgotten. */
@@ -63,18 +65,14 @@ export interface RecoveredLog {
 
 /**
  * Acknowledgements waiting for an fsync of the active segment, for consecutive offsets from
- * `first`. A large batch's own arrays are kept as they are; a small batch is copied onto the
- * end of the last run (a batch's arrays are the driver's once it is written). Why not one
- * object per batch: at a low rate every publish is a batch, and when the fsync was slow (a
- * busy disk) those objects outlived a young-generation GC, were promoted, and made every
- * scavenge copy them (2–8 ms pauses at 20,000 msgs/s, the p99). Why not copy every batch:
- * three stores per message cost ~5% of a busy broker's CPU.
+ * `first`. A large batch's list is kept as it is; a small batch's is copied onto the last run.
+ * Why not one object per batch: at a low rate every publish is a batch, and when the fsync was
+ * slow (a busy disk) those objects outlived a young-generation GC, were promoted, and made every
+ * scavenge copy them (2–8 ms pauses at 20,000 msgs/s, the p99).
  */
 interface AckRun {
   readonly first: number;
-  readonly callbacks: (AppendCallback | undefined)[];
-  readonly refs: string[];
-  readonly payloadBytes: number[];
+  readonly acks: AckList;
 }
 
 /** Batches up to this many messages are copied onto the last run. */
@@ -103,6 +101,8 @@ export class FileChannelLog implements ChannelLog {
   /** Set after an error that leaves the log in doubt: every later append fails with it. */
   private failure: Error | null = null;
   private dirReady: boolean;
+  private lastPublisher = Buffer.alloc(0);
+  private lastPublisherName = '';
   /** Where sequential readers stopped, by the offset they will ask for next (reader.ts). */
   private cursors: Map<number, ReadCursor> | null = null;
 
@@ -149,16 +149,8 @@ export class FileChannelLog implements ChannelLog {
       if (done) queueMicrotask(() => done(refused, 0, ref, this.name, bytes));
       return;
     }
-    const stored: StoredMessage = {
-      channel: this.name,
-      offset: this.nextOffset,
-      timestamp: message.timestamp,
-      publisher: message.publisher,
-      reply: message.reply,
-      payload: message.payload,
-    };
     try {
-      this.stage.add(stored, done, ref);
+      this.stage.add(message, this.nextOffset, done, ref);
     } catch (err) {
       if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name, bytes));
       return;
@@ -225,7 +217,6 @@ export class FileChannelLog implements ChannelLog {
       return true;
     } finally {
       seg.release();
-      this.ctx.pool.release(batch);
     }
     this.finishWrite(seg, batch, policy);
     return true;
@@ -267,54 +258,71 @@ export class FileChannelLog implements ChannelLog {
     } catch (err) {
       await this.writeFailed(seg, batch, asError(err));
       return;
-    } finally {
-      this.ctx.pool.release(batch);
     }
     const policy = this.ctx.options.fsync;
     this.finishWrite(seg, batch, policy);
     if (policy === 'always') await this.sync();
   }
 
-  /** A batch is written: commit it, then acknowledge it or queue it for the fsync. */
+  /**
+   * A batch is written: commit it, give its chunks back (the broker is done with the views of
+   * them it was handed), then acknowledge it or queue it for the fsync.
+   */
   private finishWrite(seg: Segment, batch: Batch, policy: StorageOptions['fsync']): void {
     this.commit(seg, batch);
+    this.ctx.pool.release(batch);
+    const { acks, first } = batch;
     if (policy === 'never') {
-      this.ack(batch.messages[0]!.offset, batch, null);
+      this.ack(first, acks, null);
       return;
     }
-    const { callbacks, refs, payloadBytes } = batch;
-    const first = batch.messages[0]!.offset;
-    const n = callbacks.length;
-    if (n > SMALL_BATCH) {
-      this.pending.push({ first, callbacks, refs, payloadBytes });
-    } else {
-      let run = this.pending[this.pending.length - 1];
-      if (run === undefined) {
-        run = { first, callbacks: [], refs: [], payloadBytes: [] };
-        this.pending.push(run);
-      }
-      for (let i = 0; i < n; i++) {
-        run.callbacks.push(callbacks[i]);
-        run.refs.push(refs[i]!);
-        run.payloadBytes.push(payloadBytes[i]!);
-      }
-    }
+    const last = this.pending[this.pending.length - 1];
+    if (acks.count > SMALL_BATCH || last === undefined) this.pending.push({ first, acks });
+    else last.acks.concat(acks);
     if (policy === 'interval') this.ctx.scheduleSync(this);
   }
 
-  /** The batch is in the OS: make it readable, then hand it to the broker, in the same tick. */
+  /**
+   * The batch is in the OS: make it readable, then hand it to the broker, in the same tick. The
+   * messages are read back from the batch's bytes (stage.ts says why); small payloads are views
+   * into its chunks, which go back to the pool only after this (a consumer that keeps a message
+   * past its delivery copies a payload that pins more than its own bytes: `kept`, core/broker.ts).
+   */
   private commit(seg: Segment, batch: Batch): void {
-    const { messages, sizes } = batch;
+    const { first, count, iovecs } = batch;
+    const messages = new Array<StoredMessage>(count);
     let position = seg.size;
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      const length = sizes[i]!;
-      seg.noteRecord(m.offset, position, m.timestamp, length);
+    let v = 0;
+    let iov = iovecs[0]!;
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      if (at === iov.length) {
+        iov = iovecs[++v]!;
+        at = 0;
+      }
+      const length = recordLength(iov, at);
+      const timestamp = recordTimestamp(iov, at);
+      const names = at + HEADER_BYTES;
+      const publisherEnd = names + iov.readUInt16LE(at + 28);
+      const replyEnd = publisherEnd + iov.readUInt16LE(at + 30);
+      const publisher = this.publisherName(iov, names, publisherEnd);
+      const reply = replyEnd === publisherEnd ? '' : iov.toString('utf8', publisherEnd, replyEnd);
+      let payload: Buffer;
+      if (at + length <= iov.length) {
+        payload = iov.subarray(replyEnd, at + length);
+        at += length;
+      } else {
+        payload = iovecs[++v]!;
+        iov = iovecs[++v]!;
+        at = 0;
+      }
+      seg.noteRecord(first + i, position, timestamp, length);
       position += length;
+      messages[i] = { channel: this.name, offset: first + i, timestamp, publisher, reply, payload };
     }
     this.totalBytes += batch.bytes;
-    this.totalCount += messages.length;
-    this.committed = messages[messages.length - 1]!.offset;
+    this.totalCount += count;
+    this.committed = first + count - 1;
     this.dirty = true;
     try {
       this.ctx.onCommit(this.name, messages);
@@ -323,14 +331,27 @@ export class FileChannelLog implements ChannelLog {
     }
   }
 
+  /** The publisher of a record; the last one is kept, as publishers repeat. */
+  private publisherName(buf: Buffer, from: number, to: number): string {
+    const last = this.lastPublisher;
+    if (to - from === last.length) {
+      let i = 0;
+      while (i < last.length && buf[from + i] === last[i]) i++;
+      if (i === last.length) return this.lastPublisherName;
+    }
+    this.lastPublisher = Buffer.from(buf.subarray(from, to));
+    this.lastPublisherName = this.lastPublisher.toString('utf8');
+    return this.lastPublisherName;
+  }
+
   /**
    * A write failed (disk full, I/O error): its records and those staged after it are refused
    * and their offsets given out again (nobody saw them). The segment is cut back to its last
    * good record; if even that fails, the log is in doubt and refuses everything from now on.
    */
   private async writeFailed(seg: Segment, batch: Batch, err: Error): Promise<void> {
-    this.ctx.log.error({ err, channel: this.name, segment: seg.name, offset: batch.messages[0]!.offset }, 'storage: write failed');
-    this.nextOffset = batch.messages[0]!.offset;
+    this.ctx.log.error({ err, channel: this.name, segment: seg.name, offset: batch.first }, 'storage: write failed');
+    this.nextOffset = batch.first;
     this.failBatch(batch, err);
     this.failStaged(err);
     try {
@@ -351,9 +372,8 @@ export class FileChannelLog implements ChannelLog {
   }
 
   private failBatch(batch: Batch, err: Error): void {
-    if (batch.messages.length === 0) return;
     this.ctx.pool.release(batch);
-    this.ack(batch.messages[0]!.offset, batch, err);
+    if (batch.count !== 0) this.ack(batch.first, batch.acks, err);
   }
 
   // --- durability ------------------------------------------------------------------------------
@@ -389,22 +409,17 @@ export class FileChannelLog implements ChannelLog {
     }
     // After a failure too: the channel is disabled and the acks failed, the fd need not stay open.
     seg.noteSynced(mark);
-    for (const run of acks) this.ack(run.first, run, error);
+    for (const run of acks) this.ack(run.first, run.acks, error);
   }
 
   /** Calls each append callback; one that throws does not keep the others from running. */
-  private ack(first: number, acks: Omit<AckRun, 'first'>, err: Error | null): void {
-    const { callbacks, refs, payloadBytes } = acks;
-    for (let i = 0; i < callbacks.length; i++) {
-      const cb = callbacks[i];
-      if (cb === undefined) continue;
-      try {
-        cb(err, err ? 0 : first + i, refs[i]!, this.name, payloadBytes[i]!);
-      } catch (cbErr) {
-        this.ctx.log.error({ err: cbErr }, 'storage: append callback threw');
-      }
-    }
+  private ack(first: number, acks: AckList, err: Error | null): void {
+    acks.call(first, this.name, err, this.callbackThrew);
   }
+
+  private readonly callbackThrew = (err: unknown): void => {
+    this.ctx.log.error({ err }, 'storage: append callback threw');
+  };
 
   // --- rotation and retention -------------------------------------------------------------------
 

@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AppendCallback } from '../src/storage/engine.js';
+import { AckList } from '../src/storage/filelog/ack-list.js';
+
+type Call = [string, Error | null, number, string, string, number];
+
+function recorder(name: string, calls: Call[]): AppendCallback {
+  return (err, offset, ref, channel, bytes) => calls.push([name, err, offset, ref, channel, bytes]);
+}
+
+test('every record is told once, in order, with its offset, ref and size, across callback runs', () => {
+  const calls: Call[] = [];
+  const a = recorder('a', calls);
+  const b = recorder('b', calls);
+  const list = new AckList();
+  const expected: Call[] = [];
+  // Runs of one callback, records with no callback, refs only after a while, and more records
+  // than the first capacity (16) and its growth (64), so the sizes move twice.
+  for (let i = 0; i < 300; i++) {
+    const fn = i < 20 ? a : i < 25 ? undefined : i % 50 < 40 ? b : a;
+    const ref = i >= 100 && i % 3 === 0 ? `id${i}` : '';
+    list.push(fn, ref, i * 1000 + 7);
+    if (fn) expected.push([fn === a ? 'a' : 'b', null, 500 + i, ref, 'chan', i * 1000 + 7]);
+  }
+  assert.equal(list.count, 300);
+  list.call(500, 'chan', null, () => assert.fail('nothing throws'));
+  assert.deepEqual(calls, expected);
+});
+
+test('with an error every callback is told offset 0, and one that throws does not stop the rest', () => {
+  const calls: Call[] = [];
+  const thrown: unknown[] = [];
+  const list = new AckList();
+  const boom: AppendCallback = () => {
+    throw new Error('callback failed');
+  };
+  list.push(recorder('a', calls), 'x', 1);
+  list.push(boom, '', 2);
+  list.push(recorder('a', calls), '', 3);
+  const err = new Error('disk full');
+  list.call(10, 'c', err, (e) => thrown.push(e));
+  assert.deepEqual(calls, [['a', err, 0, 'x', 'c', 1], ['a', err, 0, '', 'c', 3]]);
+  assert.equal(thrown.length, 1);
+  assert.match(String(thrown[0]), /callback failed/);
+});
+
+test('concat lists the other records after these, runs, refs and sizes kept', () => {
+  const calls: Call[] = [];
+  const a = recorder('a', calls);
+  const b = recorder('b', calls);
+  const first = new AckList();
+  first.push(a, '', 5);
+  first.push(a, '', 6);
+  const second = new AckList();
+  second.push(a, 'r3', 7); // same callback as the end of the first: one run
+  second.push(b, '', 8);
+  for (let i = 0; i < 40; i++) second.push(undefined, '', 0);
+  second.push(b, 'r46', 9);
+  first.concat(second);
+  assert.equal(first.count, 45);
+  first.call(1, 'c', null, () => assert.fail('nothing throws'));
+  assert.deepEqual(calls, [
+    ['a', null, 1, '', 'c', 5],
+    ['a', null, 2, '', 'c', 6],
+    ['a', null, 3, 'r3', 'c', 7],
+    ['b', null, 4, '', 'c', 8],
+    ['b', null, 45, 'r46', 'c', 9],
+  ]);
+});
