@@ -81,8 +81,9 @@ let uniq = 0;
 const id = (s: string): string => `${s}${process.pid}x${++uniq}`;
 
 function windowFor(size: number, opts: BenchOptions): number {
-  // Per message on the wire: payload plus at most ~64 bytes of framing in any protocol.
-  return Math.max(64, Math.floor(opts.windowBytes / (size + 64)));
+  // Per message on the wire: payload plus at most ~64 bytes of framing in any protocol. Never
+  // more than the window's bytes (16 KiB: 63 messages, under a 1 MiB outbound bound).
+  return Math.max(1, Math.floor(opts.windowBytes / (size + 64)));
 }
 
 function broker(ctx: RunContext, t: TargetName): Running {

@@ -162,12 +162,14 @@ async function main(spec: WorkerSpec): Promise<void> {
       const now = hr();
       if (now >= deadline || Atomics.load(ctl, Slot.STOP)) return;
       const seq = Atomics.load(ctl, Slot.SEQ);
-      if (Atomics.load(ctl, Slot.SENT) + B - minDelivered() > spec.window) {
+      // Reserve, then check: publishers in other threads reserve too, so a check before adding
+      // let eight of them overshoot the window together (past a broker's outbound bound).
+      if (Atomics.add(ctl, Slot.SENT, B) + B - minDelivered() > spec.window) {
+        Atomics.sub(ctl, Slot.SENT, B);
         const w = waitAsync(ctl, Slot.SEQ, seq, 5);
         if (w.async) await w.value;
         continue;
       }
-      Atomics.add(ctl, Slot.SENT, B);
       sent += B;
       if (!conn.write(batch)) {
         backpressure++;
