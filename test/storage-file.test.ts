@@ -119,7 +119,7 @@ test('append and read round trip; commits in offset order; acks after commits', 
   assert.ok(engine.has('probes.eu.clock') && !engine.has('other'));
 });
 
-test('the broker is handed each written message as it was appended, read back from the written bytes', async (t) => {
+test('the broker is handed each written message as it was appended, payloads viewed in the written chunks', async (t) => {
   const dir = tempDir(t);
   const kept: StoredMessage[] = [];
   const log = new TestLog();

@@ -27,7 +27,6 @@ import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, type ReadCursor, type WalkEnd, cursorAt, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
-import { HEADER_BYTES, recordLength, recordTimestamp } from './record.js';
 import type { AckList } from './ack-list.js';
 import { type Batch, type ChunkPool, Stage } from './stage.js';
 
@@ -101,8 +100,6 @@ export class FileChannelLog implements ChannelLog {
   /** Set after an error that leaves the log in doubt: every later append fails with it. */
   private failure: Error | null = null;
   private dirReady: boolean;
-  private lastPublisher = Buffer.alloc(0);
-  private lastPublisherName = '';
   /** Where sequential readers stopped, by the offset they will ask for next (reader.ts). */
   private cursors: Map<number, ReadCursor> | null = null;
 
@@ -284,41 +281,41 @@ export class FileChannelLog implements ChannelLog {
 
   /**
    * The batch is in the OS: make it readable, then hand it to the broker, in the same tick. The
-   * messages are read back from the batch's bytes (stage.ts says why); small payloads are views
-   * into its chunks, which go back to the pool only after this (a consumer that keeps a message
-   * past its delivery copies a payload that pins more than its own bytes: `kept`, core/broker.ts).
+   * messages are made now (stage.ts says why); small payloads are views into the batch's
+   * chunks, which go back to the pool only after this (a consumer that keeps a message past its
+   * delivery copies a payload that pins more than its own bytes: `kept`, core/broker.ts).
    */
   private commit(seg: Segment, batch: Batch): void {
     const { first, count, iovecs } = batch;
+    const { lengths, payloadBytes, timestamps, publishers, publisherEnds, replies } = batch.records;
     const messages = new Array<StoredMessage>(count);
     let position = seg.size;
     let v = 0;
     let iov = iovecs[0]!;
     let at = 0;
+    let run = 0;
+    let publisher = publishers[0]!;
     for (let i = 0; i < count; i++) {
+      if (i === publisherEnds[run]) publisher = publishers[++run]!;
       if (at === iov.length) {
         iov = iovecs[++v]!;
         at = 0;
       }
-      const length = recordLength(iov, at);
-      const timestamp = recordTimestamp(iov, at);
-      const names = at + HEADER_BYTES;
-      const publisherEnd = names + iov.readUInt16LE(at + 28);
-      const replyEnd = publisherEnd + iov.readUInt16LE(at + 30);
-      const publisher = this.publisherName(iov, names, publisherEnd);
-      const reply = replyEnd === publisherEnd ? '' : iov.toString('utf8', publisherEnd, replyEnd);
+      const length = lengths[i]!;
+      const timestamp = timestamps[i]!;
       let payload: Buffer;
       if (at + length <= iov.length) {
-        payload = iov.subarray(replyEnd, at + length);
+        payload = iov.subarray(at + length - payloadBytes[i]!, at + length);
         at += length;
       } else {
+        // Not copied: the header ends its iovec and the payload is the next one.
         payload = iovecs[++v]!;
         iov = iovecs[++v]!;
         at = 0;
       }
       seg.noteRecord(first + i, position, timestamp, length);
       position += length;
-      messages[i] = { channel: this.name, offset: first + i, timestamp, publisher, reply, payload };
+      messages[i] = { channel: this.name, offset: first + i, timestamp, publisher, reply: replies === null ? '' : replies[i]!, payload };
     }
     this.totalBytes += batch.bytes;
     this.totalCount += count;
@@ -329,19 +326,6 @@ export class FileChannelLog implements ChannelLog {
     } catch (err) {
       this.ctx.log.error({ err, channel: this.name }, 'storage: commit handler threw');
     }
-  }
-
-  /** The publisher of a record; the last one is kept, as publishers repeat. */
-  private publisherName(buf: Buffer, from: number, to: number): string {
-    const last = this.lastPublisher;
-    if (to - from === last.length) {
-      let i = 0;
-      while (i < last.length && buf[from + i] === last[i]) i++;
-      if (i === last.length) return this.lastPublisherName;
-    }
-    this.lastPublisher = Buffer.from(buf.subarray(from, to));
-    this.lastPublisherName = this.lastPublisher.toString('utf8');
-    return this.lastPublisherName;
   }
 
   /**

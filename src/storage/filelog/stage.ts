@@ -3,16 +3,17 @@
  * is a handful of iovecs and steady-state appending allocates nothing; large payloads are not
  * copied, they go out as their own iovec.
  *
- * A staged record is kept as its bytes and its acknowledgement (ack-list.ts), not as a message
- * object: under load a batch waits for its write through young-generation GCs, and a message
- * object (with the view of its payload) and five array slots per record made every scavenge
- * copy ~1.5 MB (1–3 ms each, a fifth of a busy broker's time). The messages the broker fans out
- * are read back from the bytes once the batch is written (channel-log.ts, `commit`), and die
- * young.
+ * A staged record is kept as its bytes, its acknowledgement (ack-list.ts) and a few numbers
+ * (record-list.ts), not as a message object: under load a batch waits for its write through
+ * young-generation GCs, and a message object (with the view of its payload) and five array
+ * slots per record made every scavenge copy ~1.5 MB (1–3 ms each, a fifth of a busy broker's
+ * time). The messages the broker fans out are made once the batch is written, with views of
+ * the payloads in the chunks (channel-log.ts, `commit`), and die young.
  */
 import { copyAll } from '../../protocol/ascii.js';
 import type { AppendCallback, NewMessage } from '../engine.js';
 import { AckList } from './ack-list.js';
+import { RecordList } from './record-list.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
@@ -59,6 +60,8 @@ export interface Batch {
   readonly count: number;
   /** Who to tell, with what each append asked to be handed back to its callback. */
   readonly acks: AckList;
+  /** What the commit needs of each record besides its bytes. */
+  readonly records: RecordList;
   /**
    * The records, in order: an inline record lies whole within one iovec; a payload that was not
    * copied is the iovec after its header, which ends its own.
@@ -74,6 +77,7 @@ export class Stage {
   private first = 0;
   private count = 0;
   private acks = new AckList();
+  private records = new RecordList();
   private iovecs: Buffer[] = [];
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -131,6 +135,7 @@ export class Stage {
     this.bytes += total;
     if (this.count++ === 0) this.first = offset;
     this.acks.push(done, ref, payload.length);
+    this.records.push(total, payload.length, m.timestamp, m.publisher, m.reply);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
 
@@ -153,6 +158,7 @@ export class Stage {
       first: this.first,
       count: this.count,
       acks: this.acks,
+      records: this.records,
       iovecs: this.iovecs,
       chunks: this.chunks,
       bytes: this.bytes,
@@ -160,6 +166,7 @@ export class Stage {
     this.first = 0;
     this.count = 0;
     this.acks = new AckList();
+    this.records = new RecordList();
     this.iovecs = [];
     this.chunks = [];
     this.bytes = 0;

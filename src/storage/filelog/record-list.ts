@@ -1,0 +1,54 @@
+/**
+ * What the commit of a staged batch needs to know of each record besides its bytes: length,
+ * payload size, timestamp, publisher and reply. Numbers go in typed arrays and names in runs
+ * (a connection's publishes share a publisher, and most have no reply), so a batch that waits
+ * for its write puts almost nothing in the GC's way, and the commit reads no record header
+ * back (that decoding was ~13% of a busy fan-in broker's time).
+ */
+
+/** Small enough that V8 keeps the typed arrays on the heap: no backing store for a lone message. */
+const FIRST_CAPACITY = 8;
+
+export class RecordList {
+  count = 0;
+  lengths = new Int32Array(FIRST_CAPACITY);
+  payloadBytes = new Int32Array(FIRST_CAPACITY);
+  timestamps = new Float64Array(FIRST_CAPACITY);
+  /** Run r covers records [publisherEnds[r-1], publisherEnds[r]) (from 0 for the first). */
+  readonly publishers: string[] = [];
+  readonly publisherEnds: number[] = [];
+  /** Null while every reply is ''. */
+  replies: string[] | null = null;
+
+  push(length: number, payloadBytes: number, timestamp: number, publisher: string, reply: string): void {
+    const n = this.count;
+    if (n === this.lengths.length) this.grow(n * 4);
+    this.lengths[n] = length;
+    this.payloadBytes[n] = payloadBytes;
+    this.timestamps[n] = timestamp;
+    const last = this.publishers.length - 1;
+    if (last >= 0 && this.publishers[last] === publisher) this.publisherEnds[last] = n + 1;
+    else {
+      this.publishers.push(publisher);
+      this.publisherEnds.push(n + 1);
+    }
+    if (this.replies !== null) this.replies.push(reply);
+    else if (reply !== '') {
+      this.replies = new Array<string>(n).fill('');
+      this.replies.push(reply);
+    }
+    this.count = n + 1;
+  }
+
+  private grow(capacity: number): void {
+    const lengths = new Int32Array(capacity);
+    lengths.set(this.lengths);
+    this.lengths = lengths;
+    const payloadBytes = new Int32Array(capacity);
+    payloadBytes.set(this.payloadBytes);
+    this.payloadBytes = payloadBytes;
+    const timestamps = new Float64Array(capacity);
+    timestamps.set(this.timestamps);
+    this.timestamps = timestamps;
+  }
+}
