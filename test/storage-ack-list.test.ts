@@ -19,7 +19,8 @@ test('every record is told once, in order, with its offset, ref and size, across
   // than the first capacity (16) and its growth (64), so the sizes move twice.
   for (let i = 0; i < 300; i++) {
     const fn = i < 20 ? a : i < 25 ? undefined : i % 50 < 40 ? b : a;
-    const ref = i >= 100 && i % 3 === 0 ? `id${i}` : '';
+    // Refs from record 100 on, some not ASCII (kept as UTF-8 bytes, read back as strings).
+    const ref = i >= 100 && i % 3 === 0 ? (i % 7 === 0 ? `ñ✓${i}😀` : `id${i}`) : '';
     list.push(fn, ref, i * 1000 + 7);
     if (fn) expected.push([fn === a ? 'a' : 'b', null, 500 + i, ref, 'chan', i * 1000 + 7]);
   }

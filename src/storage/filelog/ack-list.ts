@@ -4,8 +4,9 @@
  * write and then for the fsync, through several young-generation GCs; as three arrays with a
  * slot per record they were most of what every scavenge had to copy (~1 MB and 1–3 ms each at
  * a million messages a second, against 0.2 ms on memory storage). So: callbacks as runs (a
- * connection's publishes share one), refs only once one is not empty (publishes without an ack
- * id have none), sizes in a typed array, whose bytes the GC does not copy once it is large.
+ * connection's publishes share one), sizes in a typed array, whose bytes the GC does not copy
+ * once it is large, and refs (a client's ack ids, a fresh string each) as UTF-8 bytes, kept
+ * only once one is not empty, made into strings again when their callback runs.
  */
 import type { AppendCallback } from '../engine.js';
 
@@ -18,9 +19,11 @@ export class AckList {
   /** Run r covers records [ends[r-1], ends[r]) (from 0 for the first) and tells fns[r]. */
   private readonly fns: (AppendCallback | undefined)[] = [];
   private readonly ends: number[] = [];
-  /** Null while every ref is ''. */
-  private refs: string[] | null = null;
   private sizes = new Int32Array(FIRST_CAPACITY);
+  /** The refs' bytes one after the other, and where each ends; null while every ref is ''. */
+  private refBytes: Buffer | null = null;
+  private refEnds: Int32Array | null = null;
+  private refUsed = 0;
 
   push(fn: AppendCallback | undefined, ref: string, bytes: number): void {
     const n = this.count;
@@ -30,18 +33,54 @@ export class AckList {
       this.fns.push(fn);
       this.ends.push(n + 1);
     }
-    if (this.refs !== null) this.refs.push(ref);
-    else if (ref !== '') {
-      this.refs = new Array<string>(n).fill('');
-      this.refs.push(ref);
-    }
-    if (n === this.sizes.length) {
-      const bigger = new Int32Array(n * 4);
-      bigger.set(this.sizes);
-      this.sizes = bigger;
-    }
+    if (n === this.sizes.length) this.grow(n * 4);
     this.sizes[n] = bytes;
+    if (ref !== '' || this.refEnds !== null) this.pushRef(n, ref);
     this.count = n + 1;
+  }
+
+  /** The ref of record i. */
+  ref(i: number): string {
+    const ends = this.refEnds;
+    if (ends === null) return '';
+    const start = i === 0 ? 0 : ends[i - 1]!;
+    const end = ends[i]!;
+    return start === end ? '' : this.refBytes!.utf8Slice(start, end);
+  }
+
+  private pushRef(n: number, ref: string): void {
+    // The first ref: the records before it had none (ends 0, zero-filled).
+    this.refEnds ??= new Int32Array(this.sizes.length);
+    let buf = this.refBytes;
+    const need = this.refUsed + ref.length * 3;
+    if (buf === null || need > buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(64, need * 2));
+      if (buf !== null) buf.copy(bigger, 0, 0, this.refUsed);
+      this.refBytes = buf = bigger;
+    }
+    // ASCII byte by byte (ack ids are short tokens; a native call costs more); else UTF-8.
+    let at = this.refUsed;
+    for (let k = 0; k < ref.length; k++) {
+      const c = ref.charCodeAt(k);
+      if (c >= 0x80) {
+        at = this.refUsed + buf.utf8Write(ref, this.refUsed);
+        break;
+      }
+      buf[at++] = c;
+    }
+    this.refUsed = at;
+    this.refEnds[n] = at;
+  }
+
+  private grow(capacity: number): void {
+    const sizes = new Int32Array(capacity);
+    sizes.set(this.sizes);
+    this.sizes = sizes;
+    if (this.refEnds !== null) {
+      const ends = new Int32Array(capacity);
+      ends.set(this.refEnds);
+      this.refEnds = ends;
+    }
   }
 
   /** Lists `other`'s records after these (they follow them in the log). */
@@ -49,7 +88,7 @@ export class AckList {
     let i = 0;
     for (let r = 0; r < other.fns.length; r++) {
       const fn = other.fns[r];
-      for (const end = other.ends[r]!; i < end; i++) this.push(fn, other.refs?.[i] ?? '', other.sizes[i]!);
+      for (const end = other.ends[r]!; i < end; i++) this.push(fn, other.ref(i), other.sizes[i]!);
     }
   }
 
@@ -58,7 +97,7 @@ export class AckList {
    * error). One that throws is passed to `threw` and does not keep the others from running.
    */
   call(first: number, channel: string, err: Error | null, threw: (err: unknown) => void): void {
-    const { fns, ends, refs, sizes } = this;
+    const { fns, ends, sizes } = this;
     let i = 0;
     for (let r = 0; r < fns.length; r++) {
       const fn = fns[r];
@@ -69,11 +108,19 @@ export class AckList {
       }
       for (; i < end; i++) {
         try {
-          fn(err, err ? 0 : first + i, refs === null ? '' : refs[i]!, channel, sizes[i]!);
+          fn(err, err ? 0 : first + i, this.ref(i), channel, sizes[i]!);
         } catch (cbErr) {
           threw(cbErr);
         }
       }
     }
+  }
+}
+
+declare module 'node:buffer' {
+  interface Buffer {
+    /** Node's internal UTF-8 encoder and decoder (untyped). */
+    utf8Write(text: string, offset: number): number;
+    utf8Slice(start: number, end: number): string;
   }
 }
