@@ -268,6 +268,7 @@ export class FileChannelLog implements ChannelLog {
   private finishWrite(seg: Segment, batch: Batch, policy: StorageOptions['fsync']): void {
     this.commit(seg, batch);
     this.ctx.pool.release(batch);
+    this.stage.recycle(batch.records);
     const { acks, first } = batch;
     if (policy === 'never') {
       this.ack(first, acks, null);

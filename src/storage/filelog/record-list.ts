@@ -40,6 +40,18 @@ export class RecordList {
     this.count = n + 1;
   }
 
+  /** Empties the list, keeping its arrays for the next batch (growing them showed at 2%). */
+  reset(): void {
+    this.count = 0;
+    this.publishers.length = 0;
+    this.publisherEnds.length = 0;
+    this.replies = null;
+  }
+
+  get capacity(): number {
+    return this.lengths.length;
+  }
+
   private grow(capacity: number): void {
     const lengths = new Int32Array(capacity);
     lengths.set(this.lengths);

@@ -23,6 +23,8 @@ const CHUNK_BYTES = 16 * 1024;
  * copies what it keeps (`kept`, core/broker.ts; an outbox copies anything under 16 KiB).
  */
 const INLINE_PAYLOAD = 2048;
+/** Record lists longer than this are not kept for reuse (a burst of tiny records). */
+const MAX_SPARE_RECORDS = 64 * 1024;
 /** A burst is cut into writes of about this size: acks flow sooner and segments roll on time. */
 const BATCH_BYTES = 1024 * 1024;
 
@@ -78,6 +80,8 @@ export class Stage {
   private count = 0;
   private acks = new AckList();
   private records = new RecordList();
+  /** A committed batch's record list, emptied, for the next batch (`recycle`). */
+  private spare: RecordList | null = null;
   private iovecs: Buffer[] = [];
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -144,6 +148,13 @@ export class Stage {
     return this.ready.shift() ?? this.seal();
   }
 
+  /** Takes back a committed batch's record list for a later batch, unless it grew very large. */
+  recycle(records: RecordList): void {
+    if (records.capacity > MAX_SPARE_RECORDS) return;
+    records.reset();
+    this.spare = records;
+  }
+
   /** Every staged record, for refusing them all at once. */
   takeAll(): Batch[] {
     const all = this.ready.splice(0);
@@ -166,7 +177,8 @@ export class Stage {
     this.first = 0;
     this.count = 0;
     this.acks = new AckList();
-    this.records = new RecordList();
+    this.records = this.spare ?? new RecordList();
+    this.spare = null;
     this.iovecs = [];
     this.chunks = [];
     this.bytes = 0;
