@@ -28,6 +28,7 @@ import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, type ReadCursor, type WalkEnd, cursorAt, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
 import type { AckList } from './ack-list.js';
+import type { RecordListPool } from './record-list.js';
 import { type Batch, type ChunkPool, Stage } from './stage.js';
 
 /** Readers whose places are kept per channel; beyond it the oldest place is forgotten. */
@@ -39,6 +40,8 @@ export interface LogContext {
   readonly options: StorageOptions;
   readonly log: Log;
   readonly pool: ChunkPool;
+  /** Record lists of committed batches, for later ones (shared by the engine's channels). */
+  readonly lists: RecordListPool;
   /** Whether a write may skip the thread pool (shared by the engine's channels). */
   readonly inline: InlineWrites;
   /** The engine's bound on open segment descriptors. */
@@ -120,7 +123,7 @@ export class FileChannelLog implements ChannelLog {
       this.totalBytes += s.size;
       this.totalCount += s.count;
     }
-    this.stage = new Stage(ctx.pool);
+    this.stage = new Stage(ctx.pool, ctx.lists);
   }
 
   get head(): number {
@@ -268,7 +271,7 @@ export class FileChannelLog implements ChannelLog {
   private finishWrite(seg: Segment, batch: Batch, policy: StorageOptions['fsync']): void {
     this.commit(seg, batch);
     this.ctx.pool.release(batch);
-    this.stage.recycle(batch.records);
+    this.ctx.lists.release(batch.records);
     const { acks, first } = batch;
     if (policy === 'never') {
       this.ack(first, acks, null);

@@ -11,6 +11,7 @@ import { isChannelName } from './layout.js';
 import { CLEAN_FILE, type SegmentRecord, takeCleanRecord, writeCleanRecord } from './clean-shutdown.js';
 import { recoverChannel } from './recovery.js';
 import { ChunkPool } from './stage.js';
+import { RecordListPool } from './record-list.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
 import { InlineWrites } from './inline-writes.js';
 
@@ -22,6 +23,7 @@ const RECOVERY_PARALLELISM = 8;
 export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
   readonly pool = new ChunkPool();
+  readonly lists = new RecordListPool();
   readonly inline = new InlineWrites();
   readonly files: FdPool;
   onCommit: CommitHandler = () => {};

@@ -13,7 +13,7 @@
 import { copyAll } from '../../protocol/ascii.js';
 import type { AppendCallback, NewMessage } from '../engine.js';
 import { AckList } from './ack-list.js';
-import { RecordList } from './record-list.js';
+import { type RecordList, RecordListPool } from './record-list.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
@@ -23,8 +23,6 @@ const CHUNK_BYTES = 16 * 1024;
  * copies what it keeps (`kept`, core/broker.ts; an outbox copies anything under 16 KiB).
  */
 const INLINE_PAYLOAD = 2048;
-/** Record lists longer than this are not kept for reuse (a burst of tiny records). */
-const MAX_SPARE_RECORDS = 64 * 1024;
 /** A burst is cut into writes of about this size: acks flow sooner and segments roll on time. */
 const BATCH_BYTES = 1024 * 1024;
 
@@ -79,9 +77,7 @@ export class Stage {
   private first = 0;
   private count = 0;
   private acks = new AckList();
-  private records = new RecordList();
-  /** A committed batch's record list, emptied, for the next batch (`recycle`). */
-  private spare: RecordList | null = null;
+  private records: RecordList;
   private iovecs: Buffer[] = [];
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -93,7 +89,12 @@ export class Stage {
   private lastPublisher = '';
   private lastPublisherBytes = Buffer.alloc(0);
 
-  constructor(private readonly pool: ChunkPool) {}
+  constructor(
+    private readonly pool: ChunkPool,
+    private readonly lists = new RecordListPool(),
+  ) {
+    this.records = lists.get();
+  }
 
   get empty(): boolean {
     return this.ready.length === 0 && this.count === 0;
@@ -148,13 +149,6 @@ export class Stage {
     return this.ready.shift() ?? this.seal();
   }
 
-  /** Takes back a committed batch's record list for a later batch, unless it grew very large. */
-  recycle(records: RecordList): void {
-    if (records.capacity > MAX_SPARE_RECORDS) return;
-    records.reset();
-    this.spare = records;
-  }
-
   /** Every staged record, for refusing them all at once. */
   takeAll(): Batch[] {
     const all = this.ready.splice(0);
@@ -177,8 +171,7 @@ export class Stage {
     this.first = 0;
     this.count = 0;
     this.acks = new AckList();
-    this.records = this.spare ?? new RecordList();
-    this.spare = null;
+    this.records = this.lists.get();
     this.iovecs = [];
     this.chunks = [];
     this.bytes = 0;
