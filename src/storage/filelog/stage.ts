@@ -17,6 +17,8 @@ import { type RecordList, RecordListPool } from './record-list.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
+/** Shared by every stage before its first record (never written). */
+const NO_BYTES = Buffer.alloc(0);
 /**
  * Payloads up to this size are copied next to their header (one iovec for many records). The
  * broker is handed views of them in the chunks, which are reused after the commit: a consumer
@@ -76,8 +78,9 @@ export class Stage {
   private readonly ready: Batch[] = [];
   private first = 0;
   private count = 0;
-  private acks = new AckList();
-  private records: RecordList;
+  // Made by the first add of a batch: an idle channel holds neither (100,000 channels).
+  private acks: AckList | null = null;
+  private records: RecordList | null = null;
   private iovecs: Buffer[] = [];
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -87,14 +90,12 @@ export class Stage {
   private pos = 0;
   // The last publisher, encoded: publishers repeat, and encoding is a native call.
   private lastPublisher = '';
-  private lastPublisherBytes = Buffer.alloc(0);
+  private lastPublisherBytes = NO_BYTES;
 
   constructor(
     private readonly pool: ChunkPool,
     private readonly lists = new RecordListPool(),
-  ) {
-    this.records = lists.get();
-  }
+  ) {}
 
   get empty(): boolean {
     return this.ready.length === 0 && this.count === 0;
@@ -139,8 +140,8 @@ export class Stage {
     }
     this.bytes += total;
     if (this.count++ === 0) this.first = offset;
-    this.acks.push(done, ref, payload.length);
-    this.records.push(total, payload.length, m.timestamp, m.publisher, m.reply);
+    (this.acks ??= new AckList()).push(done, ref, payload.length);
+    (this.records ??= this.lists.get()).push(total, payload.length, m.timestamp, m.publisher, m.reply);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
 
@@ -162,16 +163,16 @@ export class Stage {
     const batch: Batch = {
       first: this.first,
       count: this.count,
-      acks: this.acks,
-      records: this.records,
+      acks: this.acks ?? new AckList(),
+      records: this.records ?? this.lists.get(),
       iovecs: this.iovecs,
       chunks: this.chunks,
       bytes: this.bytes,
     };
     this.first = 0;
     this.count = 0;
-    this.acks = new AckList();
-    this.records = this.lists.get();
+    this.acks = null;
+    this.records = null;
     this.iovecs = [];
     this.chunks = [];
     this.bytes = 0;
