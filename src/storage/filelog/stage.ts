@@ -13,7 +13,7 @@
 import { copyAll } from '../../protocol/ascii.js';
 import type { AppendCallback, NewMessage } from '../engine.js';
 import { AckList } from './ack-list.js';
-import { type RecordList, RecordListPool } from './record-list.js';
+import { RecordList, RecordListPool } from './record-list.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
@@ -163,8 +163,9 @@ export class Stage {
     const batch: Batch = {
       first: this.first,
       count: this.count,
+      // Lists of their own for an empty batch (refused with the others, never committed).
       acks: this.acks ?? new AckList(),
-      records: this.records ?? this.lists.get(),
+      records: this.records ?? new RecordList(),
       iovecs: this.iovecs,
       chunks: this.chunks,
       bytes: this.bytes,
