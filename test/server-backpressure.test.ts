@@ -145,45 +145,53 @@ test('a queue group whose members all stall falls back onto the log: every ackno
   }
 });
 
-test('a memory channel\'s queue backlog hands out every task intact and in order, and pins no whole read', async () => {
-  // Payloads reach the broker as views of the socket read they came in; the backlog outlives
-  // that read's delivery, so it must hold bytes that nothing changes and that pin no whole read.
-  const broker = await startInProcess({ storage: 'memory', session: { outboundHighWater: 4096 }, broker: { queueBacklog: 60_000 } });
-  try {
-    const member = await stalled(broker.port, 'w', 'jobs queue=workers');
-    const pub = await RawClient.machine(broker.port);
-    // Enough to fill the paused member's socket buffers: the rest waits in the backlog.
-    const N = 60_000;
-    // One write, so many publishes share each read.
-    const frames: Buffer[] = [];
-    for (let i = 0; i < N; i++) {
-      const payload = Buffer.alloc(200, 0x61 + (i % 26));
-      payload.write(String(i).padStart(8, '0'));
-      frames.push(Buffer.from(`PUB jobs j${i} - ${payload.length}\n`), payload, Buffer.from('\n'));
+for (const storage of ['memory', 'file'] as const) {
+  test(`a stalled queue group on a ${storage} channel gets every task intact and in order, and holds no whole read`, async () => {
+    // Payloads reach the broker as views: of the socket read they came in (memory), or of the
+    // staging chunk they were written from, which the next batches reuse (file). A memory
+    // channel's backlog outlives both, so it must hold bytes that nothing changes and that pin
+    // no whole read; a file channel's group falls back on the log and holds nothing.
+    const broker = await startInProcess({ storage, session: { outboundHighWater: 4096 }, broker: { queueBacklog: 60_000 } });
+    try {
+      const member = await stalled(broker.port, 'w', 'jobs queue=workers');
+      const pub = await RawClient.machine(broker.port);
+      // Enough to fill the paused member's socket buffers: the rest waits in the backlog.
+      const N = 60_000;
+      // One write, so many publishes share each read.
+      const frames: Buffer[] = [];
+      for (let i = 0; i < N; i++) {
+        const payload = Buffer.alloc(200, 0x61 + (i % 26));
+        payload.write(String(i).padStart(8, '0'));
+        frames.push(Buffer.from(`PUB jobs j${i} - ${payload.length}\n`), payload, Buffer.from('\n'));
+      }
+      pub.socket.write(Buffer.concat(frames));
+      await pub.waitFor((f) => f.line.startsWith(`ACK j${N - 1} `), 30_000);
+      const groups = (broker.server.broker as unknown as { groups: Map<string, { backlog: StoredMessage[] }> }).groups;
+      const held = groups.get('workers\u0000jobs')!.backlog;
+      const pinning = held.filter((m) => !pinsLittle(m.payload)).length;
+      const heldCount = held.length;
+      member.socket.resume();
+      if (storage === 'memory') assert.ok(heldCount > 0, 'the member congested and the group held a backlog');
+      else {
+        assert.equal(heldCount, 0, 'a file channel holds nothing for the group');
+        assert.ok(broker.server.broker.counters.catchUps > 0, 'the group fell behind onto the log');
+      }
+      assert.equal(pinning, 0, 'no held payload pins a whole read');
+      const received = (): Frame[] => member.frames.filter((f) => f.line.startsWith('MSG w '));
+      await until(() => received().length >= N, `all ${N} jobs delivered (got ${received().length})`, 30_000);
+      received().forEach((f, i) => {
+        const expected = Buffer.alloc(200, 0x61 + (i % 26));
+        expected.write(String(i).padStart(8, '0'));
+        if (!f.payload?.equals(expected)) assert.fail(`job ${i}: ${f.payload?.toString('latin1', 0, 16)}`);
+      });
+      assert.equal(broker.server.broker.counters.queueDropped, 0);
+      await member.close();
+      await pub.close();
+    } finally {
+      await broker.close();
     }
-    pub.socket.write(Buffer.concat(frames));
-    await pub.waitFor((f) => f.line.startsWith(`ACK j${N - 1} `), 30_000);
-    const groups = (broker.server.broker as unknown as { groups: Map<string, { backlog: StoredMessage[] }> }).groups;
-    const held = groups.get('workers\u0000jobs')!.backlog;
-    const pinning = held.filter((m) => !pinsLittle(m.payload)).length;
-    const heldCount = held.length;
-    member.socket.resume();
-    assert.ok(heldCount > 0, 'the member congested and the group held a backlog');
-    assert.equal(pinning, 0, 'no held payload pins a whole read');
-    const received = (): Frame[] => member.frames.filter((f) => f.line.startsWith('MSG w '));
-    await until(() => received().length >= N, `all ${N} jobs delivered (got ${received().length})`, 30_000);
-    received().forEach((f, i) => {
-      const expected = Buffer.alloc(200, 0x61 + (i % 26));
-      expected.write(String(i).padStart(8, '0'));
-      if (!f.payload?.equals(expected)) assert.fail(`job ${i}: ${f.payload?.toString('latin1', 0, 16)}`);
-    });
-    assert.equal(broker.server.broker.counters.queueDropped, 0);
-    await member.close();
-    await pub.close();
-  } finally {
-    await broker.close();
-  }
-});
+  });
+}
 
 test('kept: a held message gets its own bytes when its payload views a much larger buffer', () => {
   const read = Buffer.alloc(64 * 1024, 0x78);
