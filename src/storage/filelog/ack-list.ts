@@ -9,6 +9,7 @@
  * only once one is not empty, made into strings again when their callback runs.
  */
 import type { AppendCallback } from '../engine.js';
+import { Runs, grown } from './runs.js';
 
 /** Small enough that V8 keeps the typed array on the heap: no backing store for a lone message. */
 const FIRST_CAPACITY = 16;
@@ -16,9 +17,8 @@ const FIRST_CAPACITY = 16;
 export class AckList {
   /** Records listed. */
   count = 0;
-  /** Run r covers records [ends[r-1], ends[r]) (from 0 for the first) and tells fns[r]. */
-  private readonly fns: (AppendCallback | undefined)[] = [];
-  private readonly ends: number[] = [];
+  /** Whom each record's outcome is told (undefined: nobody). */
+  private readonly fns = new Runs<AppendCallback | undefined>();
   private sizes = new Int32Array(FIRST_CAPACITY);
   /** The refs' bytes one after the other, and where each ends; null while every ref is ''. */
   private refBytes: Buffer | null = null;
@@ -27,12 +27,7 @@ export class AckList {
 
   push(fn: AppendCallback | undefined, ref: string, bytes: number): void {
     const n = this.count;
-    const last = this.fns.length - 1;
-    if (last >= 0 && this.fns[last] === fn) this.ends[last] = n + 1;
-    else {
-      this.fns.push(fn);
-      this.ends.push(n + 1);
-    }
+    this.fns.push(n, fn);
     if (n === this.sizes.length) this.grow(n * 4);
     this.sizes[n] = bytes;
     if (ref !== '' || this.refEnds !== null) this.pushRef(n, ref);
@@ -73,22 +68,17 @@ export class AckList {
   }
 
   private grow(capacity: number): void {
-    const sizes = new Int32Array(capacity);
-    sizes.set(this.sizes);
-    this.sizes = sizes;
-    if (this.refEnds !== null) {
-      const ends = new Int32Array(capacity);
-      ends.set(this.refEnds);
-      this.refEnds = ends;
-    }
+    this.sizes = grown(this.sizes, capacity);
+    if (this.refEnds !== null) this.refEnds = grown(this.refEnds, capacity);
   }
 
   /** Lists `other`'s records after these (they follow them in the log). */
   concat(other: AckList): void {
+    const { values, ends } = other.fns;
     let i = 0;
-    for (let r = 0; r < other.fns.length; r++) {
-      const fn = other.fns[r];
-      for (const end = other.ends[r]!; i < end; i++) this.push(fn, other.ref(i), other.sizes[i]!);
+    for (let r = 0; r < values.length; r++) {
+      const fn = values[r];
+      for (const end = ends[r]!; i < end; i++) this.push(fn, other.ref(i), other.sizes[i]!);
     }
   }
 
@@ -97,7 +87,8 @@ export class AckList {
    * error). One that throws is passed to `threw` and does not keep the others from running.
    */
   call(first: number, channel: string, err: Error | null, threw: (err: unknown) => void): void {
-    const { fns, ends, sizes } = this;
+    const { values: fns, ends } = this.fns;
+    const sizes = this.sizes;
     let i = 0;
     for (let r = 0; r < fns.length; r++) {
       const fn = fns[r];

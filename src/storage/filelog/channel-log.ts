@@ -290,17 +290,18 @@ export class FileChannelLog implements ChannelLog {
    * delivery copies a payload that pins more than its own bytes: `kept`, core/broker.ts).
    */
   private commit(seg: Segment, batch: Batch): void {
-    const { first, count, iovecs } = batch;
-    const { lengths, payloadBytes, timestamps, publishers, publisherEnds, replies } = batch.records;
+    const { first, iovecs } = batch;
+    const { count, lengths, payloadBytes, timestamps, publishers, replies } = batch.records;
+    const { values: publisherRuns, ends: publisherEnds } = publishers;
     const messages = new Array<StoredMessage>(count);
     let position = seg.size;
     let v = 0;
     let iov = iovecs[0]!;
     let at = 0;
     let run = 0;
-    let publisher = publishers[0]!;
+    let publisher = publisherRuns[0]!;
     for (let i = 0; i < count; i++) {
-      if (i === publisherEnds[run]) publisher = publishers[++run]!;
+      if (i === publisherEnds[run]) publisher = publisherRuns[++run]!;
       if (at === iov.length) {
         iov = iovecs[++v]!;
         at = 0;
@@ -361,7 +362,7 @@ export class FileChannelLog implements ChannelLog {
 
   private failBatch(batch: Batch, err: Error): void {
     this.ctx.pool.release(batch);
-    if (batch.count !== 0) this.ack(batch.first, batch.acks, err);
+    if (batch.records.count !== 0) this.ack(batch.first, batch.acks, err);
   }
 
   // --- durability ------------------------------------------------------------------------------

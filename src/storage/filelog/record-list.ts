@@ -6,6 +6,8 @@
  * back (that decoding was ~13% of a busy fan-in broker's time).
  */
 
+import { Runs, grown } from './runs.js';
+
 /** Small enough that V8 keeps the typed arrays on the heap: no backing store for a lone message. */
 const FIRST_CAPACITY = 8;
 
@@ -14,24 +16,21 @@ export class RecordList {
   lengths = new Int32Array(FIRST_CAPACITY);
   payloadBytes = new Int32Array(FIRST_CAPACITY);
   timestamps = new Float64Array(FIRST_CAPACITY);
-  /** Run r covers records [publisherEnds[r-1], publisherEnds[r]) (from 0 for the first). */
-  readonly publishers: string[] = [];
-  readonly publisherEnds: number[] = [];
+  readonly publishers = new Runs<string>();
   /** Null while every reply is ''. */
   replies: string[] | null = null;
 
   push(length: number, payloadBytes: number, timestamp: number, publisher: string, reply: string): void {
     const n = this.count;
-    if (n === this.lengths.length) this.grow(n * 4);
+    if (n === this.lengths.length) {
+      this.lengths = grown(this.lengths, n * 4);
+      this.payloadBytes = grown(this.payloadBytes, n * 4);
+      this.timestamps = grown(this.timestamps, n * 4);
+    }
     this.lengths[n] = length;
     this.payloadBytes[n] = payloadBytes;
     this.timestamps[n] = timestamp;
-    const last = this.publishers.length - 1;
-    if (last >= 0 && this.publishers[last] === publisher) this.publisherEnds[last] = n + 1;
-    else {
-      this.publishers.push(publisher);
-      this.publisherEnds.push(n + 1);
-    }
+    this.publishers.push(n, publisher);
     if (this.replies !== null) this.replies.push(reply);
     else if (reply !== '') {
       this.replies = new Array<string>(n).fill('');
@@ -43,25 +42,12 @@ export class RecordList {
   /** Empties the list, keeping its arrays for another batch. */
   reset(): void {
     this.count = 0;
-    this.publishers.length = 0;
-    this.publisherEnds.length = 0;
+    this.publishers.clear();
     this.replies = null;
   }
 
   get capacity(): number {
     return this.lengths.length;
-  }
-
-  private grow(capacity: number): void {
-    const lengths = new Int32Array(capacity);
-    lengths.set(this.lengths);
-    this.lengths = lengths;
-    const payloadBytes = new Int32Array(capacity);
-    payloadBytes.set(this.payloadBytes);
-    this.payloadBytes = payloadBytes;
-    const timestamps = new Float64Array(capacity);
-    timestamps.set(this.timestamps);
-    this.timestamps = timestamps;
   }
 }
 

@@ -59,7 +59,6 @@ export class ChunkPool {
 export interface Batch {
   /** Offset of the first record (0 in an empty batch). */
   readonly first: number;
-  readonly count: number;
   /** Who to tell, with what each append asked to be handed back to its callback. */
   readonly acks: AckList;
   /** What the commit needs of each record besides its bytes. */
@@ -77,7 +76,6 @@ export class Stage {
   /** Full batches waiting behind the one being filled. */
   private readonly ready: Batch[] = [];
   private first = 0;
-  private count = 0;
   // Made by the first add of a batch: an idle channel holds neither (100,000 channels).
   private acks: AckList | null = null;
   private records: RecordList | null = null;
@@ -98,7 +96,7 @@ export class Stage {
   ) {}
 
   get empty(): boolean {
-    return this.ready.length === 0 && this.count === 0;
+    return this.ready.length === 0 && this.records === null;
   }
 
   /** Bytes of the next batch `take` hands out when it is the only one, or -1 when there are more. */
@@ -139,7 +137,7 @@ export class Stage {
       this.iovecs.push(payload);
     }
     this.bytes += total;
-    if (this.count++ === 0) this.first = offset;
+    if (this.records === null) this.first = offset;
     (this.acks ??= new AckList()).push(done, ref, payload.length);
     (this.records ??= this.lists.get()).push(total, payload.length, m.timestamp, m.publisher, m.reply);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
@@ -162,7 +160,6 @@ export class Stage {
     this.cut();
     const batch: Batch = {
       first: this.first,
-      count: this.count,
       // Lists of their own for an empty batch (refused with the others, never committed).
       acks: this.acks ?? new AckList(),
       records: this.records ?? new RecordList(),
@@ -171,7 +168,6 @@ export class Stage {
       bytes: this.bytes,
     };
     this.first = 0;
-    this.count = 0;
     this.acks = null;
     this.records = null;
     this.iovecs = [];
