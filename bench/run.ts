@@ -17,13 +17,15 @@
  *   --window-bytes B    BENCH_WINDOW     end-to-end bytes in flight per throughput run (1 MiB)
  *   --ack-window N      BENCH_ACK_WINDOW unacknowledged durable publishes in flight (4096)
  *   --out DIR           BENCH_OUT        where results go (bench/results)
- *   --profile DIR       BENCH_PROFILE    run every fluctuat broker under --cpu-prof into DIR
- *                                        and print the top self-time functions at the end
+ *   --profile DIR       BENCH_PROFILE    run every fluctuat broker under --cpu-prof into DIR,
+ *                                        print the top self-time functions at the end and
+ *                                        write a flame graph (.svg, .png) beside each profile
  *   --doc               BENCH_DOC=1      also rewrite the results section of docs/performance.md
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { flameGraphs } from './lib/flame.js';
 import type { Outcome } from './lib/gen.js';
 import { hasJetStream } from './lib/jetstream.js';
 import { summariseProfiles } from './lib/profile.js';
@@ -144,9 +146,13 @@ async function main(): Promise<void> {
     if ('skip' in tls) console.log(`TLS scenarios skipped: ${tls.skip}`);
   }
   if (opts.profileDir) {
-    // Profiles of this run only.
     fs.mkdirSync(opts.profileDir, { recursive: true });
-    for (const f of fs.readdirSync(opts.profileDir)) if (f.endsWith('.cpuprofile')) fs.rmSync(path.join(opts.profileDir, f));
+    // Profiles of this run only, and no flame graph of an earlier run's profile.
+    const old = fs.readdirSync(opts.profileDir).filter((f) => f.endsWith('.cpuprofile'));
+    const stems = new Set(old.map((f) => f.slice(0, -'.cpuprofile'.length)));
+    for (const f of fs.readdirSync(opts.profileDir)) {
+      if (f.endsWith('.cpuprofile') || (/\.(svg|png)$/.test(f) && stems.has(f.slice(0, -4)))) fs.rmSync(path.join(opts.profileDir, f));
+    }
   }
 
   let replay = null;
@@ -273,8 +279,17 @@ async function main(): Promise<void> {
     console.log('');
     const summary = summariseProfiles(opts.profileDir, 25);
     console.log(summary);
-    fs.writeFileSync(path.join(opts.out, 'profile-summary.txt'), `${command}\n${started.toISOString()}\n\n${summary}\n`);
+    const flames = await flameGraphs(opts.profileDir);
+    const listed = flames.length ? `flame graphs:\n${flames.map((f) => `  ${shortPath(f)}`).join('\n')}` : 'flame graphs: none (no profile served connections)';
+    console.log(listed);
+    fs.writeFileSync(path.join(opts.out, 'profile-summary.txt'), `${command}\n${started.toISOString()}\n\n${summary}\n\n${listed}\n`);
   }
+}
+
+/** Relative to the working directory if under it, else absolute. */
+function shortPath(f: string): string {
+  const rel = path.relative(process.cwd(), f);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(f) : rel;
 }
 
 function isAlive(pid: number): boolean {

@@ -6,12 +6,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
+export interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber?: number;
 }
-interface CpuProfile {
+export interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  hitCount?: number;
+  children?: number[];
+  parent?: number;
+}
+/** A V8 CPU profile, as `node --cpu-prof` writes it. */
+export interface CpuProfile {
   nodes: ProfileNode[];
   samples?: number[];
   timeDeltas?: number[];
@@ -26,30 +35,65 @@ export interface SelfTime {
   share: number;
 }
 
+export function readProfile(file: string): CpuProfile {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+}
+
+/**
+ * Whether the profile is of the process that serves connections: with privilege separation
+ * the parent only binds and waits, and its profile is all module loading.
+ */
+export function servesConnections(p: CpuProfile): boolean {
+  return p.nodes.some((n) => n.callFrame.url.includes('server/session.js') && (n.hitCount ?? 0) > 0);
+}
+
+/** `src/server/session.js:120`, `node_modules/pino/…:3`, `node:internal/…:5`, or `(native)`. */
+export function frameWhere(cf: CallFrame): string {
+  const url = cf.url.replace(/^file:\/\//, '');
+  const rel = url.includes('/dist/') ? url.slice(url.indexOf('/dist/') + 6) : url.includes('node_modules/') ? url.slice(url.lastIndexOf('node_modules/')) : url || '(native)';
+  return `${rel}${url ? ':' + (cf.lineNumber + 1) : ''}`;
+}
+
+/**
+ * Each sample's weight in µs: the time until the next sample (the last one weighs nothing).
+ * Without time deltas, hit counts spread evenly over the profile.
+ */
+export function sampleWeights(p: CpuProfile): { nodeIds: number[]; us: number[] } {
+  const samples = p.samples ?? [];
+  const deltas = p.timeDeltas ?? [];
+  if (samples.length > 0 && deltas.length === samples.length) {
+    return { nodeIds: samples, us: samples.map((_, i) => deltas[i + 1] ?? 0) };
+  }
+  const hits = p.nodes.reduce((a, n) => a + (n.hitCount ?? 0), 0);
+  const per = hits ? (p.endTime - p.startTime) / hits : 0;
+  const nodeIds: number[] = [];
+  const us: number[] = [];
+  for (const n of p.nodes) {
+    if (!n.hitCount) continue;
+    nodeIds.push(n.id);
+    us.push(n.hitCount * per);
+  }
+  return { nodeIds, us };
+}
+
 /** Self time per function over the profiles, excluding idle time. */
 export function selfTimes(files: string[]): { rows: SelfTime[]; busyMs: number; used: number } {
   const byFn = new Map<string, { fn: string; where: string; us: number }>();
   let busy = 0;
   let used = 0;
   for (const f of files) {
-    const p = JSON.parse(fs.readFileSync(f, 'utf8')) as CpuProfile;
-    // Only the process that serves connections: with privilege separation the parent only
-    // binds and waits, and its profile is all module loading.
-    if (!p.nodes.some((n) => n.callFrame.url.includes('server/session.js') && (n.hitCount ?? 0) > 0)) continue;
+    const p = readProfile(f);
+    if (!servesConnections(p)) continue;
     used++;
     const nodes = new Map(p.nodes.map((n) => [n.id, n]));
-    const samples = p.samples ?? [];
-    const deltas = p.timeDeltas ?? [];
-    for (let i = 0; i < samples.length; i++) {
-      const n = nodes.get(samples[i]!);
+    const { nodeIds, us } = sampleWeights(p);
+    for (let i = 0; i < nodeIds.length; i++) {
+      const n = nodes.get(nodeIds[i]!);
       if (!n) continue;
-      // A sample's weight is the time until the next one.
-      const dt = deltas[i + 1] ?? 0;
+      const dt = us[i]!;
       const fn = n.callFrame.functionName || '(anonymous)';
       if (fn === '(idle)') continue;
-      const url = n.callFrame.url.replace(/^file:\/\//, '');
-      const rel = url.includes('/dist/') ? url.slice(url.indexOf('/dist/') + 6) : url.includes('node_modules/') ? url.slice(url.lastIndexOf('node_modules/')) : url || '(native)';
-      const where = `${rel}${url ? ':' + (n.callFrame.lineNumber + 1) : ''}`;
+      const where = frameWhere(n.callFrame);
       const key = `${fn}\u0000${where}`;
       const e = byFn.get(key) ?? byFn.set(key, { fn, where, us: 0 }).get(key)!;
       e.us += dt;

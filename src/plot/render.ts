@@ -1,6 +1,8 @@
 /**
  * Plots: Vega-Lite specifications rendered headless to SVG by Vega, and to PNG by resvg.
- * The libraries are loaded on first use (they take a few hundred ms to import).
+ * Raw Vega specifications (for what Vega-Lite cannot say, such as a flame graph's partition
+ * layout) go through `vegaToSvg`. The libraries are loaded on first use (they take a few
+ * hundred ms to import).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,6 +22,36 @@ export async function toSvg(spec: PlotSpec): Promise<string> {
   } finally {
     view.finalize();
   }
+}
+
+/** A raw Vega specification (https://vega.github.io/schema/vega/v6.json). */
+export type VegaSpec = Record<string, unknown>;
+
+export const VEGA_SCHEMA = 'https://vega.github.io/schema/vega/v6.json';
+
+/**
+ * Render a raw Vega specification to SVG text. With `titles`, every mark item that has a
+ * `description` gets it as an SVG `<title>` child (which browsers show on hover) instead of
+ * Vega's `aria-label`, which they do not show.
+ */
+export async function vegaToSvg(spec: VegaSpec, opts: { titles?: boolean } = {}): Promise<string> {
+  const vega = await import('vega');
+  const view = new vega.View(vega.parse({ $schema: VEGA_SCHEMA, background: 'white', ...spec } as Parameters<typeof vega.parse>[0]), { renderer: 'none' });
+  try {
+    const svg = await view.toSVG();
+    return opts.titles ? ariaLabelsToTitles(svg) : svg;
+  } finally {
+    view.finalize();
+  }
+}
+
+/** `<path … aria-label="x" role=… aria-roledescription=…/>` → `<path …><title>x</title></path>`. */
+export function ariaLabelsToTitles(svg: string): string {
+  return svg.replace(/<(path|rect|text)((?:\s[\w:-]+="[^"]*")*?)\saria-label="([^"]*)"((?:\s[\w:-]+="[^"]*")*)\s*\/>/g, (_m, tag: string, before: string, label: string, after: string) => {
+    const rest = (before + after).replace(/\s(role|aria-roledescription)="[^"]*"/g, '');
+    const text = label.replace(/&#xA;/g, '\n').replace(/&#xD;/g, '').replace(/&#x9;/g, '\t').replace(/&quot;/g, '"');
+    return `<${tag}${rest}><title>${text}</title></${tag}>`;
+  });
 }
 
 export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
