@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
@@ -37,6 +38,18 @@ const DISTINCT = process.env.SIDS === 'distinct';
  */
 const WINDOW = Number(process.env.WINDOW ?? 16_384);
 
+/** CPU seconds of this process's main thread (Linux; NaN elsewhere): the other threads excluded. */
+function mainThreadCpu(): number {
+  try {
+    const stat = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 async function main(): Promise<void> {
   const log = pino({ level: 'silent' });
   const storage = process.env.STORAGE ?? 'memory';
@@ -60,6 +73,8 @@ async function main(): Promise<void> {
   await new Promise((r) => setImmediate(r));
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const main0 = mainThreadCpu();
   let sent = 0;
   while (sent < N) {
     while (sent - broker.counters.delivered / SUBS > WINDOW) await new Promise((r) => setTimeout(r, 1));
@@ -74,13 +89,18 @@ async function main(): Promise<void> {
   while (broker.counters.delivered < sent * SUBS) await new Promise((r) => setTimeout(r, 1));
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  // The event loop's own busy time: with the checksum thread, process CPU counts two threads.
+  const loopUs = (performance.eventLoopUtilization(elu0).active * 1000) / sent;
+  const mainUs = ((mainThreadCpu() - main0) * 1e6) / sent;
   const cpuUs = (cpu.user + cpu.system) / sent; // less disturbed by other load than wall time
+  const storageCounters = engine.counters?.() ?? {};
   await broker.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   console.log(
     `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s)${DISTINCT ? ' with distinct sids' : ''}, acks ${ACK ? 'on' : 'off'}: ` +
-      `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ${cpuUs.toFixed(2)} µs CPU/msg, ` +
-      `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}`,
+      `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ${cpuUs.toFixed(2)} µs CPU/msg, ${loopUs.toFixed(2)} µs loop/msg, ${mainUs.toFixed(2)} µs main-thread CPU/msg, ` +
+      `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}` +
+      (process.env.COUNTERS === '1' ? `\n${JSON.stringify(storageCounters)}` : ''),
   );
 }
 
