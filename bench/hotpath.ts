@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Duplex } from 'node:stream';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
 import { Session, defaultSessionOptions } from '../src/server/session.js';
@@ -25,18 +26,34 @@ class Sink extends Duplex {
   }
 }
 
-const N = Number(process.env.N ?? 1_000_000);
-const SUBS = Number(process.env.SUBS ?? 1);
-const SIZE = Number(process.env.SIZE ?? 16);
-const ACK = process.env.ACK !== '0';
-/** SIDS=distinct: each subscriber picks its own sid (no shared blocks), as a hand-written client may. */
-const DISTINCT = process.env.SIDS === 'distinct';
-/**
- * Messages in flight (published, not yet delivered), as the network benchmark's end-to-end
- * window: without it a durable channel stages the whole run before its first write commits,
- * and the run measures a heap of hundreds of MB instead of the steady state.
- */
-const WINDOW = Number(process.env.WINDOW ?? 16_384);
+const whole = (min: number) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`a whole number of at least ${min}`);
+  return n;
+};
+// Flags, or the environment variables earlier rounds' commands use (docs/performance.md).
+const opts = new Command('bench:hotpath')
+  .description("The broker's CPU per message without sockets: pre-encoded PUB frames into a publisher session, deliveries into sinks. Compare two builds side by side.")
+  .addOption(new Option('--storage <driver>', 'storage driver').choices(['memory', 'file']).env('STORAGE').default('memory'))
+  .addOption(new Option('--messages <n>', 'messages to publish').env('N').argParser(whole(1)).default(1_000_000))
+  .addOption(new Option('--subscribers <n>', 'subscribers on the channel').env('SUBS').argParser(whole(1)).default(1))
+  .addOption(new Option('--size <bytes>', 'payload size').env('SIZE').argParser(whole(0)).default(16))
+  .addOption(new Option('--no-acks', 'publish without ack ids (env: ACK=0)'))
+  .addOption(new Option('--distinct-sids', 'each subscriber picks its own sid, so no shared blocks (env: SIDS=distinct)'))
+  // Messages in flight (published, not yet delivered), as the network benchmark's end-to-end
+  // window: without it a durable channel stages the whole run before its first write commits,
+  // and the run measures a heap of hundreds of MB instead of the steady state.
+  .addOption(new Option('--window <n>', 'messages published and not yet delivered, at most').env('WINDOW').argParser(whole(1)).default(16_384))
+  .addOption(new Option('--counters', "also print the storage driver's counters (env: COUNTERS=1)"))
+  .parse(process.argv)
+  .opts<{ storage: string; messages: number; subscribers: number; size: number; acks: boolean; distinctSids?: boolean; window: number; counters?: boolean }>();
+const N = opts.messages;
+const SUBS = opts.subscribers;
+const SIZE = opts.size;
+const ACK = opts.acks && process.env.ACK !== '0';
+const DISTINCT = opts.distinctSids === true || process.env.SIDS === 'distinct';
+const WINDOW = opts.window;
+const COUNTERS = opts.counters === true || process.env.COUNTERS === '1';
 
 /** CPU seconds of this process's main thread (Linux; NaN elsewhere): the other threads excluded. */
 function mainThreadCpu(): number {
@@ -52,7 +69,7 @@ function mainThreadCpu(): number {
 
 async function main(): Promise<void> {
   const log = pino({ level: 'silent' });
-  const storage = process.env.STORAGE ?? 'memory';
+  const storage = opts.storage;
   const dataDir = storage === 'file' ? fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-hot-')) : '';
   const engine = getDriver(storage).create({ ...defaultStorageOptions, retainMessages: 1000, dataDir }, log);
   const broker = new Broker(engine, defaultBrokerOptions, log);
@@ -100,7 +117,7 @@ async function main(): Promise<void> {
     `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s)${DISTINCT ? ' with distinct sids' : ''}, acks ${ACK ? 'on' : 'off'}: ` +
       `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ${cpuUs.toFixed(2)} µs CPU/msg, ${loopUs.toFixed(2)} µs loop/msg, ${mainUs.toFixed(2)} µs main-thread CPU/msg, ` +
       `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}` +
-      (process.env.COUNTERS === '1' ? `\n${JSON.stringify(storageCounters)}` : ''),
+      (COUNTERS ? `\n${JSON.stringify(storageCounters)}` : ''),
   );
 }
 

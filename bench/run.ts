@@ -4,27 +4,13 @@
  * protocol directly from worker threads. Prints one table with ratios fluctuat ÷ peer and the
  * number of runs behind each median, and writes bench/results/<date>.json and latest.json.
  *
- * Options (flag or environment variable; flags win):
- *   --runs N            BENCH_RUNS       runs per scenario and broker, medians taken (3)
- *   --seconds S         BENCH_SECONDS    measured window per run (2)
- *   --latency-seconds S BENCH_LATENCY_SECONDS  measured window of latency runs (5)
- *   --warmup S          BENCH_WARMUP     warm-up before the window (0.5)
- *   --targets a,b       BENCH_TARGETS    fluctuat,fluctuat-mem,nats,redis,mosquitto,aedes (all)
- *   --scenarios a,b     BENCH_SCENARIOS  ids, id prefixes or groups: throughput, latency,
- *                                        durable, tls, replay, tput-1x1, lat-20k … (all)
- *   --replay-mb N       BENCH_REPLAY_MB  size of the replay channel, MiB (256)
- *   --replay-size B     BENCH_REPLAY_SIZE message size in the replay channel (1024)
- *   --window-bytes B    BENCH_WINDOW     end-to-end bytes in flight per throughput run (1 MiB)
- *   --ack-window N      BENCH_ACK_WINDOW unacknowledged durable publishes in flight (4096)
- *   --out DIR           BENCH_OUT        where results go (bench/results)
- *   --profile DIR       BENCH_PROFILE    run every fluctuat broker under --cpu-prof into DIR,
- *                                        print the top self-time functions at the end and
- *                                        write a flame graph (.svg, .png) beside each profile
- *   --doc               BENCH_DOC=1      also rewrite the results section of docs/performance.md
+ * Every option is a flag or a BENCH_* environment variable (flags win): `npm run bench -- --help`
+ * lists them, and docs/performance.md ("Running it") explains them.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { flameGraphs } from './lib/flame.js';
 import type { Outcome } from './lib/gen.js';
 import { hasJetStream } from './lib/jetstream.js';
@@ -34,51 +20,92 @@ import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type T
 import { ALL_TARGETS, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, type Running, type TargetName } from './lib/targets.js';
 import { detectTls } from './lib/tls.js';
 
-function parseArgs(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) m.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) m.set(a.slice(2), argv[++i]!);
-    else m.set(a.slice(2), '1');
-  }
-  return m;
+const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, tput-1x1, lat-20k … (default: all)';
+
+/** A non-negative number (seconds, MiB, bytes). */
+function number(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('a non-negative number');
+  return n;
 }
 
-function options(): BenchOptions & { doc: boolean } {
-  const a = parseArgs(process.argv.slice(2));
-  const get = (flag: string, env: string, def: string): string => a.get(flag) ?? process.env[env] ?? def;
-  const num = (flag: string, env: string, def: number): number => {
-    const v = Number(get(flag, env, String(def)));
-    if (!Number.isFinite(v) || v < 0) throw new Error(`--${flag} must be a number, got ${get(flag, env, '')}`);
-    return v;
-  };
-  const list = (flag: string, env: string): string[] =>
-    get(flag, env, '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-  const targets = list('targets', 'BENCH_TARGETS');
-  for (const t of targets) if (!ALL_TARGETS.includes(t as TargetName)) throw new Error(`unknown target ${t}; expected some of ${ALL_TARGETS.join(', ')}`);
-  const known = new Set(['runs', 'seconds', 'latency-seconds', 'warmup', 'targets', 'scenarios', 'replay-mb', 'replay-size', 'window-bytes', 'ack-window', 'out', 'profile', 'doc']);
-  for (const k of a.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}`);
-  const profile = get('profile', 'BENCH_PROFILE', '');
+/** A whole number of at least `min`. */
+const whole = (min: number) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`a whole number of at least ${min}`);
+  return n;
+};
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function targetList(v: string): TargetName[] {
+  const targets = list(v);
+  for (const t of targets) if (!ALL_TARGETS.includes(t as TargetName)) throw new InvalidArgumentError(`unknown target ${t}; expected some of ${ALL_TARGETS.join(', ')}`);
+  return targets as TargetName[];
+}
+
+/** Every option is a flag or a BENCH_* variable; flags win. */
+function options(argv: string[]): BenchOptions & { doc: boolean } {
+  const program = new Command('bench')
+    .description(
+      'fluctuat side by side with NATS, Redis and Mosquitto (when they answer on their usual loopback ports) and Aedes (started here): ' +
+        'one table of medians and ratios fluctuat ÷ peer, written as JSON and Markdown. docs/performance.md explains every scenario.',
+    )
+    .addOption(new Option('--runs <n>', 'runs per scenario and broker; medians are taken').env('BENCH_RUNS').argParser(whole(1)).default(3))
+    .addOption(new Option('--seconds <s>', 'measured window of a run').env('BENCH_SECONDS').argParser(number).default(2))
+    .addOption(new Option('--latency-seconds <s>', 'measured window of a latency run').env('BENCH_LATENCY_SECONDS').argParser(number).default(5))
+    .addOption(new Option('--warmup <s>', 'warm-up before the window').env('BENCH_WARMUP').argParser(number).default(0.5))
+    .addOption(new Option('--targets <list>', `brokers, some of ${ALL_TARGETS.join(',')} (default: all)`).env('BENCH_TARGETS').argParser(targetList))
+    .addOption(new Option('--scenarios <list>', SCENARIO_HELP).env('BENCH_SCENARIOS').argParser(list))
+    .addOption(new Option('--replay-mb <n>', 'size of the replayed channel, MiB').env('BENCH_REPLAY_MB').argParser(number).default(256))
+    .addOption(new Option('--replay-size <bytes>', 'message size in the replayed channel').env('BENCH_REPLAY_SIZE').argParser(whole(8)).default(1024))
+    .addOption(new Option('--window-bytes <bytes>', 'end-to-end bytes in flight in a throughput run').env('BENCH_WINDOW').argParser(number).default(1 << 20))
+    .addOption(new Option('--ack-window <n>', 'unacknowledged durable publishes in flight').env('BENCH_ACK_WINDOW').argParser(whole(1)).default(4096))
+    .addOption(new Option('--out <dir>', 'where <date>.json, latest.json and latest.md go').env('BENCH_OUT').default(path.join(ROOT, 'bench', 'results'), 'bench/results'))
+    .addOption(new Option('--profile <dir>', 'run every fluctuat broker under --cpu-prof into <dir>, print the top self-time functions and draw a flame graph of each').env('BENCH_PROFILE'))
+    // Not .env(): commander turns a boolean on whenever its variable is set, BENCH_DOC=0 too.
+    .addOption(new Option('--doc', 'also rewrite the results section of docs/performance.md (env: BENCH_DOC=1)'))
+    .addHelpText(
+      'after',
+      '\nExperiments: BENCH_FLUCTUAT_ARGS (extra serve flags), BENCH_FLUCTUAT_NODE_ARGS (Node flags), BENCH_FLUCTUAT_OUTPUT (a file for the brokers\' output).\n' +
+        'Examples:\n  npm run bench -- --scenarios tput-1x1,lat-20k --targets fluctuat,nats\n  npm run bench -- --runs 5 --doc',
+    )
+    .showHelpAfterError('(npm run bench -- --help for every option)')
+    .parse(argv, { from: 'user' });
+  const o = program.opts<{
+    runs: number;
+    seconds: number;
+    latencySeconds: number;
+    warmup: number;
+    targets?: TargetName[];
+    scenarios?: string[];
+    replayMb: number;
+    replaySize: number;
+    windowBytes: number;
+    ackWindow: number;
+    out: string;
+    profile?: string;
+    doc?: boolean;
+  }>();
   return {
-    runs: Math.max(1, Math.floor(num('runs', 'BENCH_RUNS', 3))),
-    seconds: num('seconds', 'BENCH_SECONDS', 2),
-    latencySeconds: num('latency-seconds', 'BENCH_LATENCY_SECONDS', 5),
-    warmup: num('warmup', 'BENCH_WARMUP', 0.5),
-    targets: (targets.length ? targets : [...ALL_TARGETS]) as TargetName[],
-    scenarios: list('scenarios', 'BENCH_SCENARIOS'),
-    replayMb: num('replay-mb', 'BENCH_REPLAY_MB', 256),
-    replaySize: Math.max(8, Math.floor(num('replay-size', 'BENCH_REPLAY_SIZE', 1024))),
-    windowBytes: num('window-bytes', 'BENCH_WINDOW', 1 << 20),
-    ackWindow: Math.max(1, Math.floor(num('ack-window', 'BENCH_ACK_WINDOW', 4096))),
-    out: path.resolve(get('out', 'BENCH_OUT', path.join(ROOT, 'bench', 'results'))),
-    profileDir: profile ? path.resolve(profile) : undefined,
-    doc: a.has('doc') || process.env.BENCH_DOC === '1',
+    runs: o.runs,
+    seconds: o.seconds,
+    latencySeconds: o.latencySeconds,
+    warmup: o.warmup,
+    targets: o.targets?.length ? o.targets : [...ALL_TARGETS],
+    scenarios: o.scenarios ?? [],
+    replayMb: o.replayMb,
+    replaySize: o.replaySize,
+    windowBytes: o.windowBytes,
+    ackWindow: o.ackWindow,
+    out: path.resolve(o.out),
+    profileDir: o.profile ? path.resolve(o.profile) : undefined,
+    doc: o.doc === true || process.env.BENCH_DOC === '1',
   };
 }
 
@@ -106,7 +133,7 @@ function machine(): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
-  const opts = options();
+  const opts = options(process.argv.slice(2));
   process.on('SIGINT', () => process.exit(130));
   process.on('SIGTERM', () => process.exit(143));
   const scenarios = selectScenarios(opts.scenarios);

@@ -11,11 +11,7 @@
  *  - wildcard patterns: 0 → 1,000 non-matching patterns (`bench.*.p<i>`) held by another
  *    connection; the 1→1 rate on `bench.w.x`, to show whether matching scans them all.
  *
- * Options (flag or environment): --max-connections N (BENCH_SCALE_CONNS, 10000),
- * --max-channels N (BENCH_SCALE_CHANNELS, 100000), --max-memory-channels N
- * (BENCH_SCALE_MEM_CHANNELS, 100000), --max-subscribers N (BENCH_SCALE_SUBS, 10000),
- * --max-patterns N (BENCH_SCALE_PATTERNS, 1000), --seconds S (BENCH_SECONDS, 1.5),
- * --out DIR (BENCH_OUT, bench/results), --plot FILE (docs/img/bench-scale.svg; "none" for none).
+ * Options: `npm run bench:scale -- --help` (a flag or a BENCH_* variable each; flags win).
  * Writes <out>/scale-<date>.json and scale-latest.json. Needs ~2 × max-connections file
  * descriptors in this process; `ulimit -n` is checked first.
  */
@@ -24,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { Conn, type Endpoint } from './lib/conn.js';
 import { run } from './lib/gen.js';
 import { treeRssBytes } from './lib/proc.js';
@@ -31,20 +28,39 @@ import { si } from './lib/stats.js';
 import { ROOT, startFluctuat, type Running } from './lib/targets.js';
 import { fluctuat } from './lib/wire.js';
 
-function arg(flag: string, env: string, def: string): string {
-  const i = process.argv.indexOf(`--${flag}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : (process.env[env] ?? def);
-}
-const MAX_CONNS = Number(arg('max-connections', 'BENCH_SCALE_CONNS', '10000'));
-const MAX_CHANNELS = Number(arg('max-channels', 'BENCH_SCALE_CHANNELS', '100000'));
-// Memory channels grow their ring on demand (a few hundred bytes for one message), so the
-// memory dimension goes as far as the file one.
-const MAX_MEM_CHANNELS = Number(arg('max-memory-channels', 'BENCH_SCALE_MEM_CHANNELS', '100000'));
-const MAX_SUBS = Number(arg('max-subscribers', 'BENCH_SCALE_SUBS', '10000'));
-const MAX_PATTERNS = Number(arg('max-patterns', 'BENCH_SCALE_PATTERNS', '1000'));
-const SECONDS = Number(arg('seconds', 'BENCH_SECONDS', '1.5'));
-const OUT = path.resolve(arg('out', 'BENCH_OUT', path.join(ROOT, 'bench', 'results')));
-const PLOT = arg('plot', 'BENCH_SCALE_PLOT', path.join(ROOT, 'docs', 'img', 'bench-scale.svg'));
+const count = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of at least 1');
+  return n;
+};
+const seconds = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number of seconds');
+  return n;
+};
+const opts = new Command('bench:scale')
+  .description('How fluctuat\'s cost grows: idle connections, channels (file and memory storage), subscribers on one channel, wildcard patterns. Writes <out>/scale-<date>.json, scale-latest.json and .md, and a plot.')
+  .addOption(new Option('--max-connections <n>', 'idle connections, at most').env('BENCH_SCALE_CONNS').argParser(count).default(10_000))
+  .addOption(new Option('--max-channels <n>', 'file channels, at most').env('BENCH_SCALE_CHANNELS').argParser(count).default(100_000))
+  // Memory channels grow their ring on demand (a few hundred bytes for one message), so the
+  // memory dimension goes as far as the file one.
+  .addOption(new Option('--max-memory-channels <n>', 'memory channels, at most').env('BENCH_SCALE_MEM_CHANNELS').argParser(count).default(100_000))
+  .addOption(new Option('--max-subscribers <n>', 'subscribers on one channel, at most').env('BENCH_SCALE_SUBS').argParser(count).default(10_000))
+  .addOption(new Option('--max-patterns <n>', 'wildcard patterns, at most').env('BENCH_SCALE_PATTERNS').argParser(count).default(1000))
+  .addOption(new Option('--seconds <s>', 'measured window of each rate').env('BENCH_SECONDS').argParser(seconds).default(1.5))
+  .addOption(new Option('--out <dir>', 'where the results go').env('BENCH_OUT').default(path.join(ROOT, 'bench', 'results'), 'bench/results'))
+  .addOption(new Option('--plot <file>', 'the SVG plot; "none" for none').env('BENCH_SCALE_PLOT').default(path.join(ROOT, 'docs', 'img', 'bench-scale.svg'), 'docs/img/bench-scale.svg'))
+  .showHelpAfterError('(npm run bench:scale -- --help for every option)')
+  .parse(process.argv)
+  .opts<{ maxConnections: number; maxChannels: number; maxMemoryChannels: number; maxSubscribers: number; maxPatterns: number; seconds: number; out: string; plot: string }>();
+const MAX_CONNS = opts.maxConnections;
+const MAX_CHANNELS = opts.maxChannels;
+const MAX_MEM_CHANNELS = opts.maxMemoryChannels;
+const MAX_SUBS = opts.maxSubscribers;
+const MAX_PATTERNS = opts.maxPatterns;
+const SECONDS = opts.seconds;
+const OUT = path.resolve(opts.out);
+const PLOT = opts.plot;
 
 /** Broker limits raised above what is measured (defaults: 10,000 connections, 1,000 per address). */
 const LIMITS = ['--max-connections', '30000', '--max-connections-per-address', '30000', '--max-subscriptions', '5000'];
