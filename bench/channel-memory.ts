@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, type Log } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, type Log } from '../src/storage/engine.js';
 import { getDriver } from '../src/storage/registry.js';
 import '../src/storage/builtin.js';
 
@@ -46,7 +46,7 @@ await new Promise<void>((resolve, reject) => {
   };
   for (const name of names) {
     const log = engine.channel(name);
-    for (let m = 0; m < messages; m++) log.append({ timestamp: Date.now(), publisher: 'p', reply: '', payload }, done);
+    for (let m = 0; m < messages; m++) log.append(newMessage(Date.now(), 'p', '', payload), done);
   }
 });
 const after = heap();

@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   defaultStorageOptions,
+  newMessage,
+  payloadOf,
   type ChannelLog,
   type Log,
   type NewMessage,
@@ -51,12 +53,17 @@ async function openEngine(t: TestContext, dir: string, options: Partial<StorageO
   return { engine, commits, order, log };
 }
 
-const msg = (text: string, timestamp = Date.now(), publisher = 'tester'): NewMessage => ({
-  timestamp,
-  publisher,
-  reply: '',
-  payload: Buffer.from(text),
-});
+const msg = (text: string, timestamp = Date.now(), publisher = 'tester'): NewMessage => newMessage(timestamp, publisher, '', Buffer.from(text));
+
+/**
+ * A payload as a session hands it over: a stretch of a larger socket read, with other bytes
+ * (0xEE) around it, at a start that varies with `i` (0 included).
+ */
+function inRead(payload: Buffer, i: number): { data: Buffer; start: number; end: number } {
+  const before = i % 4 === 0 ? 0 : (i % 13) + 1;
+  const data = Buffer.concat([Buffer.alloc(before, 0xee), payload, Buffer.alloc(i % 3, 0xee)]);
+  return { data, start: before, end: before + payload.length };
+}
 
 function put(log: ChannelLog, m: NewMessage): Promise<number> {
   return new Promise((resolve, reject) => log.append(m, (err, offset) => (err ? reject(err) : resolve(offset))));
@@ -85,7 +92,7 @@ test('append and read round trip; commits in offset order; acks after commits', 
       timestamp: 1_700_000_000_000 + i + 0.5,
       publisher: i % 2 ? 'αβγ' : 'probe',
       reply: i % 3 ? '' : `_INBOX.${i}`,
-      payload: i === 50 ? big : Buffer.from(`payload ${i}`),
+      ...inRead(i === 50 ? big : Buffer.from(`payload ${i}`), i),
     };
     sent.push(m);
     acks.push(put(log, m).then((o) => (order.push(`ack ${o}`), o)));
@@ -103,7 +110,7 @@ test('append and read round trip; commits in offset order; acks after commits', 
     assert.equal(m.timestamp, s.timestamp);
     assert.equal(m.publisher, s.publisher);
     assert.equal(m.reply, s.reply);
-    assert.ok(m.payload.equals(s.payload));
+    assert.ok(m.payload.equals(payloadOf(s)));
   });
   assert.deepEqual(offsets(await log.read(40, 10, Infinity)), range(40, 49));
   assert.deepEqual(offsets(await log.read(1, 1000, 1)), [1], 'at least one message whatever maxBytes');
@@ -141,7 +148,7 @@ test('the broker is handed each written message as it was appended, payloads vie
       timestamp: 1_700_000_000_000 + i / 8,
       publisher: ['probe', 'αβγ', 'p'.repeat(300), 'probe'][i % 4]!,
       reply: i % 5 === 0 ? `_INBOX.r${i}` : '',
-      payload: Buffer.alloc(size, (i * 7) & 0xff),
+      ...inRead(Buffer.alloc(size, (i * 7) & 0xff), i),
     });
   }
   await Promise.all(sent.map((m) => put(channel, m)));
@@ -152,12 +159,12 @@ test('the broker is handed each written message as it was appended, payloads vie
     assert.equal(c.timestamp, s.timestamp, `timestamp of ${i + 1}`);
     assert.equal(c.publisher, s.publisher, `publisher of ${i + 1}`);
     assert.equal(c.reply, s.reply, `reply of ${i + 1}`);
-    assert.ok(c.payload.equals(s.payload), `payload of ${i + 1}`);
+    assert.ok(c.payload.equals(payloadOf(s)), `payload of ${i + 1}`);
   });
   // The staging chunks went back to the pool after the handler; writing more reuses them. What
   // a consumer kept past the handler (copied where it viewed a chunk) is unchanged.
   await Promise.all(Array.from({ length: 2000 }, (_, i) => put(channel, msg('z'.repeat(i % 700)))));
-  kept.slice(0, sent.length).forEach((k, i) => assert.ok(k.payload.equals(sent[i]!.payload), `kept payload of ${i + 1}`));
+  kept.slice(0, sent.length).forEach((k, i) => assert.ok(k.payload.equals(payloadOf(sent[i]!)), `kept payload of ${i + 1}`));
 });
 
 test('the file driver is registered and creates working engines', async (t) => {
@@ -200,7 +207,7 @@ test('a burst staged in a single turn is written in several batches and still ro
   const log = engine.channel('burst');
   const payload = Buffer.alloc(1000, 1);
   const acks: Promise<number>[] = [];
-  for (let i = 0; i < 5000; i++) acks.push(put(log, { timestamp: Date.now(), publisher: 'p', reply: '', payload }));
+  for (let i = 0; i < 5000; i++) acks.push(put(log, newMessage(Date.now(), 'p', '', payload)));
   assert.deepEqual(await Promise.all(acks), range(1, 5000));
   assert.deepEqual(offsets(commits), range(1, 5000));
   assert.ok(segmentFiles(dir, 'burst').length >= 4, '5 MB in 1 MB segments');
@@ -386,7 +393,7 @@ test('sequential reads resume where the last one stopped, reading ahead across w
   const sizes = Array.from({ length: 2500 }, (_, i) => 1 + ((i * 7919) % 5800));
   const body = (i: number): Buffer => Buffer.alloc(sizes[i - 1]!, i % 251);
   for (let i = 1; i <= sizes.length; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, sizes.length - i + 1) }, (_, j) => put(log, { ...msg(''), payload: body(i + j) })));
+    await Promise.all(Array.from({ length: Math.min(100, sizes.length - i + 1) }, (_, j) => put(log, newMessage(Date.now(), 'tester', '', body(i + j)))));
   }
   const cursors = (): number => ((log as unknown as { cursors: Map<number, unknown> | null }).cursors?.size ?? 0);
   // Two readers in turn, with different budgets: each resumes its own place.

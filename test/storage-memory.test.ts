@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import {
   defaultStorageOptions,
+  newMessage,
   type ChannelLog,
   type Log,
   type NewMessage,
@@ -28,12 +29,7 @@ async function memory(more: Partial<StorageOptions> = {}) {
   return { engine, events, commits };
 }
 
-const msg = (text: string | Buffer, timestamp = Date.now()): NewMessage => ({
-  timestamp,
-  publisher: 'p',
-  reply: '',
-  payload: typeof text === 'string' ? Buffer.from(text) : text,
-});
+const msg = (text: string | Buffer, timestamp = Date.now()): NewMessage => newMessage(timestamp, 'p', '', typeof text === 'string' ? Buffer.from(text) : text);
 
 /** Appends are committed in a microtask after the code that made them: this waits for it. */
 const committed = (): Promise<void> => Promise.resolve();
@@ -216,7 +212,7 @@ test('memory: the ring against a model: any mix of payload sizes and bounds read
           offset++;
           const payload = Buffer.alloc(size, offset % 251);
           if (size > 0) payload.writeUInt8(offset % 256, 0);
-          log.append({ timestamp: 1000 + offset, publisher: `p${offset % 3}`, reply: offset % 2 ? '' : 'r', payload });
+          log.append(newMessage(1000 + offset, `p${offset % 3}`, offset % 2 ? '' : 'r', payload));
           await committed();
           model.push({ offset, payload });
           while (model.length > retainMessages) model.shift();
@@ -265,7 +261,7 @@ test('memory: payloads packed into shared slabs read back intact while slabs fil
           const offset = ++next[c]!;
           const payload = Buffer.alloc(size);
           for (let i = 0; i < size; i += 97) payload[i] = (offset * 31 + i + c) % 256;
-          logs[c]!.append({ timestamp: 1000 + offset, publisher: 'p', reply: '', payload });
+          logs[c]!.append(newMessage(1000 + offset, 'p', '', payload));
           await committed();
           const model = models[c]!;
           model.push({ offset, payload });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { defaultOpenFiles } from '../src/storage/filelog/fd-pool.js';
 import { startBroker } from './helpers/broker.js';
@@ -34,7 +34,7 @@ async function openEngine(t: TestContext, dir: string, options: Partial<StorageO
 
 function put(log: ChannelLog, text: string): Promise<number> {
   return new Promise((resolve, reject) =>
-    log.append({ timestamp: Date.now(), publisher: 'p', reply: '', payload: Buffer.from(text) }, (err, offset) =>
+    log.append(newMessage(Date.now(), 'p', '', Buffer.from(text)), (err, offset) =>
       err ? reject(err) : resolve(offset),
     ),
   );

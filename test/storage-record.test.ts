@@ -12,7 +12,7 @@ import {
   recordProblem,
 } from '../src/storage/filelog/record.js';
 import { ChunkPool, Stage } from '../src/storage/filelog/stage.js';
-import type { StoredMessage } from '../src/storage/engine.js';
+import { newMessage, type StoredMessage } from '../src/storage/engine.js';
 
 function message(offset: number, payload: Buffer, publisher = 'probe-7', reply = ''): StoredMessage {
   return { channel: 'c', offset, timestamp: 1_700_000_000_000.25 + offset, publisher, reply, payload };
@@ -21,7 +21,7 @@ function message(offset: number, payload: Buffer, publisher = 'probe-7', reply =
 /** Encodes messages through the stage exactly as a write would, into one contiguous buffer. */
 function encode(messages: StoredMessage[]): Buffer {
   const stage = new Stage(new ChunkPool());
-  for (const m of messages) stage.add(m, m.offset, undefined);
+  for (const m of messages) stage.add(newMessage(m.timestamp, m.publisher, m.reply, m.payload), m.offset, undefined);
   return Buffer.concat(stage.take().iovecs);
 }
 
@@ -88,7 +88,7 @@ test('damage is named: magic, length, checksum, offset', () => {
 
 test('names that are too long are refused before anything is staged', () => {
   const stage = new Stage(new ChunkPool());
-  assert.throws(() => stage.add(message(1, Buffer.from('x'), 'p'.repeat(70_000)), 1, undefined), RangeError);
+  assert.throws(() => stage.add(newMessage(1, 'p'.repeat(70_000), '', Buffer.from('x')), 1, undefined), RangeError);
   assert.equal(stage.empty, true);
 });
 

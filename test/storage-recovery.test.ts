@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { SparseIndex } from '../src/storage/filelog/segment.js';
 import { getDriver } from '../src/storage/registry.js';
@@ -47,7 +47,7 @@ async function openEngine(t: TestContext, dir: string) {
 
 function put(log: ChannelLog, text: string): Promise<number> {
   return new Promise((resolve, reject) =>
-    log.append({ timestamp: Date.now(), publisher: 'tester', reply: '', payload: Buffer.from(text) }, (err, offset) =>
+    log.append(newMessage(Date.now(), 'tester', '', Buffer.from(text)), (err, offset) =>
       err ? reject(err) : resolve(offset),
     ),
   );

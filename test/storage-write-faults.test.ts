@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, type ChannelLog, type Log, type StoredMessage } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type StoredMessage } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { InlineWrites } from '../src/storage/filelog/inline-writes.js';
 import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
@@ -51,7 +51,7 @@ test('inline writes: small batches only; a run of slow writes or one stall sends
 
 function append(log: ChannelLog, payload: Buffer): Promise<number> {
   return new Promise((resolve, reject) =>
-    log.append({ timestamp: Date.now(), publisher: 'p', reply: '', payload }, (err, offset) => (err ? reject(err) : resolve(offset))),
+    log.append(newMessage(Date.now(), 'p', '', payload), (err, offset) => (err ? reject(err) : resolve(offset))),
   );
 }
 
@@ -102,11 +102,11 @@ test('a refused append reports its payload size although the caller reuses its m
   await engine.start(() => {});
   const log = engine.channel('closed');
   await engine.close();
-  const reused = { timestamp: Date.now(), publisher: 'p', reply: '', payload: Buffer.from('after') };
+  const reused = { timestamp: Date.now(), publisher: 'p', reply: '', data: Buffer.from('after'), start: 0, end: 5 };
   const outcome = new Promise<[Error | null, number, string]>((resolve) =>
     log.append(reused, (err, _offset, ref, _channel, bytes) => resolve([err, bytes, ref]), 'ack-7'),
   );
-  reused.payload = Buffer.alloc(0); // what Broker.publish does right after append
+  reused.data = Buffer.alloc(0); // what Broker.publish does right after append
   const [err, bytes, ref] = await outcome;
   assert.match(String(err), /closed/);
   assert.equal(bytes, 5, 'sessions subtract this from their in-flight bytes');

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { noQuotas, TenantQuotas, type QuotaSettings } from '../src/core/quotas.js';
 import { hashPassword } from '../src/security/passwords.js';
 import { writeUsers } from '../src/security/users-file.js';
-import { defaultStorageOptions, type Log } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, type Log } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { startBroker, tmpDir } from './helpers/broker.js';
 import { startInProcess } from './helpers/inproc.js';
@@ -60,7 +60,7 @@ test('the accounting itself: channels and bytes per tenant, from the log at open
   };
   const put = (engine: FileStorageEngine, channel: string, text: string) =>
     new Promise<void>((resolve, reject) =>
-      engine.channel(channel).append({ timestamp: Date.now(), publisher: 'p', reply: '', payload: Buffer.from(text) }, (err) => (err ? reject(err) : resolve())),
+      engine.channel(channel).append(newMessage(Date.now(), 'p', '', Buffer.from(text)), (err) => (err ? reject(err) : resolve())),
     );
 
   const a = await open();

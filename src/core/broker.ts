@@ -79,7 +79,9 @@ interface Outgoing {
   timestamp: number;
   publisher: string;
   reply: string;
-  payload: Buffer;
+  data: Buffer;
+  start: number;
+  end: number;
 }
 
 /** Whether a group member takes this batch as a block now; `offer`'s live case, for a batch. */
@@ -117,7 +119,7 @@ export class Broker {
   private closing = false;
   private lastChannel = '';
   private lastLog: ChannelLog | null = null;
-  private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', payload: EMPTY };
+  private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', data: EMPTY, start: 0, end: 0 };
   /** Null when no quota is configured: then publishing does not pay for them. */
   readonly quotas: TenantQuotas | null;
 
@@ -158,27 +160,30 @@ export class Broker {
   }
 
   /**
-   * Publish a message. `payload` must never be written again (not a reused buffer); it may be
-   * a view into a larger read chunk, so what outlives the delivery is copied (`kept`).
+   * Publish a message whose payload is `data[start, end)`. `data` must never be written again
+   * (not a reused buffer); it is usually a socket read, so what outlives the delivery is copied
+   * (`kept`), and the payload is passed as a range (engine.ts, NewMessage).
    * Returns true when the publish created the channel. `done` runs once the durability
    * policy holds, with the message's offset and `ref` (one callback serves many publishes).
    */
-  publish(channel: string, payload: Buffer, reply: string, publisher: string, done?: AppendCallback, ref = ''): boolean {
+  publish(channel: string, data: Buffer, start: number, end: number, reply: string, publisher: string, done?: AppendCallback, ref = ''): boolean {
+    const size = end - start;
     if (this.closing) {
-      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0, ref, channel, payload.length);
+      done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0, ref, channel, size);
       return false;
     }
     this.counters.published++;
     const timestamp = turnNow();
     if (isEphemeral(channel)) {
       // Reply inboxes are never stored: offset 0, delivered at once.
+      const payload = data.subarray(start, end);
       this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, payload }], null);
-      done?.(null, 0, ref, channel, payload.length);
+      done?.(null, 0, ref, channel, size);
       return false;
     }
-    const refused = this.quotas?.admit(channel, payload.length);
+    const refused = this.quotas?.admit(channel, size);
     if (refused) {
-      done?.(refused, 0, ref, channel, payload.length);
+      done?.(refused, 0, ref, channel, size);
       return false;
     }
     // A publisher repeats its channel: the same name string skips both engine lookups.
@@ -195,9 +200,11 @@ export class Broker {
     m.timestamp = timestamp;
     m.publisher = publisher;
     m.reply = reply;
-    m.payload = payload;
+    m.data = data;
+    m.start = start;
+    m.end = end;
     log.append(m, done, ref);
-    m.payload = EMPTY; // hold no payload past the call
+    m.data = EMPTY; // hold no payload past the call
     return created;
   }
 

@@ -209,8 +209,8 @@ export class Session implements Consumer, FrameHandler {
   onPayload(buf: Buffer, start: number, end: number, lasting: boolean): void {
     if (!this.pubPending) return;
     this.pubPending = false;
-    const payload = lasting ? buf.subarray(start, end) : ownCopy(buf, start, end);
-    this.publish(this.pub.channel, payload, this.pub.reply, this.pub.ackId);
+    if (lasting) this.publish(this.pub.channel, buf, start, end, this.pub.reply, this.pub.ackId);
+    else this.publish(this.pub.channel, ownCopy(buf, start, end), 0, end - start, this.pub.reply, this.pub.ackId);
   }
 
   /** A PUB header was read: its payload comes next, unless it is too large. */
@@ -338,7 +338,8 @@ export class Session implements Consumer, FrameHandler {
         if (cmd.text.length > this.options.maxPayload) {
           throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${cmd.text.length} bytes exceeds max-payload ${this.options.maxPayload}`);
         }
-        this.publish(this.inbound(cmd.channel, 'pub'), Buffer.from(cmd.text), '', '');
+        const text = Buffer.from(cmd.text);
+        this.publish(this.inbound(cmd.channel, 'pub'), text, 0, text.length, '', '');
         return;
       case 'req':
         this.humanRequest(this.inbound(cmd.channel, 'request'), Buffer.from(cmd.text));
@@ -412,7 +413,8 @@ export class Session implements Consumer, FrameHandler {
     }
   }
 
-  private publish(channel: string, payload: Buffer, reply: string, ackId: string): void {
+  /** Publishes data[start, end) (a range, not a view: engine.ts, NewMessage). */
+  private publish(channel: string, data: Buffer, start: number, end: number, reply: string, ackId: string): void {
     if (this.bucket || this.guard.options.userPublishRate > 0) {
       const wait = Math.max(this.bucket?.take() ?? 0, this.guard.userBucket(this.identity!.user)?.take() ?? 0);
       if (wait > 0) {
@@ -425,9 +427,9 @@ export class Session implements Consumer, FrameHandler {
     }
     this.messagesIn++;
     this.inflight++;
-    this.inflightBytes += payload.length;
+    this.inflightBytes += end - start;
     if (this.inflight >= this.options.maxInflight || this.inflightBytes >= this.options.maxInflightBytes) this.pauseInput();
-    const created = this.broker.publish(channel, payload, reply, this.name, this.stored, ackId);
+    const created = this.broker.publish(channel, data, start, end, reply, this.name, this.stored, ackId);
     if (created && this.mode === 'human') this.out.writeString(info(`creating ${displayName(channel)}`));
   }
 
@@ -481,7 +483,7 @@ export class Session implements Consumer, FrameHandler {
     const inbox = `${this.ns}_INBOX.h${this.id}.${++this.requests}`;
     const sub = this.subscribe(displayName(inbox), inbox, NEW, '');
     sub.remaining = 1;
-    this.publish(channel, payload, inbox, '');
+    this.publish(channel, payload, 0, payload.length, inbox, '');
     const timer = setTimeout(() => {
       if (sub.closed || this.closed) return;
       this.dropSubscription(sub);

@@ -27,12 +27,28 @@ export interface StoredMessage {
   readonly payload: Buffer;
 }
 
-/** What the broker hands to `append`. */
+/**
+ * What the broker hands to `append`. The payload is `data[start, end)`: usually a stretch of the
+ * socket read the PUB arrived in, handed as a range because a view of it (`payloadOf`) costs
+ * ~40 ns, a few percent of a publish, and a driver that copies the bytes needs none.
+ */
 export interface NewMessage {
   readonly timestamp: number;
   readonly publisher: string;
   readonly reply: string;
-  readonly payload: Buffer;
+  readonly data: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The payload of `m` as a Buffer of its own bytes' length (a view unless it is all of `data`). */
+export function payloadOf(m: NewMessage): Buffer {
+  return m.start === 0 && m.end === m.data.length ? m.data : m.data.subarray(m.start, m.end);
+}
+
+/** A NewMessage whose payload is all of `payload`. */
+export function newMessage(timestamp: number, publisher: string, reply: string, payload: Buffer): NewMessage {
+  return { timestamp, publisher, reply, data: payload, start: 0, end: payload.length };
 }
 
 /** Where a subscription starts. */

@@ -25,18 +25,19 @@
  * gone can be reused at once (SlabPool): no view of it is ever handed out.
  */
 import { copyAll, copyBytes } from '../protocol/ascii.js';
-import type {
-  AppendCallback,
-  ChannelLog,
-  ChannelStats,
-  CommitHandler,
-  Log,
-  NewMessage,
-  StartPosition,
-  StorageDriver,
-  StorageEngine,
-  StorageOptions,
-  StoredMessage,
+import {
+  type AppendCallback,
+  type ChannelLog,
+  type ChannelStats,
+  type CommitHandler,
+  type Log,
+  type NewMessage,
+  type StartPosition,
+  type StorageDriver,
+  type StorageEngine,
+  type StorageOptions,
+  type StoredMessage,
+  payloadOf,
 } from './engine.js';
 
 const DEFAULT_RING = 10_000;
@@ -153,7 +154,7 @@ export class MemoryChannelLog implements ChannelLog {
       timestamp: message.timestamp,
       publisher: message.publisher,
       reply: message.reply,
-      payload: message.payload,
+      payload: payloadOf(message),
     };
     let p = this.pending;
     if (p === null) {

@@ -143,7 +143,7 @@ export class FileChannelLog implements ChannelLog {
 
   append(message: NewMessage, done?: AppendCallback, ref = ''): void {
     // `message` is the caller's to reuse once this returns: read what a deferred callback needs now.
-    const bytes = message.payload.length;
+    const bytes = message.end - message.start;
     const refused = this.failure ?? this.ctx.closed;
     if (refused) {
       if (done) queueMicrotask(() => done(refused, 0, ref, this.name, bytes));

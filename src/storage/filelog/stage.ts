@@ -10,8 +10,8 @@
  * time). The messages the broker fans out are made once the batch is written, with views of
  * the payloads in the chunks (channel-log.ts, `commit`), and die young.
  */
-import { copyAll } from '../../protocol/ascii.js';
-import type { AppendCallback, NewMessage } from '../engine.js';
+import { copyBytes } from '../../protocol/ascii.js';
+import { type AppendCallback, type NewMessage, payloadOf } from '../engine.js';
 import { AckList } from './ack-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
@@ -118,19 +118,21 @@ export class Stage {
     const publisherBytes = publisher.length;
     const replyBytes = m.reply === '' ? 0 : Buffer.byteLength(m.reply);
     const headerEnd = HEADER_BYTES + publisherBytes + replyBytes;
-    const payload = m.payload;
-    const total = headerEnd + payload.length;
+    const { data, start } = m;
+    const size = m.end - start;
+    const total = headerEnd + size;
     if (publisherBytes > MAX_NAME_BYTES || replyBytes > MAX_NAME_BYTES || total > MAX_RECORD_BYTES) {
       throw new RangeError(`message too large to store (${total} bytes, publisher ${publisherBytes}, reply ${replyBytes})`);
     }
-    const inline = payload.length <= INLINE_PAYLOAD;
+    const inline = size <= INLINE_PAYLOAD;
     const buf = this.reserve(inline ? total : headerEnd);
     const at = this.pos;
     const end = writeHeader(buf, at, total, offset, m.timestamp, publisher, m.reply, replyBytes);
     if (inline) {
-      this.pos = copyAll(buf, end, payload);
+      this.pos = copyBytes(buf, end, data, start, m.end);
       seal(buf, at, this.pos, null);
     } else {
+      const payload = payloadOf(m);
       seal(buf, at, end, payload);
       this.pos = end;
       this.cut();
@@ -138,8 +140,8 @@ export class Stage {
     }
     this.bytes += total;
     if (this.records === null) this.first = offset;
-    (this.acks ??= new AckList()).push(done, ref, payload.length);
-    (this.records ??= this.lists.get()).push(total, payload.length, m.timestamp, m.publisher, m.reply);
+    (this.acks ??= new AckList()).push(done, ref, size);
+    (this.records ??= this.lists.get()).push(total, size, m.timestamp, m.publisher, m.reply);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
 
