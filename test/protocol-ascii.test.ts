@@ -22,6 +22,29 @@ test('the shared delivery bytes are the documented frame after the sid, tenant p
   assert.equal(machineDelivery({ ...msg, reply: '', offset: 0 }).toString('latin1'), ' probes.rtt 0 1763900000123456 alice/p1 - 5\nhello\n');
 });
 
+test('consecutive deliveries that share some of time, publisher and reply are each encoded whole (the encoder keeps what repeats)', () => {
+  const stamps = [1_763_900_000_123.456, 1_763_900_000_123.457, 5];
+  const publishers = ['alice/p1', 'bob', 'x'.repeat(300), ''];
+  const replies = ['', '_INBOX.a', 'r'.repeat(200)];
+  const message = fc.record({
+    t: fc.nat(stamps.length - 1),
+    p: fc.nat(publishers.length - 1),
+    r: fc.nat(replies.length - 1),
+    offset: fc.nat(),
+    payload: fc.uint8Array({ maxLength: 40 }),
+  });
+  fc.assert(
+    fc.property(fc.array(message, { minLength: 1, maxLength: 30 }), (messages) => {
+      for (const m of messages) {
+        const msg = { channel: 'probes.rtt', offset: m.offset, timestamp: stamps[m.t]!, publisher: publishers[m.p]!, reply: replies[m.r]!, payload: Buffer.from(m.payload) };
+        const head = ` probes.rtt ${m.offset} ${Math.round(msg.timestamp * 1000)} ${msg.publisher} ${msg.reply || '-'} ${m.payload.length}\n`;
+        assert.deepEqual(machineDelivery(msg), Buffer.concat([Buffer.from(head, 'latin1'), msg.payload, Buffer.from('\n')]));
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
+
 test('copyAll and copyBytes copy exactly the bytes asked for, at every size around their loop/native thresholds', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(40), fc.nat(200), fc.nat(200), (bytes, at, a, b) => {
