@@ -130,7 +130,8 @@ const channelNames = new NameBytes(true);
 const replyNames = new NameBytes(true);
 const publisherNames = new NameBytes(false);
 
-const EMPTY_MIDDLE = Buffer.alloc(0);
+/** Room for DeliveryEncoder's middle part with usual names (it grows for long ones). */
+const MIDDLE_BYTES = 256;
 
 /** Payloads up to this size travel inside the delivery bytes (one copy per subscriber). */
 export const INLINE_DELIVERY = 2048;
@@ -150,7 +151,9 @@ export class DeliveryEncoder {
    * burst is stamped once per turn and a publisher repeats itself): one copy per message
    * instead of three copies and four separators.
    */
-  private middle: Buffer = EMPTY_MIDDLE;
+  private scratch = Buffer.allocUnsafeSlow(MIDDLE_BYTES);
+  /** A view of `scratch`, rewritten in place: a new one only when the length changes. */
+  private middle = this.scratch.subarray(0, 0);
   private stamp = -1;
   private publisher = '';
   private reply = '';
@@ -193,8 +196,13 @@ export class DeliveryEncoder {
     this.reply = msg.reply;
     const publisher = publisherNames.get(msg.publisher);
     const reply = msg.reply ? replyNames.get(msg.reply) : DASH;
-    // Exactly its size, so that it is copied whole (TypedArray#set, one call); made per burst.
-    const m = Buffer.allocUnsafe(20 + publisher.length + reply.length);
+    // Messages from publishers that take turns rewrite it each time: no allocation then.
+    const most = 20 + publisher.length + reply.length;
+    if (most > this.scratch.length) {
+      this.scratch = Buffer.allocUnsafeSlow(most);
+      this.middle = this.scratch.subarray(0, 0);
+    }
+    const m = this.scratch;
     let at = 0;
     m[at++] = SPACE;
     at = writeDecimal(m, at, micros(msg.timestamp));
@@ -203,7 +211,8 @@ export class DeliveryEncoder {
     m[at++] = SPACE;
     at = copyAll(m, at, reply);
     m[at++] = SPACE;
-    this.middle = m.subarray(0, at);
+    // A view of exactly its size, so that it is copied whole (TypedArray#set, one call).
+    if (at !== this.middle.length) this.middle = m.subarray(0, at);
   }
 }
 
