@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { copyAll, copyBytes, decimalLength, writeDecimal } from '../src/protocol/ascii.js';
 import { machineDelivery } from '../src/protocol/encode.js';
+import { storedMessage } from '../src/storage/engine.js';
 
 test('writeDecimal and decimalLength agree with String() for every integer up to 2^53', () => {
   const buf = Buffer.alloc(32, 0x78);
@@ -17,7 +18,7 @@ test('writeDecimal and decimalLength agree with String() for every integer up to
 });
 
 test('the shared delivery bytes are the documented frame after the sid, tenant prefix removed', () => {
-  const msg = { channel: '_T.acme.probes.rtt', offset: 42, timestamp: 1_763_900_000_123.456, publisher: 'alice/p1', reply: '_T.acme._INBOX.x.1', payload: Buffer.from('hello') };
+  const msg = storedMessage('_T.acme.probes.rtt', 42, 1_763_900_000_123.456, 'alice/p1', '_T.acme._INBOX.x.1', Buffer.from('hello'));
   assert.equal(machineDelivery(msg).toString('latin1'), ' probes.rtt 42 1763900000123456 alice/p1 _INBOX.x.1 5\nhello\n');
   assert.equal(machineDelivery({ ...msg, reply: '', offset: 0 }).toString('latin1'), ' probes.rtt 0 1763900000123456 alice/p1 - 5\nhello\n');
 });
@@ -36,9 +37,12 @@ test('consecutive deliveries that share some of time, publisher and reply are ea
   fc.assert(
     fc.property(fc.array(message, { minLength: 1, maxLength: 30 }), (messages) => {
       for (const m of messages) {
-        const msg = { channel: 'probes.rtt', offset: m.offset, timestamp: stamps[m.t]!, publisher: publishers[m.p]!, reply: replies[m.r]!, payload: Buffer.from(m.payload) };
+        // The payload as a range of a larger buffer, as the drivers hand it over.
+        const around = Buffer.concat([Buffer.alloc(m.offset % 7, 0xee), Buffer.from(m.payload), Buffer.alloc(3, 0xee)]);
+        const start = m.offset % 7;
+        const msg = { channel: 'probes.rtt', offset: m.offset, timestamp: stamps[m.t]!, publisher: publishers[m.p]!, reply: replies[m.r]!, data: around, start, end: start + m.payload.length };
         const head = ` probes.rtt ${m.offset} ${Math.round(msg.timestamp * 1000)} ${msg.publisher} ${msg.reply || '-'} ${m.payload.length}\n`;
-        assert.deepEqual(machineDelivery(msg), Buffer.concat([Buffer.from(head, 'latin1'), msg.payload, Buffer.from('\n')]));
+        assert.deepEqual(machineDelivery(msg), Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(m.payload), Buffer.from('\n')]));
       }
     }),
     { numRuns: 500 },

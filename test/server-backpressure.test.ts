@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import { startBroker } from './helpers/broker.js';
 import { kept, pinsLittle } from '../src/core/broker.js';
-import type { StoredMessage } from '../src/storage/engine.js';
+import { payloadOf, storedMessage, type StoredMessage } from '../src/storage/engine.js';
 import { startInProcess } from './helpers/inproc.js';
 import { RawClient, until, type Frame } from './helpers/raw.js';
 
@@ -168,7 +168,7 @@ for (const storage of ['memory', 'file'] as const) {
       await pub.waitFor((f) => f.line.startsWith(`ACK j${N - 1} `), 30_000);
       const groups = (broker.server.broker as unknown as { groups: Map<string, { backlog: StoredMessage[] }> }).groups;
       const held = groups.get('workers\u0000jobs')!.backlog;
-      const pinning = held.filter((m) => !pinsLittle(m.payload)).length;
+      const pinning = held.filter((m) => !pinsLittle(m)).length;
       const heldCount = held.length;
       member.socket.resume();
       if (storage === 'memory') assert.ok(heldCount > 0, 'the member congested and the group held a backlog');
@@ -195,13 +195,18 @@ for (const storage of ['memory', 'file'] as const) {
 
 test('kept: a held message gets its own bytes when its payload views a much larger buffer', () => {
   const read = Buffer.alloc(64 * 1024, 0x78);
-  const msg = (payload: Buffer): StoredMessage => ({ channel: 'c', offset: 1, timestamp: 0, publisher: 'p', reply: '', payload });
-  const small = kept(msg(read.subarray(100, 116)));
-  assert.notEqual(small.payload.buffer, read.buffer, 'a 16-byte view of a 64 KiB read is copied');
-  assert.ok(small.payload.equals(read.subarray(100, 116)));
-  assert.ok(pinsLittle(small.payload));
+  const msg = (payload: Buffer): StoredMessage => storedMessage('c', 1, 0, 'p', '', payload);
+  // A payload as a range of the read (as sessions hand them over) and as a view of it.
+  for (const held of [{ ...msg(read), start: 100, end: 116 }, msg(read.subarray(100, 116))]) {
+    const small = kept(held);
+    assert.notEqual(small.data.buffer, read.buffer, 'a 16-byte payload of a 64 KiB read is copied');
+    assert.ok(payloadOf(small).equals(read.subarray(100, 116)));
+    assert.ok(pinsLittle(small));
+  }
   const large = msg(read.subarray(0, 20_000));
   assert.equal(kept(large), large, 'a payload of a quarter of its buffer or more is kept as it is');
+  const largeRange = { ...msg(read), start: 1000, end: 21_000 };
+  assert.equal(kept(largeRange), largeRange);
 });
 
 for (const [bound, args] of [

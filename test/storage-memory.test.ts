@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import {
   defaultStorageOptions,
   newMessage,
+  payloadOf,
   type ChannelLog,
   type Log,
   type NewMessage,
@@ -98,7 +99,7 @@ test('memory: the ring holds retainMessages; reads and first follow it', async (
   assert.equal(log.head, 12);
   assert.deepEqual(await offsets(log), range(8, 12), 'from before first starts at first');
   assert.deepEqual(await offsets(log, 10), [10, 11, 12]);
-  assert.deepEqual((await log.read(9, 2, Infinity)).map((m) => m.payload.toString()), ['m9', 'm10']);
+  assert.deepEqual((await log.read(9, 2, Infinity)).map((m) => payloadOf(m).toString()), ['m9', 'm10']);
   assert.deepEqual(await offsets(log, 13), []);
   assert.deepEqual(log.stats(), { channel: 'ring', first: 8, head: 12, messages: 5, bytes: 13 });
 });
@@ -120,7 +121,7 @@ test('memory: without retainBytes a channel holds at most 16 MiB of payload; ret
   for (let i = 1; i <= 300; i++) log.append(msg(big));
   await committed();
   assert.deepEqual(log.stats(), { channel: 'large', first: 45, head: 300, messages: 256, bytes: 16 * 1024 * 1024 });
-  assert.ok((await log.read(45, 1, Infinity))[0]!.payload.equals(big));
+  assert.ok(payloadOf((await log.read(45, 1, Infinity))[0]!).equals(big));
 
   const raised = await memory({ retainBytes: 32 * 1024 * 1024 });
   const more = raised.engine.channel('large');
@@ -150,7 +151,7 @@ test('memory: the ring grows on demand and shrinks after retention, keeping orde
   for (let i = 1001; i <= 1100; i++) w.append(msg(`w${i}`));
   await committed();
   assert.deepEqual(await offsets(w), range(1001, 1100), 'aged out, then refilled');
-  assert.deepEqual((await w.read(1099, 10, Infinity)).map((m) => m.payload.toString()), ['w1099', 'w1100']);
+  assert.deepEqual((await w.read(1099, 10, Infinity)).map((m) => payloadOf(m).toString()), ['w1099', 'w1100']);
 });
 
 test('memory: retainBytes and retainAgeMs drop the oldest messages', async () => {
@@ -221,12 +222,12 @@ test('memory: the ring against a model: any mix of payload sizes and bounds read
           // After every append, not only at the end: a wrong message dropped later would hide.
           const now = await log.read(1, 100_000, Infinity);
           assert.deepEqual(now.map((m) => m.offset), model.map((m) => m.offset));
-          for (let i = 0; i < now.length; i++) assert.ok(now[i]!.payload.equals(model[i]!.payload), `payload of ${now[i]!.offset} after ${offset}`);
+          for (let i = 0; i < now.length; i++) assert.ok(payloadOf(now[i]!).equals(model[i]!.payload), `payload of ${now[i]!.offset} after ${offset}`);
         }
         const held = await log.read(1, 100_000, Infinity);
         assert.deepEqual(held.map((m) => m.offset), model.map((m) => m.offset));
         for (let i = 0; i < held.length; i++) {
-          assert.ok(held[i]!.payload.equals(model[i]!.payload), `payload of ${held[i]!.offset}`);
+          assert.ok(payloadOf(held[i]!).equals(model[i]!.payload), `payload of ${held[i]!.offset}`);
           assert.equal(held[i]!.timestamp, 1000 + held[i]!.offset);
           assert.equal(held[i]!.publisher, `p${held[i]!.offset % 3}`);
           assert.equal(held[i]!.reply, held[i]!.offset % 2 ? '' : 'r');
@@ -271,8 +272,8 @@ test('memory: payloads packed into shared slabs read back intact while slabs fil
           for (const k of [0, 1]) {
             const held = await logs[k]!.read(1, 100_000, Infinity);
             assert.deepEqual(held.map((m) => m.offset), models[k]!.map((m) => m.offset), `channel ${k} offsets`);
-            for (let i = 0; i < held.length; i++) assert.ok(held[i]!.payload.equals(models[k]![i]!.payload), `channel ${k} payload of ${held[i]!.offset}`);
-            if (held.length) earlier.push({ copy: held[0]!.payload, expected: Buffer.from(models[k]![0]!.payload) });
+            for (let i = 0; i < held.length; i++) assert.ok(payloadOf(held[i]!).equals(models[k]![i]!.payload), `channel ${k} payload of ${held[i]!.offset}`);
+            if (held.length) earlier.push({ copy: payloadOf(held[0]!), expected: Buffer.from(models[k]![0]!.payload) });
           }
         }
         // What a reader was given is its own: later appends and slab reuse leave it alone.
@@ -301,6 +302,6 @@ test('memory: a slab goes back to the pool only once none of its messages is hel
   await committed();
   const held = await a.read(1, 10, Infinity);
   assert.deepEqual(held.map((m) => m.offset), [2, 3, 4, 5]);
-  assert.ok(held[1]!.payload.equals(fill(100, 3)), 'm3 intact');
-  assert.deepEqual(held.map((m) => [m.payload.length, m.payload[0]]), [[70_000, 2], [100, 3], [200, 4], [10, 5]]);
+  assert.ok(payloadOf(held[1]!).equals(fill(100, 3)), 'm3 intact');
+  assert.deepEqual(held.map((m) => [payloadOf(m).length, payloadOf(m)[0]]), [[70_000, 2], [100, 3], [200, 4], [10, 5]]);
 });

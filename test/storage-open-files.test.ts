@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, payloadOf, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { defaultOpenFiles } from '../src/storage/filelog/fd-pool.js';
 import { startBroker } from './helpers/broker.js';
@@ -40,7 +40,7 @@ function put(log: ChannelLog, text: string): Promise<number> {
   );
 }
 
-const texts = async (log: ChannelLog): Promise<string[]> => (await log.read(1, 1000, Infinity)).map((m) => m.payload.toString());
+const texts = async (log: ChannelLog): Promise<string[]> => (await log.read(1, 1000, Infinity)).map((m) => payloadOf(m).toString());
 const count = (c: RawClient, prefix: string): number => c.frames.filter((f) => f.line.startsWith(prefix)).length;
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, payloadOf, type ChannelLog, type Log, type StorageOptions } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { SparseIndex } from '../src/storage/filelog/segment.js';
 import { getDriver } from '../src/storage/registry.js';
@@ -117,7 +117,7 @@ test('a record cut in half is truncated; its offset is given out again (it was n
   const ch = engine.channel('half');
   assert.equal(ch.head, 9);
   assert.equal(await put(ch, 'again'), 10);
-  assert.equal((await ch.read(10, 1, Infinity))[0]!.payload.toString(), 'again');
+  assert.equal(payloadOf((await ch.read(10, 1, Infinity))[0]!).toString(), 'again');
 });
 
 test('a torn header (fewer than 32 bytes) is truncated too', async (t) => {
@@ -252,7 +252,7 @@ test('after a clean close the next start takes every unchanged segment from the 
   assert.equal(fs.existsSync(path.join(dir, CLEAN)), false, 'deleted at start, before any write');
   const ch = engine.channel('ok');
   assert.deepEqual(await offsetsOf(ch), range(1, 15));
-  assert.deepEqual((await ch.read(7, 2, Infinity)).map((m) => m.payload.toString()), [payload(7), payload(8)]);
+  assert.deepEqual((await ch.read(7, 2, Infinity)).map((m) => payloadOf(m).toString()), [payload(7), payload(8)]);
   assert.deepEqual(ch.stats(), { channel: 'ok', first: 1, head: 15, messages: 15, bytes: 15 * RECORD });
   assert.equal(await ch.resolve({ kind: 'time', time: t0 - 1000 }), 1, 'index timestamps came back');
   assert.equal(await put(ch, 'after'), 16, 'appends continue in the active segment');

@@ -1,6 +1,6 @@
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
-import type { ChannelLog, ChannelStats, Log, StartPosition, StorageEngine, StoredMessage, AppendCallback } from '../storage/engine.js';
+import { payloadOf, type ChannelLog, type ChannelStats, type Log, type PayloadRange, type StartPosition, type StorageEngine, type StoredMessage, type AppendCallback } from '../storage/engine.js';
 import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quotas.js';
 import { SubjectIndex } from './subject-index.js';
 import { planFanOut, type FanOutPlan, type Target } from './fan-out-plan.js';
@@ -95,13 +95,15 @@ function blockReady(sub: Subscription, key: string, channel: string): boolean {
  * own pool slabs, 8 KiB, are small enough to share.)
  */
 export function kept(msg: StoredMessage): StoredMessage {
-  return pinsLittle(msg.payload) ? msg : { ...msg, payload: Buffer.from(msg.payload) };
+  if (pinsLittle(msg)) return msg;
+  const own = Buffer.from(payloadOf(msg));
+  return { ...msg, data: own, start: 0, end: own.length };
 }
 
-/** Whether keeping `payload` keeps little more memory alive than its own bytes. */
-export function pinsLittle(payload: Buffer): boolean {
-  const under = payload.buffer.byteLength;
-  return under <= Buffer.poolSize || payload.byteLength * 4 >= under;
+/** Whether keeping the payload keeps little more memory alive than its own bytes. */
+export function pinsLittle(payload: PayloadRange): boolean {
+  const under = payload.data.buffer.byteLength;
+  return under <= Buffer.poolSize || (payload.end - payload.start) * 4 >= under;
 }
 
 /**
@@ -176,8 +178,7 @@ export class Broker {
     const timestamp = turnNow();
     if (isEphemeral(channel)) {
       // Reply inboxes are never stored: offset 0, delivered at once.
-      const payload = data.subarray(start, end);
-      this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, payload }], null);
+      this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, data, start, end }], null);
       done?.(null, 0, ref, channel, size);
       return false;
     }

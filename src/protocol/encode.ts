@@ -1,5 +1,6 @@
+// Types only: the client library shares this module and must not load the server's storage.
 import type { StoredMessage } from '../storage/engine.js';
-import { copyAll, decimalLength, writeDecimal } from './ascii.js';
+import { copyAll, copyBytes, decimalLength, writeDecimal } from './ascii.js';
 import { displayName } from './names.js';
 
 /**
@@ -93,7 +94,7 @@ function pad2(n: number): string {
 /** `pubsub on <channel> at HH:MM:SS: <text>\n` */
 export function humanDelivery(msg: StoredMessage): Buffer {
   const reply = msg.reply ? ` (reply to ${displayName(msg.reply)})` : '';
-  return Buffer.from(`pubsub on ${displayName(msg.channel)} at ${clock(msg.timestamp)}${reply}: ${escapeText(msg.payload)}\n`);
+  return Buffer.from(`pubsub on ${displayName(msg.channel)} at ${clock(msg.timestamp)}${reply}: ${escapeText(msg.data.subarray(msg.start, msg.end))}\n`);
 }
 
 export function micros(ms: number): number {
@@ -165,7 +166,7 @@ export class DeliveryEncoder {
     this.msg = msg;
     this.channel = channelNames.get(msg.channel);
     if (msg.timestamp !== this.stamp || msg.publisher !== this.publisher || msg.reply !== this.reply) this.remember(msg);
-    const size = msg.payload.length;
+    const size = msg.end - msg.start;
     this.inline = size <= INLINE_DELIVERY;
     const header = 3 + this.channel.length + decimalLength(msg.offset) + this.middle.length + decimalLength(size);
     return this.inline ? header + size + 1 : header;
@@ -174,7 +175,7 @@ export class DeliveryEncoder {
   /** Writes the prepared message; returns the index after it. */
   write(out: Buffer, at: number): number {
     const msg = this.msg!;
-    const size = msg.payload.length;
+    const size = msg.end - msg.start;
     out[at++] = SPACE;
     at = copyAll(out, at, this.channel);
     out[at++] = SPACE;
@@ -183,7 +184,7 @@ export class DeliveryEncoder {
     at = writeDecimal(out, at, size);
     out[at++] = NEWLINE;
     if (this.inline) {
-      at = copyAll(out, at, msg.payload);
+      at = copyBytes(out, at, msg.data, msg.start, msg.end);
       out[at++] = NEWLINE;
     }
     this.msg = null;
@@ -244,7 +245,7 @@ export function machineBlock(prefix: Buffer, batch: readonly StoredMessage[]): B
   for (let i = 0; i < batch.length; i++) {
     const msg = batch[i]!;
     const head = prefix.length + enc.prepare(msg);
-    const need = at + head + (enc.inline ? 0 : msg.payload.length + 1);
+    const need = at + head + (enc.inline ? 0 : msg.end - msg.start + 1);
     if (need > out.length) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(need, out.length * 2));
       bigger.set(out.subarray(0, at));
@@ -252,7 +253,7 @@ export function machineBlock(prefix: Buffer, batch: readonly StoredMessage[]): B
     }
     at = enc.write(out, copyAll(out, at, prefix));
     if (!enc.inline) {
-      at = copyAll(out, at, msg.payload);
+      at = copyBytes(out, at, msg.data, msg.start, msg.end);
       out[at++] = NEWLINE;
     }
   }

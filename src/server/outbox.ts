@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
 import { copyAll, writeDecimal } from '../protocol/ascii.js';
 import { deliveryEncoder, INLINE_DELIVERY } from '../protocol/encode.js';
-import type { StoredMessage } from '../storage/engine.js';
+import { payloadOf, type PayloadRange, type StoredMessage } from '../storage/engine.js';
 
 const CHUNK = 64 * 1024;
 /** Payloads at least this big are handed to the socket as they are instead of copied. */
@@ -75,11 +75,11 @@ export class Outbox {
    * (machineDelivery), then, for a payload too large to be inlined there, the payload and its
    * newline. Short copies are JS loops: for a few dozen bytes TypedArray#set's call costs more.
    */
-  writeFrame(prefix: Buffer, shared: Buffer, payload: Buffer): void {
-    if (payload.length > INLINE_DELIVERY) {
+  writeFrame(prefix: Buffer, shared: Buffer, payload: PayloadRange): void {
+    if (payload.end - payload.start > INLINE_DELIVERY) {
       this.write(prefix);
       this.write(shared);
-      this.write(payload);
+      this.write(payloadOf(payload));
       this.write(NL);
       return;
     }
@@ -97,7 +97,7 @@ export class Outbox {
     const buf = this.buf;
     this.used = enc.write(buf, copyAll(buf, this.used, prefix));
     if (!enc.inline) {
-      this.write(msg.payload);
+      this.write(payloadOf(msg));
       this.write(NL);
     }
     this.schedule();

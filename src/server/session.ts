@@ -278,7 +278,7 @@ export class Session implements Consumer, FrameHandler {
     } else {
       const prefix = machinePrefix(sub);
       if (shared === null) this.out.writeDelivery(prefix, msg);
-      else this.out.writeFrame(prefix, (shared.machine ??= machineDelivery(msg)), msg.payload);
+      else this.out.writeFrame(prefix, (shared.machine ??= machineDelivery(msg)), msg);
     }
     if (sub.remaining > 0 && --sub.remaining === 0) this.dropSubscription(sub);
   }

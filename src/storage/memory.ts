@@ -37,7 +37,6 @@ import {
   type StorageEngine,
   type StorageOptions,
   type StoredMessage,
-  payloadOf,
 } from './engine.js';
 
 const DEFAULT_RING = 10_000;
@@ -154,7 +153,9 @@ export class MemoryChannelLog implements ChannelLog {
       timestamp: message.timestamp,
       publisher: message.publisher,
       reply: message.reply,
-      payload: payloadOf(message),
+      data: message.data,
+      start: message.start,
+      end: message.end,
     };
     let p = this.pending;
     if (p === null) {
@@ -191,7 +192,8 @@ export class MemoryChannelLog implements ChannelLog {
     }
     for (let i = 0; i < batch.length; i++) {
       try {
-        done[i]?.(null, batch[i]!.offset, refs[i]!, this.name, batch[i]!.payload.length);
+        const m = batch[i]!;
+        done[i]?.(null, m.offset, refs[i]!, this.name, m.end - m.start);
       } catch (err) {
         this.log.error({ err, channel: this.name }, 'storage: append callback threw');
       }
@@ -205,7 +207,7 @@ export class MemoryChannelLog implements ChannelLog {
     for (let i = Math.max(0, from - this.first); i < this.size && out.length < maxMessages && bytes < maxBytes; i++) {
       const m = this.message(i);
       out.push(m);
-      bytes += m.payload.length;
+      bytes += m.end - m.start;
     }
     return Promise.resolve(out);
   }
@@ -237,8 +239,7 @@ export class MemoryChannelLog implements ChannelLog {
   /** Packs a message into the next free slot (there is one). */
   private hold(m: StoredMessage): void {
     const slot = this.slotOf(this.size);
-    const payload = m.payload;
-    const length = payload.length;
+    const length = m.end - m.start;
     let slab: Buffer;
     let position = 0;
     if (length > OWN_BUFFER) {
@@ -251,7 +252,7 @@ export class MemoryChannelLog implements ChannelLog {
       position = this.slabUsed;
       this.slabUsed += length;
     }
-    copyAll(slab, position, payload);
+    copyBytes(slab, position, m.data, m.start, m.end);
     const n = slot * NUMBERS;
     this.numbers[n + TIME] = m.timestamp;
     this.numbers[n + POS] = position;
@@ -288,7 +289,9 @@ export class MemoryChannelLog implements ChannelLog {
       timestamp: this.numbers[n + TIME]!,
       publisher: this.refs[r + PUBLISHER] as string,
       reply: this.refs[r + REPLY] as string,
-      payload,
+      data: payload,
+      start: 0,
+      end: length,
     };
   }
 

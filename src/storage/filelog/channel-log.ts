@@ -285,8 +285,8 @@ export class FileChannelLog implements ChannelLog {
 
   /**
    * The batch is in the OS: make it readable, then hand it to the broker, in the same tick. The
-   * messages are made now (stage.ts says why); small payloads are views into the batch's
-   * chunks, which go back to the pool only after this (a consumer that keeps a message past its
+   * messages are made now (stage.ts says why); small payloads are ranges of the batch's chunks,
+   * which go back to the pool only after this (a consumer that keeps a message past its
    * delivery copies a payload that pins more than its own bytes: `kept`, core/broker.ts).
    */
   private commit(seg: Segment, batch: Batch): void {
@@ -308,19 +308,25 @@ export class FileChannelLog implements ChannelLog {
       }
       const length = lengths[i]!;
       const timestamp = timestamps[i]!;
-      let payload: Buffer;
+      let data: Buffer;
+      let start: number;
+      let end: number;
       if (at + length <= iov.length) {
-        payload = iov.subarray(at + length - payloadBytes[i]!, at + length);
-        at += length;
+        data = iov;
+        end = at + length;
+        start = end - payloadBytes[i]!;
+        at = end;
       } else {
         // Not copied: the header ends its iovec and the payload is the next one.
-        payload = iovecs[++v]!;
+        data = iovecs[++v]!;
+        start = 0;
+        end = data.length;
         iov = iovecs[++v]!;
         at = 0;
       }
       seg.noteRecord(first + i, position, timestamp, length);
       position += length;
-      messages[i] = { channel: this.name, offset: first + i, timestamp, publisher, reply: replies === null ? '' : replies[i]!, payload };
+      messages[i] = { channel: this.name, offset: first + i, timestamp, publisher, reply: replies === null ? '' : replies[i]!, data, start, end };
     }
     this.totalBytes += batch.bytes;
     this.totalCount += count;

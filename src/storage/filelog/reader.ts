@@ -135,7 +135,7 @@ export function readSegment(
     if (out.length >= budget.maxMessages || budget.bytes >= budget.maxBytes) return false;
     const m = decodeRecord(buf, at, length, channel);
     out.push(m);
-    budget.bytes += m.payload.length;
+    budget.bytes += m.end - m.start;
     return true;
   }, cursor);
 }

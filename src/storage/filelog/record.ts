@@ -103,7 +103,7 @@ export function recordProblem(buf: Buffer, at: number, length: number, expected:
   return null;
 }
 
-/** Decodes a checked record. The payload is a view into `buf`, not a copy. */
+/** Decodes a checked record. The payload is a range of `buf`, not a copy. */
 export function decodeRecord(buf: Buffer, at: number, length: number, channel: string): StoredMessage {
   const publisherBytes = buf.readUInt16LE(at + 28);
   const replyBytes = buf.readUInt16LE(at + 30);
@@ -116,7 +116,9 @@ export function decodeRecord(buf: Buffer, at: number, length: number, channel: s
     timestamp: recordTimestamp(buf, at),
     publisher: publisherBytes ? buf.toString('utf8', p, r) : '',
     reply: replyBytes ? buf.toString('utf8', r, payloadAt) : '',
-    payload: buf.subarray(payloadAt, at + length),
+    data: buf,
+    start: payloadAt,
+    end: at + length,
   };
 }
 
