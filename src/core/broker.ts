@@ -176,7 +176,8 @@ export class Broker {
     }
     this.counters.published++;
     const timestamp = turnNow();
-    if (isEphemeral(channel)) {
+    // The last channel published to is a stored one: a repeat skips the prefix checks.
+    if (channel !== this.lastChannel && isEphemeral(channel)) {
       // Reply inboxes are never stored: offset 0, delivered at once.
       this.fanOut(channel, [{ channel, offset: 0, timestamp, publisher, reply, data, start, end }], null);
       done?.(null, 0, ref, channel, size);
