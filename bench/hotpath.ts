@@ -37,6 +37,7 @@ const opts = new Command('bench:hotpath')
   .addOption(new Option('--storage <driver>', 'storage driver').choices(['memory', 'file']).env('STORAGE').default('memory'))
   .addOption(new Option('--messages <n>', 'messages to publish').env('N').argParser(whole(1)).default(1_000_000))
   .addOption(new Option('--subscribers <n>', 'subscribers on the channel').env('SUBS').argParser(whole(1)).default(1))
+  .addOption(new Option('--publishers <n>', 'publisher sessions, fed a read each in turn (fan-in)').env('PUBS').argParser(whole(1)).default(1))
   .addOption(new Option('--size <bytes>', 'payload size').env('SIZE').argParser(whole(0)).default(16))
   .addOption(new Option('--no-acks', 'publish without ack ids (env: ACK=0)'))
   .addOption(new Option('--distinct-sids', 'each subscriber picks its own sid, so no shared blocks (env: SIDS=distinct)'))
@@ -46,9 +47,10 @@ const opts = new Command('bench:hotpath')
   .addOption(new Option('--window <n>', 'messages published and not yet delivered, at most').env('WINDOW').argParser(whole(1)).default(16_384))
   .addOption(new Option('--counters', "also print the storage driver's counters (env: COUNTERS=1)"))
   .parse(process.argv)
-  .opts<{ storage: string; messages: number; subscribers: number; size: number; acks: boolean; distinctSids?: boolean; window: number; counters?: boolean }>();
+  .opts<{ storage: string; messages: number; subscribers: number; publishers: number; size: number; acks: boolean; distinctSids?: boolean; window: number; counters?: boolean }>();
 const N = opts.messages;
 const SUBS = opts.subscribers;
+const PUBS = opts.publishers;
 const SIZE = opts.size;
 const ACK = opts.acks && process.env.ACK !== '0';
 const DISTINCT = opts.distinctSids === true || process.env.SIDS === 'distinct';
@@ -81,9 +83,12 @@ async function main(): Promise<void> {
     sink.emit('data', Buffer.from(`mode machine\nSUB ${DISTINCT ? `s${i}` : 's'} hot.chan\n`));
     return sink;
   });
-  const pubSock = new Sink();
-  new Session(100, pubSock, broker, options, log, 'pub');
-  pubSock.emit('data', Buffer.from('mode machine\n'));
+  const pubs = Array.from({ length: PUBS }, (_, i) => {
+    const sock = new Sink();
+    new Session(100 + i, sock, broker, options, log, `pub${i}`);
+    sock.emit('data', Buffer.from('mode machine\n'));
+    return sock;
+  });
   const frame = Buffer.concat([Buffer.from(`PUB hot.chan ${ACK ? '12345' : '-'} - ${SIZE}\n`), Buffer.alloc(SIZE, 0x61), Buffer.from('\n')]);
   const perChunk = Math.max(1, Math.floor(65536 / frame.length));
   const chunk = Buffer.concat(Array.from({ length: perChunk }, () => frame));
@@ -93,9 +98,10 @@ async function main(): Promise<void> {
   const elu0 = performance.eventLoopUtilization();
   const main0 = mainThreadCpu();
   let sent = 0;
+  let turn = 0;
   while (sent < N) {
     while (sent - broker.counters.delivered / SUBS > WINDOW) await new Promise((r) => setTimeout(r, 1));
-    pubSock.emit('data', chunk);
+    pubs[turn++ % PUBS]!.emit('data', chunk);
     sent += perChunk;
     // As after a real socket read: microtasks run (a memory channel commits the read's batch).
     await null;
@@ -106,7 +112,7 @@ async function main(): Promise<void> {
   while (broker.counters.delivered < sent * SUBS) await new Promise((r) => setTimeout(r, 1));
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  // The event loop's own busy time: with the checksum thread, process CPU counts two threads.
+  // The event loop's own busy time (process CPU also counts libuv's and V8's other threads).
   const loopUs = (performance.eventLoopUtilization(elu0).active * 1000) / sent;
   const mainUs = ((mainThreadCpu() - main0) * 1e6) / sent;
   const cpuUs = (cpu.user + cpu.system) / sent; // less disturbed by other load than wall time
@@ -114,7 +120,7 @@ async function main(): Promise<void> {
   await broker.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   console.log(
-    `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${SUBS} subscriber(s)${DISTINCT ? ' with distinct sids' : ''}, acks ${ACK ? 'on' : 'off'}: ` +
+    `hotpath (${storage}): ${sent.toLocaleString('en-US')} msgs of ${SIZE} B, ${PUBS > 1 ? `${PUBS} publishers, ` : ''}${SUBS} subscriber(s)${DISTINCT ? ' with distinct sids' : ''}, acks ${ACK ? 'on' : 'off'}: ` +
       `${Math.round(sent / (ms / 1000)).toLocaleString('en-US')} msgs/s, ${((ms * 1000) / sent).toFixed(2)} µs/msg, ${cpuUs.toFixed(2)} µs CPU/msg, ${loopUs.toFixed(2)} µs loop/msg, ${mainUs.toFixed(2)} µs main-thread CPU/msg, ` +
       `delivered bytes ${subs.reduce((n, s) => n + s.bytes, 0).toLocaleString('en-US')}, delivered ${broker.counters.delivered.toLocaleString('en-US')}` +
       (COUNTERS ? `\n${JSON.stringify(storageCounters)}` : ''),
