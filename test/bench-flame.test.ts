@@ -4,31 +4,16 @@
  * profile built by hand. No timing thresholds: the child runs until it has enough samples.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { flameSvg, flameTree, pruneFlame, type FlameNode } from '../bench/lib/flame.js';
 import { readProfile, sampleWeights, type CpuProfile } from '../bench/lib/profile.js';
+import { ROOT } from './helpers/broker.js';
+import { runNode, type NodeRun } from './helpers/child.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, args, { cwd });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGTERM'), 60_000);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[], cwd: string): Promise<NodeRun> => runNode(args, { cwd });
 
 function find(n: FlameNode, name: string): FlameNode[] {
   return [...(n.name === name ? [n] : []), ...n.children.flatMap((c) => find(c, name))];

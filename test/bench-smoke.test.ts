@@ -4,32 +4,19 @@
  * benchmark is not a test, this only keeps `npm run bench` from rotting.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from './helpers/broker.js';
+import { runNode } from './helpers/child.js';
 
 test('npm run bench: one scenario against fluctuat writes results of the expected shape', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-smoke-'));
   try {
     const args = [path.join(ROOT, 'dist/bench/run.js'), '--targets', 'fluctuat', '--scenarios', 'tput-1x1-16,lat-20k', '--out', out];
     const env = { ...process.env, BENCH_RUNS: '1', BENCH_SECONDS: '0.5', BENCH_LATENCY_SECONDS: '0.5', BENCH_WARMUP: '0.2' };
-    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, args, { env, cwd: ROOT });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => p.kill('SIGTERM'), 120_000);
-      p.on('close', (c) => {
-        clearTimeout(timer);
-        resolve({ code: c, stdout, stderr });
-      });
-    });
+    const { code, stdout, stderr } = await runNode(args, { env, cwd: ROOT, timeoutMs: 120_000 });
     assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
     assert.match(stdout, /^command: BENCH_RUNS=1 .*node .*run\.js --targets fluctuat/m, 'the header prints the exact command');
 
