@@ -2,25 +2,25 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RecordList, RecordListPool } from '../src/storage/filelog/record-list.js';
 
-/** Every record of `list` as [length, payload bytes, timestamp, publisher, reply]. */
-function records(list: RecordList): [number, number, number, string, string][] {
-  const out: [number, number, number, string, string][] = [];
+/** Every record of `list` as [length, timestamp, publisher, reply]. */
+function records(list: RecordList): [number, number, string, string][] {
+  const out: [number, number, string, string][] = [];
   let run = 0;
   for (let i = 0; i < list.count; i++) {
     if (i === list.publishers.ends[run]) run++;
-    out.push([list.lengths[i]!, list.payloadBytes[i]!, list.timestamps[i]!, list.publishers.values[run]!, list.replies?.[i] ?? '']);
+    out.push([list.lengths[i]!, list.timestamps[i]!, list.publishers.values[run]!, list.replies?.[i] ?? '']);
   }
   return out;
 }
 
 test('a record list keeps each record, with publishers as runs and replies once one is given', () => {
   const list = new RecordList();
-  const expected: [number, number, number, string, string][] = [];
+  const expected: [number, number, string, string][] = [];
   for (let i = 0; i < 200; i++) {
     const publisher = i < 50 ? 'a' : i < 51 ? 'b' : i % 40 < 20 ? 'a' : 'c';
     const reply = i >= 120 && i % 9 === 0 ? `_INBOX.${i}` : '';
-    list.push(40 + i, i, 1_700_000_000_000 + i / 4, publisher, reply);
-    expected.push([40 + i, i, 1_700_000_000_000 + i / 4, publisher, reply]);
+    list.push(40 + i, 1_700_000_000_000 + i / 4, publisher, reply);
+    expected.push([40 + i, 1_700_000_000_000 + i / 4, publisher, reply]);
   }
   assert.equal(list.count, 200);
   assert.deepEqual(records(list), expected);
@@ -30,15 +30,15 @@ test('a record list keeps each record, with publishers as runs and replies once 
 test('the pool hands lists back empty, keeps a bounded number and no very large one', () => {
   const pool = new RecordListPool(2);
   const a = pool.get();
-  a.push(50, 10, 1, 'p', 'r');
+  a.push(50, 1, 'p', 'r');
   pool.release(a);
   const again = pool.get();
   assert.equal(again, a, 'reused');
   assert.equal(again.count, 0);
   assert.deepEqual(again.publishers.values, []);
   assert.equal(again.replies, null);
-  again.push(60, 20, 2, 'q', '');
-  assert.deepEqual(records(again), [[60, 20, 2, 'q', '']]);
+  again.push(60, 2, 'q', '');
+  assert.deepEqual(records(again), [[60, 2, 'q', '']]);
 
   const lists = [pool.get(), pool.get(), pool.get()];
   for (const l of lists) pool.release(l);
@@ -47,7 +47,7 @@ test('the pool hands lists back empty, keeps a bounded number and no very large 
   assert.notEqual(pool.get(), lists[2], 'only two were kept');
 
   const big = pool.get();
-  for (let i = 0; i < 70_000; i++) big.push(50, 10, i, 'p', '');
+  for (let i = 0; i < 70_000; i++) big.push(50, i, 'p', '');
   pool.release(big);
   assert.notEqual(pool.get(), big, 'a list grown past 64 Ki records is not kept');
 });

@@ -90,8 +90,8 @@ function blockReady(sub: Subscription, key: string, channel: string): boolean {
 }
 
 /**
- * A message held past its delivery (a queue group's backlog). A small payload viewing a larger
- * read chunk gets bytes of its own, so the backlog pins what it holds, not whole reads. (Node's
+ * A message held past its delivery (a queue group's backlog). A small payload in a larger read
+ * chunk (a range of it, or a view) gets bytes of its own, so the backlog pins what it holds, not whole reads. (Node's
  * own pool slabs, 8 KiB, are small enough to share.)
  */
 export function kept(msg: StoredMessage): StoredMessage {

@@ -100,8 +100,9 @@ type Mode = 'human' | 'machine';
 /**
  * A payload the framer will write over (split over reads) is copied for the stored message.
  * Small payloads are copied by a JS loop: cheaper than the native call, and the allocation
- * comes from Node's shared pool. A lasting one is kept as a view: storage copies what it keeps
- * (memory slabs, file staging chunks) and the broker copies what it holds on to (Broker.kept).
+ * comes from Node's shared pool. A lasting one is passed as a range of the read: storage
+ * copies what it keeps (memory slabs, file staging chunks) and the broker copies what it holds
+ * on to (Broker.kept).
  */
 function ownCopy(buf: Buffer, start: number, end: number): Buffer {
   const n = end - start;

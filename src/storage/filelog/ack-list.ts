@@ -34,6 +34,11 @@ export class AckList {
     this.count = n + 1;
   }
 
+  /** Each record's payload size, by index (valid below `count`; a new array after growth). */
+  payloadSizes(): Int32Array {
+    return this.sizes;
+  }
+
   /** The ref of record i. */
   ref(i: number): string {
     const ends = this.refEnds;

@@ -265,8 +265,8 @@ export class FileChannelLog implements ChannelLog {
   }
 
   /**
-   * A batch is written: commit it, give its chunks back (the broker is done with the views of
-   * them it was handed), then acknowledge it or queue it for the fsync.
+   * A batch is written: commit it, give its chunks back (the broker is done with the payload
+   * ranges in them it was handed), then acknowledge it or queue it for the fsync.
    */
   private finishWrite(seg: Segment, batch: Batch, policy: StorageOptions['fsync']): void {
     this.commit(seg, batch);
@@ -291,7 +291,8 @@ export class FileChannelLog implements ChannelLog {
    */
   private commit(seg: Segment, batch: Batch): void {
     const { first, iovecs } = batch;
-    const { count, lengths, payloadBytes, timestamps, publishers, replies } = batch.records;
+    const { count, lengths, timestamps, publishers, replies } = batch.records;
+    const payloadBytes = batch.acks.payloadSizes();
     const { values: publisherRuns, ends: publisherEnds } = publishers;
     const messages = new Array<StoredMessage>(count);
     let position = seg.size;

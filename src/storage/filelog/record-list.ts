@@ -1,6 +1,6 @@
 /**
- * What the commit of a staged batch needs to know of each record besides its bytes: length,
- * payload size, timestamp, publisher and reply. Numbers go in typed arrays and names in runs
+ * What the commit of a staged batch needs to know of each record besides its bytes and its
+ * payload size (the batch's ack list has that): length, timestamp, publisher and reply. Numbers go in typed arrays and names in runs
  * (a connection's publishes share a publisher, and most have no reply), so a batch that waits
  * for its write puts almost nothing in the GC's way, and the commit reads no record header
  * back (that decoding was ~13% of a busy fan-in broker's time).
@@ -14,21 +14,18 @@ const FIRST_CAPACITY = 8;
 export class RecordList {
   count = 0;
   lengths = new Int32Array(FIRST_CAPACITY);
-  payloadBytes = new Int32Array(FIRST_CAPACITY);
   timestamps = new Float64Array(FIRST_CAPACITY);
   readonly publishers = new Runs<string>();
   /** Null while every reply is ''. */
   replies: string[] | null = null;
 
-  push(length: number, payloadBytes: number, timestamp: number, publisher: string, reply: string): void {
+  push(length: number, timestamp: number, publisher: string, reply: string): void {
     const n = this.count;
     if (n === this.lengths.length) {
       this.lengths = grown(this.lengths, n * 4);
-      this.payloadBytes = grown(this.payloadBytes, n * 4);
       this.timestamps = grown(this.timestamps, n * 4);
     }
     this.lengths[n] = length;
-    this.payloadBytes[n] = payloadBytes;
     this.timestamps[n] = timestamp;
     this.publishers.push(n, publisher);
     if (this.replies !== null) this.replies.push(reply);
@@ -57,7 +54,7 @@ const MAX_KEPT_CAPACITY = 64 * 1024;
 /**
  * Committed batches' record lists, emptied, for later batches of any channel of an engine:
  * growing a list's typed arrays for every batch showed at 2% of a busy broker. Shared and
- * bounded (at most `keep` lists of at most 64 Ki records, 1 MiB each), so a thousand channels
+ * bounded (at most `keep` lists of at most 64 Ki records, 768 KiB each), so a thousand channels
  * that once had a burst do not each hold a large list.
  */
 export class RecordListPool {

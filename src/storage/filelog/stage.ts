@@ -7,8 +7,8 @@
  * (record-list.ts), not as a message object: under load a batch waits for its write through
  * young-generation GCs, and a message object (with the view of its payload) and five array
  * slots per record made every scavenge copy ~1.5 MB (1–3 ms each, a fifth of a busy broker's
- * time). The messages the broker fans out are made once the batch is written, with views of
- * the payloads in the chunks (channel-log.ts, `commit`), and die young.
+ * time). The messages the broker fans out are made once the batch is written, their payloads
+ * ranges of the chunks (channel-log.ts, `commit`), and die young.
  */
 import { copyBytes } from '../../protocol/ascii.js';
 import { type AppendCallback, type NewMessage, payloadOf } from '../engine.js';
@@ -21,7 +21,7 @@ const CHUNK_BYTES = 16 * 1024;
 const NO_BYTES = Buffer.alloc(0);
 /**
  * Payloads up to this size are copied next to their header (one iovec for many records). The
- * broker is handed views of them in the chunks, which are reused after the commit: a consumer
+ * broker is handed them as ranges of the chunks, which are reused after the commit: a consumer
  * copies what it keeps (`kept`, core/broker.ts; an outbox copies anything under 16 KiB).
  */
 const INLINE_PAYLOAD = 2048;
@@ -141,7 +141,7 @@ export class Stage {
     this.bytes += total;
     if (this.records === null) this.first = offset;
     (this.acks ??= new AckList()).push(done, ref, size);
-    (this.records ??= this.lists.get()).push(total, size, m.timestamp, m.publisher, m.reply);
+    (this.records ??= this.lists.get()).push(total, m.timestamp, m.publisher, m.reply);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
 

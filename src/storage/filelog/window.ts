@@ -11,8 +11,8 @@ export class FileWindow {
   start = 0;
 
   /**
-   * @param reuse keep one buffer for every load: only for callers that keep no views into it
-   *              (scans); readers hand payload views out, so they get a fresh buffer per load.
+   * @param reuse keep one buffer for every load: only for callers that keep nothing in it
+   *              (scans); readers hand payload ranges of it out, so they get a fresh buffer per load.
    */
   constructor(
     private readonly fd: number,
