@@ -20,6 +20,8 @@ export interface BrokerOptions {
   listeners?: number;
   /** Run the broker under `ulimit -n` of this many descriptors (through bash). */
   openFilesLimit?: number;
+  /** Set in the broker's environment on top of this process's (e.g. FLUCTUAT_NATIVE=0). */
+  env?: Record<string, string>;
 }
 
 export interface RunningBroker {
@@ -56,7 +58,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     const [cmd, argv] = options.openFilesLimit
       ? ['bash', ['-c', `ulimit -n ${options.openFilesLimit} && exec "$0" "$@"`, process.execPath, ...args]]
       : [process.execPath, args];
-    const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const env = options.env ? { ...process.env, ...options.env } : process.env;
+    const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = readline.createInterface({ input: proc.stdout! });

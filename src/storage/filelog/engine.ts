@@ -13,6 +13,7 @@ import { recoverChannel } from './recovery.js';
 import { ChunkPool } from './stage.js';
 import { RecordListPool } from './record-list.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
+import { checksumImplementation } from './native.js';
 import { InlineWrites } from './inline-writes.js';
 
 /** How often retention runs and idle descriptors are closed. */
@@ -76,7 +77,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     this.onCommit = onCommit;
     this.started = true;
     this.maintenance = setInterval(() => void this.maintain(Date.now()), MAINTENANCE_MS).unref();
-    this.log.info({ dataDir: root, channels: this.logs.size, fsync: this.options.fsync, maxOpenFiles: this.files.capacity }, 'storage: file engine started');
+    this.log.info({ dataDir: root, channels: this.logs.size, fsync: this.options.fsync, maxOpenFiles: this.files.capacity, checksums: checksumImplementation() }, 'storage: file engine started');
   }
 
   channels(): string[] {

@@ -14,7 +14,7 @@ import { copyBytes } from '../../protocol/ascii.js';
 import { type AppendCallback, type NewMessage, payloadOf } from '../engine.js';
 import { AckList } from './ack-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
-import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, writeHeader } from './record.js';
+import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, sealRecords, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
 /** Shared by every stage before its first record (never written). */
@@ -86,6 +86,12 @@ export class Stage {
   /** chunk[start..pos) is encoded but not yet an iovec. */
   private start = 0;
   private pos = 0;
+  /**
+   * chunk[sealed..pos) holds whole inline records whose CRCs are not written yet: they are
+   * written for the whole run at once when it becomes an iovec (`cut`), one call for a few
+   * dozen to hundreds of records (record.ts, `sealRecords`).
+   */
+  private sealed = 0;
   // The last publisher, encoded: publishers repeat, and encoding is a native call.
   private lastPublisher = '';
   private lastPublisherBytes = NO_BYTES;
@@ -130,11 +136,12 @@ export class Stage {
     const end = writeHeader(buf, at, total, offset, m.timestamp, publisher, m.reply, replyBytes);
     if (inline) {
       this.pos = copyBytes(buf, end, data, start, m.end);
-      seal(buf, at, this.pos, null);
     } else {
+      // The run before this header is sealed first: a run holds whole records only.
+      this.sealUpTo(at);
       const payload = payloadOf(m);
       seal(buf, at, end, payload);
-      this.pos = end;
+      this.pos = this.sealed = end;
       this.cut();
       this.iovecs.push(payload);
     }
@@ -176,7 +183,7 @@ export class Stage {
     this.chunks = [];
     this.bytes = 0;
     this.chunk = null;
-    this.start = this.pos = 0;
+    this.start = this.pos = this.sealed = 0;
     return batch;
   }
 
@@ -195,12 +202,21 @@ export class Stage {
     const chunk = this.pool.get(n);
     this.chunks.push(chunk);
     this.chunk = chunk;
-    this.start = this.pos = 0;
+    this.start = this.pos = this.sealed = 0;
     return chunk;
+  }
+
+  /** Writes the CRCs of the records in chunk[sealed..to). */
+  private sealUpTo(to: number): void {
+    if (to > this.sealed) {
+      sealRecords(this.chunk!, this.sealed, to);
+      this.sealed = to;
+    }
   }
 
   /** Turns the encoded, not yet listed part of the chunk into an iovec. */
   private cut(): void {
+    this.sealUpTo(this.pos);
     if (this.chunk && this.pos > this.start) {
       this.iovecs.push(this.chunk.subarray(this.start, this.pos));
       this.start = this.pos;

@@ -1,0 +1,221 @@
+/*
+ * Record checksums for the file log (src/storage/filelog/record.ts and crc.ts): zlib's CRC-32,
+ * the same values as `zlib.crc32`.
+ *
+ * Why native: a record's CRC cost ~250 ns in JavaScript at 256 B (~1 ns a byte, a quarter of
+ * a small durable publish's CPU), and calling zlib costs ~200 ns a call whatever the size.
+ * Here `seal` walks every record of a staged run in one call (~65 ns of call overhead for a
+ * run of up to 16 KiB), computing each CRC with carry-less multiplication where the CPU has
+ * it (~0.1 ns a byte; 37 ns for a 280-byte record) and slicing-by-8 tables otherwise (~0.5 ns
+ * a byte). Layout of a record: u32 length at +4, u32 CRC at +8 of bytes 12 .. end.
+ */
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t table[8][256];
+
+static void init_table(void) {
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = n;
+    for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    table[0][n] = c;
+  }
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = table[0][n];
+    for (int k = 1; k < 8; k++) {
+      c = table[0][c & 0xff] ^ (c >> 8);
+      table[k][n] = c;
+    }
+  }
+}
+
+static uint32_t table_crc32(uint32_t crc, const uint8_t *p, size_t n) {
+  uint32_t c = ~crc;
+  while (n >= 8) {
+    uint32_t a, b;
+    memcpy(&a, p, 4);
+    memcpy(&b, p + 4, 4);
+    a ^= c;
+    c = table[7][a & 0xff] ^ table[6][(a >> 8) & 0xff] ^ table[5][(a >> 16) & 0xff] ^ table[4][a >> 24] ^
+        table[3][b & 0xff] ^ table[2][(b >> 8) & 0xff] ^ table[1][(b >> 16) & 0xff] ^ table[0][b >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) c = table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+  return ~c;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_CLMUL_CODE 1
+
+/*
+ * Folding with carry-less multiplication (Intel, "Fast CRC Computation for Generic Polynomials
+ * Using PCLMULQDQ", 2009; the constants are those of the reflected zlib polynomial used by
+ * Linux's crc32-pclmul and Chromium's zlib). Takes len >= 64, a multiple of 16, and the
+ * running CRC in its inverted form; returns it in the same form.
+ */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t clmul_crc32(const uint8_t *buf, size_t len, uint32_t crc) {
+  const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+  const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+  const __m128i k5 = _mm_set_epi64x(0, 0x0163cd6124);
+  const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+  const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
+  __m128i x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+  __m128i x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+  __m128i x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+  __m128i x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+  x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+  buf += 64;
+  len -= 64;
+  while (len >= 64) {
+    __m128i y1 = _mm_clmulepi64_si128(x1, k1k2, 0x00), y2 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+    __m128i y3 = _mm_clmulepi64_si128(x3, k1k2, 0x00), y4 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+    x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+    x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+    x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, y1), _mm_loadu_si128((const __m128i *)(buf + 0x00)));
+    x2 = _mm_xor_si128(_mm_xor_si128(x2, y2), _mm_loadu_si128((const __m128i *)(buf + 0x10)));
+    x3 = _mm_xor_si128(_mm_xor_si128(x3, y3), _mm_loadu_si128((const __m128i *)(buf + 0x20)));
+    x4 = _mm_xor_si128(_mm_xor_si128(x4, y4), _mm_loadu_si128((const __m128i *)(buf + 0x30)));
+    buf += 64;
+    len -= 64;
+  }
+  /* Four lanes into one, then the remaining 16-byte blocks. */
+  __m128i next[3] = {x2, x3, x4};
+  for (int i = 0; i < 3; i++) {
+    __m128i lo = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), lo), next[i]);
+  }
+  while (len >= 16) {
+    __m128i lo = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, lo), _mm_loadu_si128((const __m128i *)buf));
+    buf += 16;
+    len -= 16;
+  }
+  /* 128 bits to 64, to 32, then Barrett reduction. */
+  x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+  x2 = _mm_srli_si128(x1, 4);
+  x1 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k5, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), poly, 0x10);
+  x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, mask32), poly, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+static int use_clmul = 0;
+
+/* The CRC-32 of p[0..n) continuing from `crc` (zlib's crc32(crc, p, n)). */
+static inline uint32_t crc32_of(uint32_t crc, const uint8_t *p, size_t n) {
+#ifdef HAVE_CLMUL_CODE
+  if (use_clmul && n >= 64) {
+    size_t folded = n & ~(size_t)15;
+    crc = ~clmul_crc32(p, folded, ~crc);
+    p += folded;
+    n -= folded;
+  }
+#endif
+  return table_crc32(crc, p, n);
+}
+
+static inline uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void put_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+#define HEADER_BYTES 32
+#define CRC_FROM 12
+
+/*
+ * Reads (buffer, from, to[, crc]) and checks that [from, to) lies inside the buffer; `crc`,
+ * when asked for, is 0 if left out.
+ */
+static int args_range(napi_env env, napi_callback_info info, uint8_t **data, uint32_t *from, uint32_t *to, uint32_t *crc) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void *raw;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) goto bad;
+  if (napi_get_buffer_info(env, argv[0], &raw, &len) != napi_ok) goto bad;
+  if (napi_get_value_uint32(env, argv[1], from) != napi_ok) goto bad;
+  if (napi_get_value_uint32(env, argv[2], to) != napi_ok) goto bad;
+  if (*from > *to || *to > len) goto bad;
+  if (crc) {
+    *crc = 0;
+    if (argc > 3 && napi_get_value_uint32(env, argv[3], crc) != napi_ok) goto bad;
+  }
+  *data = raw;
+  return 1;
+bad:
+  napi_throw_range_error(env, NULL, "expected (buffer, from, to[, crc]) with from <= to <= buffer.length");
+  return 0;
+}
+
+/*
+ * seal(buf, from, to): buf[from..to) holds whole records laid end to end; writes each one's
+ * CRC. Returns how many it sealed; throws when a length field does not fit the run.
+ */
+static napi_value seal(napi_env env, napi_callback_info info) {
+  uint8_t *buf;
+  uint32_t at, to, count = 0;
+  if (!args_range(env, info, &buf, &at, &to, NULL)) return NULL;
+  while (at < to) {
+    uint32_t length = to - at >= HEADER_BYTES ? get_u32(buf + at + 4) : 0;
+    if (length < HEADER_BYTES || length > to - at) {
+      napi_throw_range_error(env, NULL, "a record's length does not fit the run being sealed");
+      return NULL;
+    }
+    put_u32(buf + at + 8, crc32_of(0, buf + at + CRC_FROM, length - CRC_FROM));
+    at += length;
+    count++;
+  }
+  napi_value result;
+  napi_create_uint32(env, count, &result);
+  return result;
+}
+
+/*
+ * crc32(buf, from, to, crc): the CRC-32 of buf[from..to) continuing from `crc` (the CRC of the
+ * bytes before), as zlib.crc32(buf.subarray(from, to), crc) gives it.
+ */
+static napi_value crc32(napi_env env, napi_callback_info info) {
+  uint8_t *buf;
+  uint32_t from, to, crc;
+  if (!args_range(env, info, &buf, &from, &to, &crc)) return NULL;
+  napi_value result;
+  napi_create_uint32(env, crc32_of(crc, buf + from, to - from), &result);
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  init_table();
+#ifdef HAVE_CLMUL_CODE
+  __builtin_cpu_init();
+  /* FLUCTUAT_NO_CLMUL=1 takes the table path anyway (its tests). */
+  use_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1") && !getenv("FLUCTUAT_NO_CLMUL");
+#endif
+  napi_value fn, kind;
+  napi_create_string_utf8(env, use_clmul ? "carry-less multiplication" : "tables", NAPI_AUTO_LENGTH, &kind);
+  napi_set_named_property(env, exports, "implementation", kind);
+  napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal, NULL, &fn);
+  napi_set_named_property(env, exports, "seal", fn);
+  napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, crc32, NULL, &fn);
+  napi_set_named_property(env, exports, "crc32", fn);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
