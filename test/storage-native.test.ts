@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import fc from 'fast-check';
@@ -189,4 +192,25 @@ test('a data directory written without the addon is verified with it, and the ot
   } finally {
     await broker.dispose();
   }
+});
+
+test('the console example in docs/storage.md prints what it shows', { skip: noAddon }, async () => {
+  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'storage.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('### Checksums: the native addon'));
+  const block = /```console\n([^`]*)```/.exec(section)![1]!;
+  const lines = block.trimEnd().split('\n');
+  let checked = 0;
+  for (let i = 0; i < lines.length; i += 2) {
+    const command = lines[i]!.replace(/^\$ /, '');
+    const expected = lines[i + 1]!.replace('carry-less multiplication', addon!.implementation);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-doc-'));
+    try {
+      const { stdout } = await run('bash', ['-c', command.replaceAll('/tmp/fluctuat-doc', dir)], { cwd: ROOT });
+      assert.equal(stdout.trim(), expected, command);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    checked++;
+  }
+  assert.equal(checked, 2);
 });
