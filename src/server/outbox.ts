@@ -5,6 +5,12 @@ import { deliveryEncoder, INLINE_DELIVERY } from '../protocol/encode.js';
 import { payloadOf, type PayloadRange, type StoredMessage } from '../storage/engine.js';
 
 const CHUNK = 64 * 1024;
+/**
+ * A connection that fills its chunk within a turn gets the next one twice as large, up to this:
+ * fewer, larger socket writes for a subscriber taking a burst (fan-in: eight publishers' reads
+ * delivered to one). Idle or light connections keep CHUNK; memory stays under the outbound bound.
+ */
+const MAX_CHUNK = 256 * 1024;
 /** Payloads at least this big are handed to the socket as they are instead of copied. */
 const DIRECT = 16 * 1024;
 const SMALL = 4 * 1024;
@@ -17,11 +23,15 @@ const NL = Buffer.from('\n');
 export class Outbox {
   private buf = Buffer.allocUnsafe(CHUNK);
   private used = 0;
+  /** Size of the next chunk: grows while chunks fill within a turn, back to CHUNK when one does not. */
+  private chunkSize = CHUNK;
   private scheduled = false;
   /** The socket is corked around a large payload until the end of the turn. */
   private corked = false;
   private readonly flushNow = (): void => {
     this.scheduled = false;
+    // The end of a turn: a chunk not filled in it means the burst is over.
+    if (this.used < this.buf.length / 2) this.chunkSize = CHUNK;
     this.flush();
     if (this.corked) {
       this.corked = false;
@@ -168,10 +178,15 @@ export class Outbox {
     // The socket keeps a reference until written: a small batch is copied out (cheap, pooled),
     // a large one is handed over and the next bytes go to a fresh chunk.
     let chunk: Buffer;
-    if (this.used <= SMALL) chunk = Buffer.from(this.buf.subarray(0, this.used));
-    else {
+    if (this.used <= SMALL) {
+      chunk = Buffer.from(this.buf.subarray(0, this.used));
+      // A burst's large chunk is not kept by a connection gone quiet.
+      if (this.buf.length > this.chunkSize) this.buf = Buffer.allocUnsafe(this.chunkSize);
+    } else {
       chunk = this.buf.subarray(0, this.used);
-      this.buf = Buffer.allocUnsafe(CHUNK);
+      // Flushed before the end of the turn, past half full: it filled in this turn.
+      if (this.scheduled && this.used >= this.buf.length / 2) this.chunkSize = Math.min(MAX_CHUNK, this.buf.length * 2);
+      this.buf = Buffer.allocUnsafe(this.chunkSize);
     }
     this.used = 0;
     if (!this.socket.write(chunk)) this.blocked = true;
