@@ -52,11 +52,6 @@ export function payloadOf(m: PayloadRange): Buffer {
   return m.start === 0 && m.end === m.data.length ? m.data : m.data.subarray(m.start, m.end);
 }
 
-/** Payload bytes. */
-export function payloadSize(m: PayloadRange): number {
-  return m.end - m.start;
-}
-
 /** A NewMessage whose payload is all of `payload`. */
 export function newMessage(timestamp: number, publisher: string, reply: string, payload: Buffer): NewMessage {
   return { timestamp, publisher, reply, data: payload, start: 0, end: payload.length };

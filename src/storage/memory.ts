@@ -25,18 +25,18 @@
  * gone can be reused at once (SlabPool): no view of it is ever handed out.
  */
 import { copyAll, copyBytes } from '../protocol/ascii.js';
-import {
-  type AppendCallback,
-  type ChannelLog,
-  type ChannelStats,
-  type CommitHandler,
-  type Log,
-  type NewMessage,
-  type StartPosition,
-  type StorageDriver,
-  type StorageEngine,
-  type StorageOptions,
-  type StoredMessage,
+import type {
+  AppendCallback,
+  ChannelLog,
+  ChannelStats,
+  CommitHandler,
+  Log,
+  NewMessage,
+  StartPosition,
+  StorageDriver,
+  StorageEngine,
+  StorageOptions,
+  StoredMessage,
 } from './engine.js';
 
 const DEFAULT_RING = 10_000;

@@ -11,7 +11,6 @@ import { recordCrcAddon } from './native.js';
 const NATIVE_FROM = 384;
 /** From this many bytes on the addon beats the table loop (its call costs ~65 ns). */
 const ADDON_FROM = 64;
-const addon = recordCrcAddon;
 
 const T = new Int32Array(256 * 8);
 for (let n = 0; n < 256; n++) {
@@ -29,7 +28,7 @@ for (let n = 0; n < 256; n++) {
 
 /** CRC-32 of buf[from..to), continuing from `crc` (the value of the bytes before). */
 export function crc32(buf: Buffer, from: number, to: number, crc = 0): number {
-  if (addon !== null && to - from >= ADDON_FROM) return addon.crc32(buf, from, to, crc);
+  if (recordCrcAddon !== null && to - from >= ADDON_FROM) return recordCrcAddon.crc32(buf, from, to, crc);
   if (to - from >= NATIVE_FROM) return zlibCrc32(buf.subarray(from, to), crc);
   let c = ~crc;
   let i = from;

@@ -31,6 +31,6 @@ const loaded = load();
 /** The addon, or null when the JavaScript checksums are in use. */
 export const recordCrcAddon: RecordCrcAddon | null = loaded.addon;
 
-/** Which checksum code runs, for the broker's startup line and `check`. */
+/** Which checksum code runs, for the file engine's startup line. */
 export const checksumImplementation = (): string =>
   loaded.addon ? `native, ${loaded.addon.implementation}` : `JavaScript: the native addon is ${loaded.problem}`;

@@ -1,7 +1,8 @@
 /**
  * What the commit of a staged batch needs to know of each record besides its bytes and its
- * payload size (the batch's ack list has that): length, timestamp, publisher and reply. Numbers go in typed arrays and names in runs
- * (a connection's publishes share a publisher, and most have no reply), so a batch that waits
+ * payload size (the batch's ack list has that): length, timestamp, publisher and reply.
+ * Numbers go in typed arrays and names in runs (a connection's publishes share a publisher,
+ * and most have no reply), so a batch that waits
  * for its write puts almost nothing in the GC's way, and the commit reads no record header
  * back (that decoding was ~13% of a busy fan-in broker's time).
  */

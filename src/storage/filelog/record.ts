@@ -55,11 +55,13 @@ export function writeHeader(
   return p;
 }
 
-/** Computes and stores the CRC of a record whose header is at buf[at..headerEnd). */
-export function seal(buf: Buffer, at: number, headerEnd: number, payload: Buffer | null): void {
-  let crc = crc32(buf, at + CRC_FROM, headerEnd);
-  if (payload) crc = crc32(payload, 0, payload.length, crc);
-  u32(buf, at + 8, crc);
+/**
+ * Computes and stores the CRC of a record whose header is at buf[at..headerEnd) and whose
+ * payload is a buffer of its own (a large one, written as its own iovec). Records laid whole
+ * in a chunk are sealed a run at a time instead (`sealRecords`).
+ */
+export function sealApart(buf: Buffer, at: number, headerEnd: number, payload: Buffer): void {
+  u32(buf, at + 8, crc32(payload, 0, payload.length, crc32(buf, at + CRC_FROM, headerEnd)));
 }
 
 /**

@@ -14,7 +14,7 @@ import { copyBytes } from '../../protocol/ascii.js';
 import { type AppendCallback, type NewMessage, payloadOf } from '../engine.js';
 import { AckList } from './ack-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
-import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, seal, sealRecords, writeHeader } from './record.js';
+import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, sealApart, sealRecords, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
 /** Shared by every stage before its first record (never written). */
@@ -140,7 +140,7 @@ export class Stage {
       // The run before this header is sealed first: a run holds whole records only.
       this.sealUpTo(at);
       const payload = payloadOf(m);
-      seal(buf, at, end, payload);
+      sealApart(buf, at, end, payload);
       this.pos = this.sealed = end;
       this.cut();
       this.iovecs.push(payload);
