@@ -14,6 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { flameGraphs } from './lib/flame.js';
 import type { Outcome } from './lib/gen.js';
 import { hasJetStream } from './lib/jetstream.js';
+import { pinGenerator, pinPeer, restoreAll, type Pinning } from './lib/pin.js';
 import { summariseProfiles } from './lib/profile.js';
 import { tables, summarise, type Cell } from './lib/report.js';
 import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type TlsSetup } from './lib/scenarios.js';
@@ -50,7 +51,7 @@ function targetList(v: string): TargetName[] {
 }
 
 /** Every option is a flag or a BENCH_* variable; flags win. */
-function options(argv: string[]): BenchOptions & { doc: boolean } {
+function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } {
   const program = new Command('bench')
     .description(
       'fluctuat side by side with NATS, Redis and Mosquitto (when they answer on their usual loopback ports) and Aedes (started here): ' +
@@ -68,6 +69,9 @@ function options(argv: string[]): BenchOptions & { doc: boolean } {
     .addOption(new Option('--ack-window <n>', 'unacknowledged durable publishes in flight').env('BENCH_ACK_WINDOW').argParser(whole(1)).default(4096))
     .addOption(new Option('--out <dir>', 'where <date>.json, latest.json and latest.md go').env('BENCH_OUT').default(path.join(ROOT, 'bench', 'results'), 'bench/results'))
     .addOption(new Option('--profile <dir>', 'run every fluctuat broker under --cpu-prof into <dir>, print the top self-time functions and draw a flame graph of each').env('BENCH_PROFILE'))
+    .addOption(
+      new Option('--pin', 'brokers on every CPU but the last, the load generator on the last (taskset; running peers are moved and put back) (env: BENCH_PIN=1)'),
+    )
     // Not .env(): commander turns a boolean on whenever its variable is set, BENCH_DOC=0 too.
     .addOption(new Option('--doc', 'also rewrite the results section of docs/performance.md (env: BENCH_DOC=1)'))
     .addHelpText(
@@ -90,6 +94,7 @@ function options(argv: string[]): BenchOptions & { doc: boolean } {
     ackWindow: number;
     out: string;
     profile?: string;
+    pin?: boolean;
     doc?: boolean;
   }>();
   return {
@@ -105,6 +110,7 @@ function options(argv: string[]): BenchOptions & { doc: boolean } {
     ackWindow: o.ackWindow,
     out: path.resolve(o.out),
     profileDir: o.profile ? path.resolve(o.profile) : undefined,
+    pin: o.pin === true || process.env.BENCH_PIN === '1',
     doc: o.doc === true || process.env.BENCH_DOC === '1',
   };
 }
@@ -145,6 +151,17 @@ async function main(): Promise<void> {
   console.log(`command: ${command}`);
   console.log(`machine: ${m0.cores} cores (${m0.cpu}), ${m0.memGiB} GiB, node ${m0.node}, load average ${(m0.loadavg as number[]).join(' ')}`);
   console.log(`runs: ${opts.runs} per scenario and broker; ${opts.warmup} s warm-up + ${opts.seconds} s measured; loopback only`);
+  // Before any worker thread or broker exists: they inherit this process's CPUs.
+  let pinned: Pinning | null = null;
+  let pinNote = 'off (the scheduler places brokers and generator threads; --pin to separate them)';
+  if (opts.pin) {
+    const p = pinGenerator();
+    if ('skip' in p) pinNote = `off: --pin was asked for but ${p.skip}`;
+    else {
+      pinned = p;
+      pinNote = `brokers on CPU ${p.brokers}, load generator on CPU ${p.generator}`;
+    }
+  }
 
   // Which brokers: peers only if they answer; fluctuat and Aedes are started per run.
   const wanted = opts.targets.filter((t) => scenarios.some((s) => s.targets.includes(t)));
@@ -164,6 +181,13 @@ async function main(): Promise<void> {
   if (wanted.includes('aedes')) versions.aedes = await peerVersion('aedes', { proto: 'mqtt', host: '127.0.0.1', port: 0 });
   const targets = wanted.filter((t) => !down[t]);
   for (const [t, why] of Object.entries(down)) console.log(`peer ${LABELS[t as TargetName]} left out: ${why}`);
+  if (pinned) {
+    for (const [t, p] of peers) {
+      const failed = p.pid === null ? 'its process was not found' : pinPeer(p.pid);
+      if (failed) pinNote += `; ${LABELS[t]} NOT pinned (${failed})`;
+    }
+  }
+  console.log(`pinning: ${pinNote}`);
   console.log(`brokers: ${targets.map((t) => `${LABELS[t]}${versions[t] ? ' ' + versions[t] : ''}`).join(', ')}`);
 
   const jetstream = peers.has('nats') ? await hasJetStream(peers.get('nats')!.endpoint.port) : false;
@@ -247,6 +271,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (replayDir) fs.rmSync(replayDir, { recursive: true, force: true });
+    restoreAll();
   }
 
   const cells: Cell[] = [];
@@ -273,6 +298,7 @@ async function main(): Promise<void> {
     options: { ...opts, out: path.relative(ROOT, opts.out) },
     brokers: Object.fromEntries(targets.map((t) => [t, { label: LABELS[t], version: versions[t] ?? (t.startsWith('fluctuat') ? 'this tree' : '?') }])),
     leftOut: down,
+    pinning: pinNote,
     tls: 'skip' in tls ? { skipped: tls.skip } : { enabled: true },
     replay: replay ? { messages: replay.messages, bytes: replay.bytes, messageSize: opts.replaySize, fillSeconds: replay.fillSeconds, fillRate: replay.fillRate } : null,
     scenarios: scenarios.map((s) => ({ id: s.id, group: s.group, title: s.title, unit: s.unit, better: s.better })),
@@ -285,7 +311,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(opts.out, 'latest.json'), json);
   const header = [
     `Measured ${started.toISOString()} with \`${command}\` on ${m0.cores} cores (${m0.cpu}), node ${m0.node}; load average ${(m0.loadavg as number[]).join(' ')} at the start, ${(m1.loadavg as number[]).join(' ')} at the end.`,
-    `Brokers: ${targets.map((t) => `${LABELS[t]}${versions[t] ? ' ' + versions[t] : ''}`).join(', ')}.${Object.keys(down).length ? ` Left out: ${Object.entries(down).map(([t, w]) => `${t} (${w})`).join(', ')}.` : ''}`,
+    `Brokers: ${targets.map((t) => `${LABELS[t]}${versions[t] ? ' ' + versions[t] : ''}`).join(', ')}.${Object.keys(down).length ? ` Left out: ${Object.entries(down).map(([t, w]) => `${t} (${w})`).join(', ')}.` : ''} Pinning: ${pinNote}.`,
     `Latency cells are p50/p99/p99.9 in µs. Each figure is the median of the runs in the last column.`,
     '',
   ].join('\n');

@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Outcome } from '../bench/lib/gen.js';
-import { pairedRatio, summarise } from '../bench/lib/report.js';
+import { pairedRatio, summarise, tables } from '../bench/lib/report.js';
 import { allScenarios } from '../bench/lib/scenarios.js';
 
 const scenario = (id: string) => allScenarios().find((s) => s.id === id)!;
 
-function outcome(rate: number, pass: number | undefined, p99 = 0): Outcome {
+function outcome(rate: number, pass: number | undefined, p99 = 0, bound = false): Outcome {
   return {
-    rate, sent: 0, delivered: 0, drops: 0, lost: 0, errors: 0, errorSamples: [], generatorCpu: 0, brokerCpu: null, backpressure: 0,
+    rate, sent: 0, delivered: 0, drops: 0, lost: 0, errors: 0, errorSamples: [], generatorCpu: 0.5, generatorBusiest: bound ? 0.99 : 0.3, generatorBound: bound, brokerCpu: null, backpressure: 0,
     ...(p99 ? { latency: { p50: 1, p99, p999: p99, max: p99, count: 1 } } : {}),
     ...(pass === undefined ? {} : { pass }),
   };
@@ -34,4 +34,18 @@ test('paired ratios: latency scenarios pair the p99s; a pass one side lacks is l
   const b = summarise(s, 'redis', [outcome(100, undefined)], []);
   assert.equal(pairedRatio(s, a, b), 3);
   assert.equal(pairedRatio(s, a, summarise(s, 'nats', [], ['failed'])), null);
+});
+
+test('a cell whose generator set the rate in some runs says so, in the text and the Markdown', () => {
+  const s = scenario('tput-1x1-256');
+  const f = summarise(s, 'fluctuat', [outcome(100, 0), outcome(110, 1)], []);
+  const r = summarise(s, 'redis', [outcome(90, 0, 0, true), outcome(95, 1)], []);
+  assert.equal(r.generatorBound, 1);
+  assert.equal(f.generatorBound, 0);
+  assert.equal(r.generatorBusiest, (0.99 + 0.3) / 2);
+  const { text, markdown } = tables([s], [f, r], ['fluctuat', 'redis']);
+  const line = (all: string, who: string) => all.split('\n').find((l) => l.includes('tput-1x1-256') && l.includes(who))!;
+  assert.match(line(text, 'Redis'), /65%.*generator-bound in 1 of 2 runs$/);
+  assert.doesNotMatch(line(text, 'fluctuat'), /generator-bound/);
+  assert.match(line(markdown, 'Redis'), /\| 50% \| 65% \| .*generator-bound in 1 of 2 runs \|$/);
 });

@@ -6,7 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from './conn.js';
-import { selfCpuSeconds, treeCpuSeconds as cpuSeconds } from './proc.js';
+import { allowedCpus, pinning } from './pin.js';
+import { busiestThread, selfCpuSeconds, selfThreadCpuSeconds, treeCpuSeconds as cpuSeconds } from './proc.js';
 import { MAX_SUBS, Slot, type FromMain, type Mode, type WorkerResult, type WorkerSpec } from './worker.js';
 
 export interface Plan {
@@ -43,6 +44,13 @@ export interface Outcome {
   errorSamples: string[];
   /** CPU used during the measured window, in cores (1 = one core busy all the time). */
   generatorCpu: number;
+  /** CPU of the generator's busiest thread, in cores: at ~1 that thread was the limit. */
+  generatorBusiest: number;
+  /**
+   * The generator, not the broker, may have set the rate: its busiest thread was ≥95% busy,
+   * or the whole generator used ≥95% of the CPUs it may use (one, when pinned).
+   */
+  generatorBound: boolean;
   brokerCpu: number | null;
   latency?: { p50: number; p99: number; p999: number; max: number; count: number };
   replayMs?: number;
@@ -52,6 +60,14 @@ export interface Outcome {
 }
 
 const hr = (): number => Number(process.hrtime.bigint());
+
+const BOUND = 0.95;
+
+/** What the generator's CPU says about who set the rate (see Outcome.generatorBound). */
+function generatorLoad(total: number, busiest: number): Pick<Outcome, 'generatorCpu' | 'generatorBusiest' | 'generatorBound'> {
+  const cpus = pinning()?.generatorCpus ?? Math.max(1, allowedCpus().length);
+  return { generatorCpu: total, generatorBusiest: busiest, generatorBound: busiest >= BOUND || total >= BOUND * cpus };
+}
 
 interface Handle {
   worker: Worker;
@@ -127,6 +143,7 @@ export async function run(plan: Plan): Promise<Outcome> {
 
     if (plan.mode === 'replay') {
       const cpu0 = selfCpuSeconds();
+      const th0 = selfThreadCpuSeconds();
       const b0 = plan.brokerPid ? cpuSeconds(plan.brokerPid) : null;
       const r = await Promise.race([subs[0]!.result, failed]);
       const seconds = (r.replayMs ?? 0) / 1000;
@@ -140,7 +157,7 @@ export async function run(plan: Plan): Promise<Outcome> {
         lost: Math.max(0, (plan.expect ?? 0) - r.messages - r.drops),
         errors: r.errors,
         errorSamples: r.lastError ? [r.lastError] : [],
-        generatorCpu: (selfCpuSeconds() - cpu0) / seconds,
+        ...generatorLoad((selfCpuSeconds() - cpu0) / seconds, busiestThread(th0, selfThreadCpuSeconds(), seconds)),
         brokerCpu: b0 !== null && b1 !== null ? (b1 - b0) / seconds : null,
         ...(r.replayMs !== undefined ? { replayMs: r.replayMs } : {}),
         backpressure: 0,
@@ -154,10 +171,10 @@ export async function run(plan: Plan): Promise<Outcome> {
       return n;
     };
     await Promise.race([sleep(Math.max(0, (t0 - hr()) / 1e6 + plan.warmupMs)), failed]);
-    const s0 = { t: hr(), n: counted(), cpu: selfCpuSeconds(), broker: plan.brokerPid ? cpuSeconds(plan.brokerPid) : null };
+    const s0 = { t: hr(), n: counted(), cpu: selfCpuSeconds(), threads: selfThreadCpuSeconds(), broker: plan.brokerPid ? cpuSeconds(plan.brokerPid) : null };
     const pubsDone = Promise.all(pubs.map((h) => h.result));
     await Promise.race([sleep(plan.durationMs), pubsDone, failed]);
-    const s1 = { t: hr(), n: counted(), cpu: selfCpuSeconds(), broker: plan.brokerPid ? cpuSeconds(plan.brokerPid) : null };
+    const s1 = { t: hr(), n: counted(), cpu: selfCpuSeconds(), threads: selfThreadCpuSeconds(), broker: plan.brokerPid ? cpuSeconds(plan.brokerPid) : null };
     const seconds = (s1.t - s0.t) / 1e9;
 
     // Publishers stop at the deadline; then let the tail drain (bounded), so losses show.
@@ -196,7 +213,7 @@ export async function run(plan: Plan): Promise<Outcome> {
       lost: plan.mode === 'durable' ? Math.max(0, sent - (pubResults[0]?.acks ?? 0)) : subResults.reduce((a, r) => a + Math.max(0, sent - r.messages - r.drops), 0),
       errors: all.reduce((a, r) => a + r.errors, 0),
       errorSamples: all.filter((r) => r.lastError).map((r) => r.lastError).slice(0, 3),
-      generatorCpu: (s1.cpu - s0.cpu) / seconds,
+      ...generatorLoad((s1.cpu - s0.cpu) / seconds, busiestThread(s0.threads, s1.threads, seconds)),
       brokerCpu: s0.broker !== null && s1.broker !== null ? (s1.broker - s0.broker) / seconds : null,
       ...(lat ? { latency: lat } : {}),
       backpressure: pubResults.reduce((a, r) => a + r.backpressure, 0),

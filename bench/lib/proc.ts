@@ -111,3 +111,31 @@ export function selfCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 }
+
+/** CPU seconds so far of each thread of this process, by thread id (Linux; empty elsewhere). */
+export function selfThreadCpuSeconds(): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = fs.readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(rest[11]) + Number(rest[12])) / CLK_TCK);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/** The largest CPU share (in cores) any one thread had between two `selfThreadCpuSeconds`. */
+export function busiestThread(before: Map<string, number>, after: Map<string, number>, seconds: number): number {
+  let most = 0;
+  for (const [tid, s] of after) most = Math.max(most, s - (before.get(tid) ?? s));
+  return seconds > 0 ? most / seconds : 0;
+}

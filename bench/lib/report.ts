@@ -18,6 +18,10 @@ export interface Cell {
   max: number;
   latency?: { p50: number; p99: number; p999: number; max: number };
   generatorCpu: number;
+  /** Median CPU of the generator's busiest thread (cores). */
+  generatorBusiest: number;
+  /** Runs in which the generator may have set the rate (Outcome.generatorBound). */
+  generatorBound: number;
   brokerCpu: number | null;
   lost: number;
   drops: number;
@@ -55,6 +59,8 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
         }
       : {}),
     generatorCpu: median(outcomes.map((o) => o.generatorCpu)),
+    generatorBusiest: median(outcomes.map((o) => o.generatorBusiest ?? NaN)),
+    generatorBound: outcomes.filter((o) => o.generatorBound).length,
     brokerCpu: brokers.length ? median(brokers) : null,
     lost: outcomes.reduce((a, o) => a + o.lost, 0),
     drops: outcomes.reduce((a, o) => a + o.drops, 0),
@@ -66,6 +72,12 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
 }
 
 const PEERS: readonly TargetName[] = ['nats', 'redis', 'mosquitto', 'aedes'];
+
+/** A cell's note: why it was skipped or failed, and whether the generator set its rate. */
+function noteOf(c: Cell): string {
+  const bound = c.generatorBound > 0 ? `generator-bound in ${c.generatorBound} of ${c.n} runs` : '';
+  return [c.skipped ?? (c.failures.length ? c.failures[0]!.slice(0, 100) : ''), bound].filter(Boolean).join('; ');
+}
 
 function value(s: Scenario, c: Cell | undefined): string {
   if (!c) return 'n/a';
@@ -142,13 +154,15 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     }
   }
   text.push('');
-  text.push('details: median [min–max] of the primary figure, CPU in cores during the measured window (2 cores = 200%)');
-  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('broker CPU', 11) + pad('lost', 8) + pad('drops', 8) + pad('errors', 8) + '  note');
+  text.push(
+    "details: median [min–max] of the primary figure, CPU in cores during the measured window (2 cores = 200%); gen thread: the generator's busiest thread (100% = that thread was the limit)",
+  );
+  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('gen thread', 11) + pad('broker CPU', 11) + pad('lost', 8) + pad('drops', 8) + pad('errors', 8) + '  note');
   for (const s of scenarios) {
     for (const t of cols) {
       const c = lookup(cells, s, t);
       if (!c) continue;
-      const note = c.skipped ?? (c.failures.length ? c.failures[0]!.slice(0, 100) : '');
+      const note = noteOf(c);
       const fmt = c.latency ? us : si;
       text.push(
         pad(s.id, 20, true) +
@@ -157,6 +171,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
           pad(c.n ? `${fmt(c.min)}–${fmt(c.max)}` : '—', 20) +
           pad(String(c.n), 3) +
           pad(c.n ? pct(c.generatorCpu) : '—', 9) +
+          pad(c.n ? pct(c.generatorBusiest) : '—', 11) +
           pad(c.n ? pct(c.brokerCpu) : '—', 11) +
           pad(String(c.lost), 8) +
           pad(String(c.drops), 8) +
@@ -190,16 +205,16 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     }
   }
   md.push('');
-  md.push('Load generator and broker CPU (cores, medians) during the measured window, and anything lost:');
+  md.push("Load generator and broker CPU (cores, medians) during the measured window, the generator's busiest thread, and anything lost:");
   md.push('');
-  md.push('| scenario | broker | gen CPU | broker CPU | lost | drops | errors | note |');
-  md.push('|---|---|---:|---:|---:|---:|---:|---|');
+  md.push('| scenario | broker | gen CPU | gen thread | broker CPU | lost | drops | errors | note |');
+  md.push('|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const s of scenarios) {
     for (const t of cols) {
       const c = lookup(cells, s, t);
       if (!c) continue;
-      const note = (c.skipped ?? c.failures[0] ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 160);
-      md.push(`| ${s.id} | ${LABELS[t]} | ${c.n ? pct(c.generatorCpu) : '—'} | ${c.n ? pct(c.brokerCpu) : '—'} | ${c.lost} | ${c.drops} | ${c.errors} | ${note} |`);
+      const note = noteOf(c).replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 160);
+      md.push(`| ${s.id} | ${LABELS[t]} | ${c.n ? pct(c.generatorCpu) : '—'} | ${c.n ? pct(c.generatorBusiest) : '—'} | ${c.n ? pct(c.brokerCpu) : '—'} | ${c.lost} | ${c.drops} | ${c.errors} | ${note} |`);
     }
   }
   return { text: text.join('\n'), markdown: md.join('\n') };

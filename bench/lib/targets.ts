@@ -12,6 +12,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Conn, type Endpoint } from './conn.js';
 import { pidListeningOn } from './proc.js';
+import { onBrokerCpus } from './pin.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -114,7 +115,7 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
     fs.mkdirSync(o.profileDir, { recursive: true });
     fs.chmodSync(o.profileDir, 0o777);
   }
-  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const proc = track(spawn(...onBrokerCpus(process.execPath, args), { stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = capture(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`fluctuat did not start in 20 s: ${stderr()}`)), 20_000);
@@ -154,7 +155,7 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
 
 /** Start Aedes (the Node.js MQTT broker) in a child process on a free port. */
 export async function startAedes(): Promise<Running> {
-  const proc = track(spawn(process.execPath, [path.join(ROOT, 'dist/bench/peers/aedes.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const proc = track(spawn(...onBrokerCpus(process.execPath, [path.join(ROOT, 'dist/bench/peers/aedes.js')]), { stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = capture(proc);
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`aedes did not start: ${stderr()}`)), 20_000);

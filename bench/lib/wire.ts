@@ -217,9 +217,17 @@ export class RedisReader extends Reader {
     const ch = Buffer.from(channel);
     this.prefix = Buffer.concat([Buffer.from(`*3\r\n$7\r\nmessage\r\n$${ch.length}\r\n`), ch, Buffer.from('\r\n$')]);
   }
+  /** Whether `buf` holds the delivery prefix at `pos` (the caller checked the length). */
+  private startsDelivery(buf: Buffer, pos: number): boolean {
+    // A JS loop, not buf.compare: the native call cost ~50 ns a delivery, 70% of this reader's
+    // time, and made the generator a bottleneck for Redis on one core that it was not for the others.
+    const prefix = this.prefix;
+    for (let k = prefix.length - 1; k >= 0; k--) if (buf[pos + k] !== prefix[k]) return false;
+    return true;
+  }
   protected frame(buf: Buffer, pos: number, end: number): number {
     const plen = this.prefix.length;
-    if (buf[pos] === 0x2a /* * */ && end - pos > plen && buf.compare(this.prefix, 0, plen, pos, pos + plen) === 0) {
+    if (buf[pos] === 0x2a /* * */ && end - pos > plen && this.startsDelivery(buf, pos)) {
       let i = pos + plen;
       let size = 0;
       while (i < end && buf[i] !== CR) size = size * 10 + buf[i++]! - 48;
