@@ -550,3 +550,25 @@ test('retention by age, judged by the newest record of a segment; offsets surviv
   assert.equal(log.head, 30, 'the empty active segment remembers the next offset');
   assert.equal(await put(log, msg('next')), 31);
 });
+
+test('a refused append is told after append returns, takes no offset, and the next append is stored; after close every append is refused', async (t) => {
+  const dir = tempDir(t);
+  const { engine, commits } = await openEngine(t, dir);
+  const log = engine.channel('refusals');
+  const outcomes: string[] = [];
+  const told = (label: string) => (err: Error | null, offset: number, ref: string, channel: string, bytes: number) =>
+    outcomes.push(`${label} ${err ? `${err.name}: ${err.message.split(' (')[0]}` : 'ok'} ${offset} ${ref} ${channel} ${bytes}`);
+  // A publisher name past the record format's 65,535 bytes cannot be stored.
+  log.append(msg('too big a name', Date.now(), 'p'.repeat(70_000)), told('long'), 'r1');
+  assert.deepEqual(outcomes, [], 'not told synchronously: the caller is still in its turn');
+  log.append(msg('fine'), told('fine'), 'r2');
+  await (log as FileChannelLog).settle();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(outcomes, ['long RangeError: message too large to store 0 r1 refusals 14', 'fine ok 1 r2 refusals 4']);
+  assert.deepEqual(commits.map((m) => m.offset), [1], 'the refused message took no offset');
+  await engine.close();
+  log.append(msg('late'), told('late'), 'r3');
+  assert.equal(outcomes.length, 2);
+  await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(outcomes.slice(2), ['late Error: storage engine is closed 0 r3 refusals 4']);
+});

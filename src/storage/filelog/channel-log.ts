@@ -142,17 +142,15 @@ export class FileChannelLog implements ChannelLog {
   // --- writing -------------------------------------------------------------------------------
 
   append(message: NewMessage, done?: AppendCallback, ref = ''): void {
-    // `message` is the caller's to reuse once this returns: read what a deferred callback needs now.
-    const bytes = message.end - message.start;
     const refused = this.failure ?? this.ctx.closed;
     if (refused) {
-      if (done) queueMicrotask(() => done(refused, 0, ref, this.name, bytes));
+      if (done) this.refuseLater(done, refused, ref, message.end - message.start);
       return;
     }
     try {
       this.stage.add(message, this.nextOffset, done, ref);
     } catch (err) {
-      if (done) queueMicrotask(() => done(asError(err), 0, ref, this.name, bytes));
+      if (done) this.refuseLater(done, asError(err), ref, message.end - message.start);
       return;
     }
     this.nextOffset++;
@@ -160,6 +158,15 @@ export class FileChannelLog implements ChannelLog {
       this.flushScheduled = true;
       this.ctx.scheduleFlush(this);
     }
+  }
+
+  /**
+   * Tells `done` of a refused append, after the caller's turn, as a write's outcome would be.
+   * Its own method: a closure in `append` made V8 allocate a context on every call (~95 bytes
+   * a message, the largest allocation of a publish), not only when one was refused.
+   */
+  private refuseLater(done: AppendCallback, err: Error, ref: string, bytes: number): void {
+    queueMicrotask(() => done(err, 0, ref, this.name, bytes));
   }
 
   /** Starts writing what is staged, unless a write is already in flight (it will take it). */
