@@ -1,12 +1,13 @@
 /**
  * `--pin`: brokers on some CPUs, the load generator on the others, with taskset(1).
  *
- * Why: on a 2-core machine an unpinned run is a lottery. The scheduler sometimes puts a
- * generator thread on the broker's core, and the same build then measures 500 k or 900 k
- * msgs/s (docs/performance.md, "Pinning"). Pinned, each broker has a core to itself, as it
- * would in production, and the spread shrinks. The price: the generator has one core, so in
- * fan-out, fan-in and Redis at 256 B it can become the limit. The details table flags every
- * cell whose generator was (`generator-bound`).
+ * Why: unpinned, the kernel may put a generator thread on the broker's core, and on a 2-core
+ * machine the same build measured anywhere from 442 k to 888 k msgs/s. Pinned, each broker has
+ * a core to itself, as it would in production where the probes are elsewhere, and the question
+ * "broker or generator?" has a clean answer. It did not make runs here much steadier, and the
+ * generator, with one core, becomes the limit in fan-out, fan-in and for Redis at 256 B (the
+ * details table flags such cells, `generator-bound`), so it is an option, not the default
+ * (docs/performance.md, "Pinning").
  *
  * fluctuat and Aedes are started under `taskset -c`; peers that were already running (NATS,
  * Redis, Mosquitto) have every thread moved with `taskset -a -p` and are put back as they
