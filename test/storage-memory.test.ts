@@ -69,6 +69,25 @@ test('memory: the appends of one callback are committed together right after it:
   assert.deepEqual(engine.channels(), ['m']);
 });
 
+test('memory: a batch mixing appends with and without a callback tells each callback its own offset and ref', async () => {
+  const { engine, events } = await memory();
+  const log = engine.channel('mixed');
+  const told = (err: Error | null, offset: number, ref: string, channel: string, bytes: number) => events.push(`ack ${offset} ${ref} ${channel} ${bytes} ${String(err)}`);
+  log.append(msg('a'));
+  log.append(msg('bb'));
+  log.append(msg('ccc'), told, 'r3');
+  log.append(msg('dddd'));
+  log.append(msg('eeeee'), told, 'r5');
+  await committed();
+  assert.deepEqual(events, [
+    'commit mixed 1', 'commit mixed 2', 'commit mixed 3', 'commit mixed 4', 'commit mixed 5',
+    'ack 3 r3 mixed 3 null', 'ack 5 r5 mixed 5 null',
+  ]);
+  log.append(msg('f'));
+  await committed();
+  assert.deepEqual(events.slice(7), ['commit mixed 6'], 'a batch nobody asked about is committed and tells no one');
+});
+
 test('memory: a commit handler or append callback that throws is logged; the others still run', async () => {
   const errors: string[] = [];
   const engine = getDriver('memory').create(defaultStorageOptions, { ...quiet, error: (_o: unknown, m?: string) => void errors.push(String(m)) });
