@@ -11,7 +11,8 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { newMessage } from '../src/storage/engine.js';
 import { recordCrcAddon, checksumImplementation } from '../src/storage/filelog/native.js';
-import { HEADER_BYTES, recordLength, sealRecords, sealRecordsInJs } from '../src/storage/filelog/record.js';
+import { HEADER_BYTES, decodeRecord, recordLength, recordProblem, sealRecords, sealRecordsInJs } from '../src/storage/filelog/record.js';
+import { payloadOf } from '../src/storage/engine.js';
 import { ChunkPool, Stage } from '../src/storage/filelog/stage.js';
 import { BIN, ROOT, startBroker } from './helpers/broker.js';
 import { runNode } from './helpers/child.js';
@@ -121,6 +122,72 @@ test('records the stage seals carry zlib’s CRC of their bytes 12..end, whichev
     ),
     { numRuns: 150 },
   );
+});
+
+test('payloads staged as ranges of shared reads land in their records intact, copied at once or later in one native call', () => {
+  fc.assert(
+    fc.property(
+      // Each payload: which read it comes from, where in it, and its size (tiny, around the
+      // 64-byte line between an at-once and a deferred copy, up to inline's 2 KiB, and large).
+      fc.array(
+        fc.record({
+          read: fc.integer({ min: 0, max: 3 }),
+          at: fc.integer({ min: 0, max: 5000 }),
+          size: fc.oneof(fc.integer({ min: 0, max: 80 }), fc.integer({ min: 60, max: 2048 }), fc.integer({ min: 2049, max: 6000 })),
+        }),
+        { minLength: 1, maxLength: 120 },
+      ),
+      fc.integer({ min: 0, max: 0xffff }),
+      (specs, seed) => {
+        // Four "socket reads" of random bytes; every payload is a range of one of them.
+        const reads = Array.from({ length: 4 }, (_, r) => {
+          const b = Buffer.alloc(12_000);
+          for (let k = 0; k < b.length; k++) b[k] = (k * 131 + r * 17 + seed) & 0xff;
+          return b;
+        });
+        const stage = new Stage(new ChunkPool());
+        specs.forEach((p, i) => {
+          const data = reads[p.read]!;
+          stage.add({ timestamp: 1_700_000_000_000 + i, publisher: 'probe', reply: '', data, start: p.at, end: p.at + p.size }, i + 1, undefined);
+        });
+        const buf = Buffer.concat(stage.take().iovecs);
+        const starts = recordStarts(buf);
+        assert.equal(starts.length, specs.length);
+        starts.forEach((at, i) => {
+          const length = recordLength(buf, at);
+          assert.equal(recordProblem(buf, at, length, i + 1), null, `record ${i + 1}`);
+          const p = specs[i]!;
+          assert.deepEqual(payloadOf(decodeRecord(buf, at, length, 'c')), reads[p.read]!.subarray(p.at, p.at + p.size), `payload of record ${i + 1}`);
+        });
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('the native copy makes every copy it is given, or none when one is out of bounds', { skip: noAddon }, () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ s: fc.integer({ min: 0, max: 2 }), from: fc.integer({ min: 0, max: 90 }), at: fc.integer({ min: 0, max: 190 }), n: fc.integer({ min: 0, max: 10 }) }), { maxLength: 30 }),
+      (ops) => {
+        const sources = [Buffer.from('a'.repeat(100)), Buffer.from('0123456789'.repeat(10)), Buffer.alloc(100, 7)];
+        const byCopy = Buffer.alloc(200);
+        for (const o of ops) sources[o.s]!.copy(byCopy, o.at, o.from, o.from + o.n);
+        const byAddon = Buffer.alloc(200);
+        addon!.copy(byAddon, sources, new Int32Array(ops.flatMap((o) => [o.s, o.from, o.at, o.n])), ops.length);
+        assert.deepEqual(byAddon, byCopy);
+      },
+    ),
+  );
+  const dst = Buffer.alloc(8);
+  const src = [Buffer.from('abcdefgh')];
+  for (const bad of [[0, 4, 0, 5], [0, 0, 4, 5], [1, 0, 0, 1], [-1, 0, 0, 1], [0, -1, 0, 1], [0, 0, 0, -1]]) {
+    assert.throws(() => addon!.copy(dst, src, new Int32Array([0, 0, 0, 2, ...bad]), 2), RangeError, `op ${bad.join(',')}`);
+    assert.deepEqual(dst, Buffer.alloc(8), 'the good copy before a bad one is not made either');
+  }
+  assert.throws(() => addon!.copy(dst, src, new Int32Array(4), 2), /expected \(buffer, buffer\[\], Int32Array/, 'count past the ops');
+  assert.throws(() => addon!.copy(dst, ['x' as unknown as Buffer], new Int32Array(4), 1), /every source must be a buffer/);
+  assert.throws(() => addon!.copy(dst, src, new Uint32Array(4) as unknown as Int32Array, 1), /expected \(buffer/);
 });
 
 test('sealing refuses a run whose length fields do not fit it, and ranges outside the buffer', () => {

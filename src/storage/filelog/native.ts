@@ -1,6 +1,6 @@
 /**
  * The optional native addon (native/record-crc.c, built by `npm ci` through native/build.mjs):
- * seals a run of staged records in one call. Absent, or turned off with FLUCTUAT_NATIVE=0,
+ * seals a run of staged records in one call, and copies their payloads into the stage. Absent, or turned off with FLUCTUAT_NATIVE=0,
  * the file log computes the same checksums in JavaScript (crc.ts).
  */
 import { createRequire } from 'node:module';
@@ -12,6 +12,12 @@ export interface RecordCrcAddon {
   readonly implementation: string;
   /** CRC-32 (zlib) of buf[from..to), continuing from `crc` (the CRC of the bytes before). */
   crc32(buf: Buffer, from: number, to: number, crc?: number): number;
+  /**
+   * Makes `count` copies into `dst`: ops[4i..4i+3] = (index in `sources`, source start,
+   * destination start, length). Throws a RangeError, having copied nothing, if any range is out
+   * of bounds.
+   */
+  copy(dst: Buffer, sources: readonly Buffer[], ops: Int32Array, count: number): void;
 }
 
 // From dist/src/storage/filelog/ back to the package root.
