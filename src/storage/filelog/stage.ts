@@ -39,8 +39,9 @@ const BATCH_BYTES = 1024 * 1024;
  */
 const deferredCopy = recordCrcAddon?.copy ?? null;
 /**
- * Smaller payloads are copied at once, by copyBytes' JavaScript loop: noting a copy for later
- * costs more than that (measured under callgrind at 16 B: ~300 instructions a message more).
+ * Smaller payloads are copied at once, by copyBytes' JavaScript loop: for them noting a copy
+ * for later costs about what the loop does (a version that deferred every copy did no better
+ * at 16 B; docs/performance.md, eleventh round).
  */
 const DEFER_OVER = 64;
 /** Sources the native copy takes in one call (a 16 KiB chunk holds fewer records than this). */
