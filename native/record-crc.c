@@ -209,7 +209,9 @@ static napi_value crc32(napi_env env, napi_callback_info info) {
  * bytes of garbage each; the stage defers its payload copies and makes them here, one call
  * for a chunk's worth (src/storage/filelog/stage.ts).
  */
-#define MAX_COPY_SOURCES 4096
+/* On the stack, per call (worker threads may share this addon): the stage's 16 KiB chunks
+ * hold far fewer records with a deferred copy than this. */
+#define MAX_COPY_SOURCES 512
 static napi_value copy(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -229,8 +231,8 @@ static napi_value copy(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "expected (buffer, buffer[], Int32Array of 4 per copy, count)");
     return NULL;
   }
-  static uint8_t *src_data[MAX_COPY_SOURCES];
-  static size_t src_len[MAX_COPY_SOURCES];
+  uint8_t *src_data[MAX_COPY_SOURCES];
+  size_t src_len[MAX_COPY_SOURCES];
   for (uint32_t s = 0; s < nsources; s++) {
     napi_value el;
     if (napi_get_element(env, argv[1], s, &el) != napi_ok || napi_get_buffer_info(env, el, (void **)&src_data[s], &src_len[s]) != napi_ok) {

@@ -187,6 +187,9 @@ test('the native copy makes every copy it is given, or none when one is out of b
   }
   assert.throws(() => addon!.copy(dst, src, new Int32Array(4), 2), /expected \(buffer, buffer\[\], Int32Array/, 'count past the ops');
   assert.throws(() => addon!.copy(dst, ['x' as unknown as Buffer], new Int32Array(4), 1), /every source must be a buffer/);
+  const many = Array.from({ length: 513 }, () => Buffer.alloc(1));
+  assert.throws(() => addon!.copy(dst, many, new Int32Array(4), 1), /expected \(buffer, buffer\[\]/, 'more sources than one call takes');
+  addon!.copy(dst, many.slice(0, 512), new Int32Array([511, 0, 0, 1]), 1);
   assert.throws(() => addon!.copy(dst, src, new Uint32Array(4) as unknown as Int32Array, 1), /expected \(buffer/);
 });
 

@@ -44,8 +44,11 @@ const deferredCopy = recordCrcAddon?.copy ?? null;
  * at 16 B; docs/performance.md, eleventh round).
  */
 const DEFER_OVER = 64;
-/** Sources the native copy takes in one call (a 16 KiB chunk holds fewer records than this). */
-const MAX_COPY_SOURCES = 4096;
+/**
+ * Sources the native copy takes in one call (native/record-crc.c): a 16 KiB chunk holds at most
+ * ~170 records whose payload is deferred, so this only guards against a change of sizes.
+ */
+const MAX_COPY_SOURCES = 512;
 
 /** Recycles staging chunks once their batch is written. Shared by every channel of an engine. */
 export class ChunkPool {
