@@ -310,6 +310,29 @@ test('fsync interval: one group fsync acknowledges several writes, each with its
   assert.deepEqual(acks.slice(47), [[48, 'r48'], [49, 'r49']]);
 });
 
+test('fsync interval: a roll does not wait for an fsync; the next one covers the closed segments, even one retention deleted, and acks in offset order', async (t) => {
+  const dir = tempDir(t);
+  // Segments of ~5 records, retention of ~2 segments, and an fsync only when asked.
+  const { engine, commits, log: events } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8, segmentBytes: 500, retainBytes: 1000 });
+  const log = engine.channel('rolling') as FileChannelLog;
+  const acks: number[] = [];
+  const put = (i: number): void => log.append(msg(`m${i}`.padEnd(62, '.')), (err, offset) => { assert.equal(err, null); acks.push(offset); });
+  for (let i = 1; i <= 40; i++) {
+    put(i);
+    while (commits.length < i) await new Promise((r) => setImmediate(r)); // one write each
+  }
+  assert.ok(segmentFiles(dir, 'rolling').length < 8, 'retention deleted closed segments before any fsync');
+  assert.ok(log.first > 1);
+  assert.deepEqual(acks, [], 'no roll fsynced (and so acknowledged) the segment it closed');
+  await log.sync();
+  assert.deepEqual(acks, range(1, 40), 'one group fsync acknowledges every segment, in offset order');
+  assert.deepEqual(events.at('error'), [], 'a deleted segment is skipped, not an fsync failure');
+  put(41);
+  while (commits.length < 41) await new Promise((r) => setImmediate(r));
+  await log.sync();
+  assert.deepEqual(acks.slice(40), [41], 'the channel goes on');
+});
+
 test('segments roll when their first record is older than segmentAgeMs', async (t) => {
   const dir = tempDir(t);
   const { engine } = await openEngine(t, dir, { segmentAgeMs: 60_000 });
