@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm's install step: builds the record-checksum addon (native/record-crc.c) with node-gyp.
-// The broker runs without it (storage/filelog/native.ts falls back to JavaScript: durable
-// publishes of 16 B cost ~10% more CPU, of 256 B ~30%), so a failed build warns and does not
+// The broker runs without it (src/native/addon.ts finds none: the file log falls back to JavaScript,
+// durable publishes of 16 B cost ~10% more CPU, of 256 B ~30%), so a failed build warns and does not
 // fail the install. FLUCTUAT_NATIVE_REQUIRED=1 makes it fail instead (CI: the fast path must exist).
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';

@@ -2,26 +2,9 @@
 // quiet turn; every byte arrives in order either way. Over a real loopback socket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Outbox } from '../src/server/outbox.js';
-
-async function socketPair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
-  const listener = net.createServer();
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
-  const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
-  const server = await accepted;
-  return {
-    server,
-    client,
-    close: () => {
-      client.destroy();
-      server.destroy();
-      listener.close();
-    },
-  };
-}
+import { socketPair } from './helpers/socket-pair.js';
 
 test('a burst is written in chunks that grow to 256 KiB, a quiet turn brings them back to 64 KiB, and nothing is lost', async () => {
   const { server, client, close } = await socketPair();

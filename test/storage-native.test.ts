@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { newMessage } from '../src/storage/engine.js';
-import { recordCrcAddon, checksumImplementation } from '../src/storage/filelog/native.js';
+import { recordCrcAddon, checksumImplementation } from '../src/native/addon.js';
 import { HEADER_BYTES, decodeRecord, recordLength, recordProblem, sealRecords, sealRecordsInJs } from '../src/storage/filelog/record.js';
 import { payloadOf } from '../src/storage/engine.js';
 import { ChunkPool, Stage } from '../src/storage/filelog/stage.js';

@@ -5,7 +5,7 @@
  * the size, five times the table loop on a 50-byte record.
  */
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { recordCrcAddon } from './native.js';
+import { recordCrcAddon } from '../../native/addon.js';
 
 /** Below this many bytes the table loop beats zlib (measured on Node 20). */
 const NATIVE_FROM = 384;

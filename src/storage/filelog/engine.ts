@@ -13,7 +13,7 @@ import { recoverChannel } from './recovery.js';
 import { ChunkPool } from './stage.js';
 import { RecordListPool } from './record-list.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
-import { checksumImplementation } from './native.js';
+import { checksumImplementation } from '../../native/addon.js';
 import { InlineWrites } from './inline-writes.js';
 
 /** How often retention runs and idle descriptors are closed. */

@@ -16,7 +16,7 @@
 import type { StoredMessage } from '../engine.js';
 import { copyAll } from '../../protocol/ascii.js';
 import { crc32 } from './crc.js';
-import { recordCrcAddon } from './native.js';
+import { recordCrcAddon } from '../../native/addon.js';
 
 export const MAGIC = 0x01756c66;
 export const MAGIC_BYTES = Buffer.from([0x66, 0x6c, 0x75, 0x01]);

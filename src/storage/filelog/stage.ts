@@ -13,10 +13,9 @@
 import { copyBytes } from '../../protocol/ascii.js';
 import { type AppendCallback, type NewMessage, payloadOf } from '../engine.js';
 import { AckList } from './ack-list.js';
-import { recordCrcAddon } from './native.js';
+import { CopyList, DEFER_OVER } from '../../native/copy-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, sealApart, sealRecords, writeHeader } from './record.js';
-import { grown } from './runs.js';
 
 const CHUNK_BYTES = 16 * 1024;
 /** Shared by every stage before its first record (never written). */
@@ -29,27 +28,6 @@ const NO_BYTES = Buffer.alloc(0);
 const INLINE_PAYLOAD = 2048;
 /** A burst is cut into writes of about this size: acks flow sooner and segments roll on time. */
 const BATCH_BYTES = 1024 * 1024;
-/**
- * Copies a payload into the chunk later, in one native call with the rest of the chunk's
- * (`deferCopy`), or null to copy at once. Why: a JavaScript range copy (Buffer#copy) makes a
- * view of its source, ~55 ns and ~95 bytes of garbage a payload, and the hot path pays one
- * per message here; a native call per chunk pays it once for a few hundred. Safe because a
- * published payload's bytes are never written again (Broker.publish), and nothing reads a
- * chunk's bytes before `sealUpTo`, which makes the copies first.
- */
-const deferredCopy = recordCrcAddon?.copy ?? null;
-/**
- * Smaller payloads are copied at once, by copyBytes' JavaScript loop: for them noting a copy
- * for later costs about what the loop does (a version that deferred every copy did no better
- * at 16 B; docs/performance.md, eleventh round).
- */
-const DEFER_OVER = 64;
-/**
- * Sources the native copy takes in one call (native/record-crc.c): a 16 KiB chunk holds at most
- * ~170 records whose payload is deferred, so this only guards against a change of sizes.
- */
-const MAX_COPY_SOURCES = 512;
-
 /** Recycles staging chunks once their batch is written. Shared by every channel of an engine. */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
@@ -115,12 +93,11 @@ export class Stage {
    */
   private sealed = 0;
   /**
-   * Payload copies into `chunk` not made yet (`deferCopy`): four numbers each (source index,
-   * source start, chunk position, length), their sources, and how many.
+   * Payload copies into `chunk` not made yet, made in one native call when the run is sealed:
+   * nothing reads a chunk's bytes before `sealUpTo` (native/copy-list.ts says why and when
+   * this is safe). Made by the first deferred copy: an idle channel holds none.
    */
-  private copyOps: Int32Array | null = null;
-  private readonly copySources: Buffer[] = [];
-  private copyCount = 0;
+  private copies: CopyList | null = null;
   // The last publisher, encoded: publishers repeat, and encoding is a native call.
   private lastPublisher = '';
   private lastPublisherBytes = NO_BYTES;
@@ -164,7 +141,7 @@ export class Stage {
     const at = this.pos;
     const end = writeHeader(buf, at, total, offset, m.timestamp, publisher, m.reply, replyBytes);
     if (inline) {
-      this.pos = deferredCopy === null || size <= DEFER_OVER ? copyBytes(buf, end, data, start, m.end) : this.deferCopy(end, data, start, m.end);
+      this.pos = size <= DEFER_OVER || !CopyList.native ? copyBytes(buf, end, data, start, m.end) : (this.copies ??= new CopyList()).note(buf, end, data, start, m.end);
     } else {
       // The run before this header is sealed first: a run holds whole records only.
       this.sealUpTo(at);
@@ -235,36 +212,9 @@ export class Stage {
     return chunk;
   }
 
-  /** Notes a copy of src[from..to) to chunk[at..]; returns the position after it. */
-  private deferCopy(at: number, src: Buffer, from: number, to: number): number {
-    const sources = this.copySources;
-    let s = sources.length - 1;
-    if (s < 0 || sources[s] !== src) {
-      if (sources.length === MAX_COPY_SOURCES) this.makeCopies();
-      s = sources.push(src) - 1;
-    }
-    let ops = this.copyOps ?? (this.copyOps = new Int32Array(256));
-    const k = this.copyCount * 4;
-    if (k === ops.length) this.copyOps = ops = grown(ops, ops.length * 2);
-    ops[k] = s;
-    ops[k + 1] = from;
-    ops[k + 2] = at;
-    ops[k + 3] = to - from;
-    this.copyCount++;
-    return at + (to - from);
-  }
-
-  /** Makes the deferred copies into the chunk. */
-  private makeCopies(): void {
-    if (this.copyCount === 0) return;
-    deferredCopy!(this.chunk!, this.copySources, this.copyOps!, this.copyCount);
-    this.copyCount = 0;
-    this.copySources.length = 0;
-  }
-
   /** Writes the CRCs of the records in chunk[sealed..to), after their payloads are copied in. */
   private sealUpTo(to: number): void {
-    this.makeCopies();
+    this.copies?.make();
     if (to > this.sealed) {
       sealRecords(this.chunk!, this.sealed, to);
       this.sealed = to;

@@ -1,7 +1,9 @@
 /**
  * The optional native addon (native/record-crc.c, built by `npm ci` through native/build.mjs):
- * seals a run of staged records in one call, and copies their payloads into the stage. Absent, or turned off with FLUCTUAT_NATIVE=0,
- * the file log computes the same checksums in JavaScript (crc.ts).
+ * seals a run of staged records in one call, and makes many small copies in one call
+ * (copy-list.ts: payloads into the stage and into outgoing deliveries). Absent, or turned off
+ * with FLUCTUAT_NATIVE=0, the file log computes the same checksums in JavaScript
+ * (storage/filelog/crc.ts) and payloads are copied one by one.
  */
 import { createRequire } from 'node:module';
 
@@ -20,8 +22,8 @@ export interface RecordCrcAddon {
   copy(dst: Buffer, sources: readonly Buffer[], ops: Int32Array, count: number): void;
 }
 
-// From dist/src/storage/filelog/ back to the package root.
-const ADDON = '../../../../native/build/Release/record_crc.node';
+// From dist/src/native/ back to the package root.
+const ADDON = '../../../native/build/Release/record_crc.node';
 
 function load(): { addon: RecordCrcAddon | null; problem: string } {
   if (process.env.FLUCTUAT_NATIVE === '0') return { addon: null, problem: 'turned off (FLUCTUAT_NATIVE=0)' };
