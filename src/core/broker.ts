@@ -133,9 +133,16 @@ export class Broker {
     this.quotas = TenantQuotas.needed(options.quotas) ? new TenantQuotas(options.quotas, engine) : null;
   }
 
+  /** Figures of the process around the broker for `stats` (server/loop-health.ts adds its event loop's). */
+  private readonly gauges: (() => Readonly<Record<string, number>>)[] = [];
+
+  addGauges(source: () => Readonly<Record<string, number>>): void {
+    this.gauges.push(source);
+  }
+
   /** A snapshot of the counters and gauges, for `stats` and metrics. */
   stats(connections: number): Record<string, number> {
-    return {
+    const stats: Record<string, number> = {
       ...this.counters,
       connections,
       subscriptions: this.index.size,
@@ -146,6 +153,8 @@ export class Broker {
       rssBytes: process.memoryUsage.rss(),
       uptimeSeconds: Math.round(process.uptime()),
     };
+    for (const g of this.gauges) Object.assign(stats, g());
+    return stats;
   }
 
   async start(): Promise<void> {

@@ -12,6 +12,7 @@ import { FileAudit, nullAudit } from '../security/audit.js';
 import { SyslogForwarder } from '../security/syslog.js';
 import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
 import { Guard, type TransportInfo } from '../security/guard.js';
+import { LoopHealth } from './loop-health.js';
 
 /**
  * Wires a broker to its storage engine (chosen by name) and its listeners. The only place
@@ -31,6 +32,8 @@ export class FluctuatServer {
   private nextId = 0;
   private closing: Promise<void> | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The event loop's delay, busy share and GC pauses, in `stats`. */
+  private readonly loopHealth = new LoopHealth();
 
   readonly guard: Guard;
   /** Forwarding of the accounting log to a syslog collector (security.syslog), if configured. */
@@ -63,6 +66,8 @@ export class FluctuatServer {
     await broker.start();
     const server = new FluctuatServer(config, broker, engine, log, deps);
     server.startClockProbes();
+    const health = server.loopHealth.start();
+    broker.addGauges(() => health.figures());
     try {
       for (const [i, address] of config.listen.entries()) await server.listen(address, deps.handles?.[i]);
     } catch (err) {
@@ -152,6 +157,7 @@ export class FluctuatServer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const t of this.timers) clearInterval(t);
+      this.loopHealth.stop();
       // Stop accepting first; a listener's close callback waits for its connections to end.
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
       for (const s of this.sessions) s.disconnect('SHUTTING_DOWN', 'the broker is shutting down');
