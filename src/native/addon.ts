@@ -1,9 +1,9 @@
 /**
  * The optional native addon (native/record-crc.c, built by `npm ci` through native/build.mjs):
  * seals a run of staged records in one call, and makes many small copies in one call
- * (copy-list.ts: payloads into the stage and into outgoing deliveries). Absent, or turned off
- * with FLUCTUAT_NATIVE=0, the file log computes the same checksums in JavaScript
- * (storage/filelog/crc.ts) and payloads are copied one by one.
+ * (copy-list.ts: payloads into the file log's stage). Absent, or turned off with
+ * FLUCTUAT_NATIVE=0, the file log computes the same checksums in JavaScript
+ * (storage/filelog/crc.ts) and copies payloads one by one.
  */
 import { createRequire } from 'node:module';
 
