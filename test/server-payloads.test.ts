@@ -17,7 +17,7 @@ const pattern = (n: number, seed: number): Buffer => {
   return b;
 };
 
-test('an outbox and a fan-out block send every payload size as it was, even if its source is rewritten after the delivery’s turn', async () => {
+test('an outbox and a fan-out block send every payload size under 16 KiB as it was, even if its source is rewritten right after (the outbox copies those)', async () => {
   const { server, client, close } = await socketPair();
   try {
     const chunks: Buffer[] = [];

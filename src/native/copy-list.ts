@@ -16,6 +16,7 @@
  * their pool had to make every outbox's pending copies first; in-process CPU fell by ~0.02 µs
  * a message at 256 B and end to end nothing changed (docs/performance.md, twelfth round).
  */
+import { grown } from '../storage/filelog/runs.js';
 import { recordCrcAddon } from './addon.js';
 
 const nativeCopy = recordCrcAddon?.copy ?? null;
@@ -55,11 +56,7 @@ export class CopyList {
     if (this.count === 0) this.dst = dst;
     let ops = this.ops ?? (this.ops = new Int32Array(256));
     const k = this.count * 4;
-    if (k === ops.length) {
-      const bigger = new Int32Array(ops.length * 2);
-      bigger.set(ops);
-      this.ops = ops = bigger;
-    }
+    if (k === ops.length) this.ops = ops = grown(ops, ops.length * 2);
     ops[k] = s;
     ops[k + 1] = from;
     ops[k + 2] = at;

@@ -390,9 +390,9 @@ export class FileChannelLog implements ChannelLog {
   // --- durability ------------------------------------------------------------------------------
 
   /**
-   * fsyncs what acknowledgements wait for: segments retired by a roll, then the directory if
-   * it gained a segment, then the active segment, in that order; then acknowledges what that
-   * covered, in offset order.
+   * fsyncs what acknowledgements wait for: segments retired by a roll, then the active segment,
+   * then the directory if it gained a segment; then acknowledges what that covered, in offset
+   * order.
    */
   sync(): Promise<void> {
     const run = this.syncChain.then(() => this.syncOnce());

@@ -28,6 +28,7 @@ const NO_BYTES = Buffer.alloc(0);
 const INLINE_PAYLOAD = 2048;
 /** A burst is cut into writes of about this size: acks flow sooner and segments roll on time. */
 const BATCH_BYTES = 1024 * 1024;
+
 /** Recycles staging chunks once their batch is written. Shared by every channel of an engine. */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
