@@ -40,3 +40,18 @@ test('a copy list makes every noted copy, across more sources than one native ca
     { numRuns: 60 },
   );
 });
+
+test('a copy list noted for another destination makes the pending copies first, each into its own buffer', { skip: noAddon }, () => {
+  const src = pattern(400, 3);
+  const [a, b] = [Buffer.alloc(300), Buffer.alloc(300)];
+  const list = new CopyList();
+  list.note(a, 0, src, 0, 100);
+  list.note(a, 100, src, 200, 300);
+  assert.equal(list.pending, 2);
+  list.note(b, 10, src, 50, 250);
+  assert.equal(list.pending, 1, "a's copies were made when b's came");
+  assert.deepEqual(a.subarray(0, 200), Buffer.concat([src.subarray(0, 100), src.subarray(200, 300)]));
+  assert.ok(b.every((x) => x === 0), "b's copy waits for make");
+  list.make();
+  assert.deepEqual(b.subarray(10, 210), src.subarray(50, 250));
+});

@@ -2,8 +2,9 @@
  * Byte copies noted now and made later, all of a buffer's in one native call.
  *
  * Why: a JavaScript range copy (Buffer#copy) makes a view of its source, ~55 ns and ~95 bytes
- * of garbage a call, and the file log's stage makes one per message (storage/filelog/stage.ts);
- * the addon's `copy` makes a few hundred for the price of one call. Payloads of DEFER_OVER
+ * of garbage a call, and the file log's stage and the memory log's ring would make one per
+ * message (storage/filelog/stage.ts, storage/memory.ts); the addon's `copy` makes a few
+ * hundred for the price of one call. Payloads of DEFER_OVER
  * bytes or less are still copied at once by a JavaScript loop: for them noting a copy costs
  * about what the loop does.
  *
@@ -44,9 +45,10 @@ export class CopyList {
 
   /**
    * Notes a copy of src[from..to) to dst at `at` for `make`; returns the position after it.
-   * Every copy noted until `make` goes to the same `dst`.
+   * A copy to another `dst` than the pending ones' makes those first.
    */
   note(dst: Buffer, at: number, src: Buffer, from: number, to: number): number {
+    if (this.count !== 0 && dst !== this.dst) this.make();
     const sources = this.sources;
     let s = sources.length - 1;
     if (s < 0 || sources[s] !== src) {
