@@ -63,7 +63,7 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     .addOption(new Option('--warmup <s>', 'warm-up before the window').env('BENCH_WARMUP').argParser(number).default(0.5))
     .addOption(new Option('--targets <list>', `brokers, some of ${ALL_TARGETS.join(',')} (default: all)`).env('BENCH_TARGETS').argParser(targetList))
     .addOption(new Option('--scenarios <list>', SCENARIO_HELP).env('BENCH_SCENARIOS').argParser(list))
-    .addOption(new Option('--replay-mb <n>', 'size of the replayed channel, MiB').env('BENCH_REPLAY_MB').argParser(number).default(256))
+    .addOption(new Option('--replay-mb <n>', 'size of the replayed channel, MiB').env('BENCH_REPLAY_MB').argParser(number).default(1024))
     .addOption(new Option('--replay-size <bytes>', 'message size in the replayed channel').env('BENCH_REPLAY_SIZE').argParser(whole(8)).default(1024))
     .addOption(new Option('--window-bytes <bytes>', 'end-to-end bytes in flight in a throughput run').env('BENCH_WINDOW').argParser(number).default(1 << 20))
     .addOption(new Option('--ack-window <n>', 'unacknowledged durable publishes in flight').env('BENCH_ACK_WINDOW').argParser(whole(1)).default(4096))
