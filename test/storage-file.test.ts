@@ -214,6 +214,38 @@ test('a burst staged in a single turn is written in several batches and still ro
   assert.equal((await log.read(1, 10_000, Infinity)).length, 5000);
 });
 
+test('a backlog of staged batches goes out in a few large writes, each batch committed and acknowledged in order', async (t) => {
+  // 5,000 publishes of ~1 KB in one turn: five batches of ~1 MiB queue up behind the first
+  // write. One write a batch held a flooded channel to a batch a turn (Stage.takeGroup).
+  const dir = tempDir(t);
+  const { engine, commits, order } = await openEngine(t, dir, { segmentBytes: 64 * 1024 * 1024, fsync: 'never' });
+  const log = engine.channel('backlog');
+  const acks: Promise<number>[] = [];
+  const payloads: Buffer[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const payload = Buffer.alloc(1000 + (i % 7), i % 251);
+    payloads.push(payload);
+    const { data, start, end } = inRead(payload, i);
+    acks.push(new Promise((resolve, reject) => log.append({ timestamp: Date.now(), publisher: 'p', reply: '', data, start, end }, (err, offset) => {
+      order.push(`ack ${offset}`);
+      if (err) reject(err);
+      else resolve(offset);
+    })));
+  }
+  assert.deepEqual(await Promise.all(acks), range(1, 5000));
+  const c = engine.counters();
+  const writes = c.storagePoolWrites! + c.storageInlineWrites!;
+  assert.ok(writes <= 3, `5 MB staged at once went out in ${writes} writes, not one per 1 MiB batch`);
+  assert.deepEqual(offsets(commits), range(1, 5000));
+  // Each batch is committed before its acknowledgements, and batches in offset order.
+  const firstAck = (o: number) => order.indexOf(`ack ${o}`);
+  for (let o = 1; o <= 5000; o++) assert.ok(order.indexOf(`commit ${o}`) < firstAck(o), `commit ${o} before its ack`);
+  const read = await log.read(1, 10_000, Infinity);
+  assert.equal(read.length, 5000);
+  for (let i = 0; i < read.length; i++) assert.ok(payloadOf(read[i]!).equals(payloads[i]!), `payload ${i + 1}`);
+  assert.equal(segmentFiles(dir, 'backlog').length, 1);
+});
+
 test('rotate() starts a new segment; an empty active segment is left alone', async (t) => {
   const dir = tempDir(t);
   const { engine } = await openEngine(t, dir);

@@ -79,6 +79,12 @@ interface AckRun {
 
 /** Batches up to this many messages are copied onto the last run. */
 const SMALL_BATCH = 32;
+/**
+ * Most bytes one write carries when batches have queued up (Stage.takeGroup): a backlog goes
+ * out in a few large writes instead of one batch a turn, and a segment overshoots its size
+ * by less than this.
+ */
+const GROUP_BYTES = 4 * 1024 * 1024;
 
 export class FileChannelLog implements ChannelLog {
   readonly replayable = true;
@@ -198,7 +204,8 @@ export class FileChannelLog implements ChannelLog {
       while (this.failure === null) {
         if (this.rollRequested || (!this.stage.empty && this.mustRoll())) await this.roll();
         if (this.stage.empty) return;
-        await this.write(this.stage.take());
+        const room = this.ctx.options.segmentBytes - this.active!.size;
+        await this.write(this.stage.takeGroup(Math.min(GROUP_BYTES, room)));
       }
       this.failStaged(this.failure);
     } catch (err) {
@@ -228,7 +235,7 @@ export class FileChannelLog implements ChannelLog {
       this.ctx.inline.write(fd, batch.iovecs, batch.bytes, seg.size);
       if (policy !== 'never') seg.noteUnsyncedWrite();
     } catch (err) {
-      this.track(this.writeFailed(seg, batch, asError(err)));
+      this.track(this.writeFailed(seg, [batch], asError(err)));
       return true;
     } finally {
       seg.release();
@@ -254,16 +261,20 @@ export class FileChannelLog implements ChannelLog {
     return maxAge > 0 && Date.now() - seg.firstTimestamp >= maxAge;
   }
 
-  private async write(batch: Batch): Promise<void> {
+  /** Writes batches (consecutive, usually one) with one system call, then commits each in order. */
+  private async write(group: Batch[]): Promise<void> {
     const seg = this.active!;
+    const iovecs = group.length === 1 ? group[0]!.iovecs : group.flatMap((b) => b.iovecs);
+    let bytes = 0;
+    for (const b of group) bytes += b.bytes;
     try {
       const fd = await seg.acquire();
       try {
-        if (this.ctx.inline.allowed(batch.bytes)) {
-          this.ctx.inline.write(fd, batch.iovecs, batch.bytes, seg.size);
+        if (this.ctx.inline.allowed(bytes)) {
+          this.ctx.inline.write(fd, iovecs, bytes, seg.size);
         } else {
           this.ctx.inline.pooled();
-          await writeAll(fd, batch.iovecs, batch.bytes, seg.size);
+          await writeAll(fd, iovecs, bytes, seg.size);
         }
         // Before release: the pool must not close this fd until an fsync has covered the write.
         if (this.ctx.options.fsync !== 'never') seg.noteUnsyncedWrite();
@@ -271,11 +282,11 @@ export class FileChannelLog implements ChannelLog {
         seg.release();
       }
     } catch (err) {
-      await this.writeFailed(seg, batch, asError(err));
+      await this.writeFailed(seg, group, asError(err));
       return;
     }
     const policy = this.ctx.options.fsync;
-    this.finishWrite(seg, batch, policy);
+    for (const batch of group) this.finishWrite(seg, batch, policy);
     if (policy === 'always') await this.sync();
   }
 
@@ -360,10 +371,11 @@ export class FileChannelLog implements ChannelLog {
    * and their offsets given out again (nobody saw them). The segment is cut back to its last
    * good record; if even that fails, the log is in doubt and refuses everything from now on.
    */
-  private async writeFailed(seg: Segment, batch: Batch, err: Error): Promise<void> {
-    this.ctx.log.error({ err, channel: this.name, segment: seg.name, offset: batch.first }, 'storage: write failed');
-    this.nextOffset = batch.first;
-    this.failBatch(batch, err);
+  private async writeFailed(seg: Segment, group: Batch[], err: Error): Promise<void> {
+    const first = group[0]!.first;
+    this.ctx.log.error({ err, channel: this.name, segment: seg.name, offset: first }, 'storage: write failed');
+    this.nextOffset = first;
+    for (const batch of group) this.failBatch(batch, err);
     this.failStaged(err);
     try {
       const fd = await seg.acquire();

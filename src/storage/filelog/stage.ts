@@ -164,6 +164,25 @@ export class Stage {
     return this.ready.shift() ?? this.seal();
   }
 
+  /**
+   * The oldest staged batch and those after it while they fit in `maxBytes` together: one
+   * write for a backlog. Batches queue up when the event loop's turns are long (a flood of
+   * publishers: each write waits for a turn to be taken up again), and one write a turn of
+   * BATCH_BYTES then held the channel to ~1 MiB a turn while what waited grew to the
+   * in-flight bounds of every publisher (docs/performance.md, "Overload").
+   */
+  takeGroup(maxBytes: number): Batch[] {
+    const group = [this.take()];
+    let bytes = group[0]!.bytes;
+    while (this.ready.length > 0 && bytes + this.ready[0]!.bytes <= maxBytes) {
+      const next = this.ready.shift()!;
+      group.push(next);
+      bytes += next.bytes;
+    }
+    if (this.ready.length === 0 && this.records !== null && bytes + this.bytes <= maxBytes) group.push(this.seal());
+    return group;
+  }
+
   /** Every staged record, for refusing them all at once. */
   takeAll(): Batch[] {
     const all = this.ready.splice(0);
