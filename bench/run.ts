@@ -21,7 +21,7 @@ import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type T
 import { ALL_TARGETS, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, type Running, type TargetName } from './lib/targets.js';
 import { detectTls } from './lib/tls.js';
 
-const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, tput-1x1, lat-20k … (default: all)';
+const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, overload, tput-1x1, lat-20k … (default: all)';
 
 /** A non-negative number (seconds, MiB, bytes). */
 function number(v: string): number {
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
       // Fresh brokers of our own for every run; the peers are what they are.
       const brokers = new Map<TargetName, Running>(peers);
       const own: Running[] = [];
-      const needs = (t: TargetName): boolean => targets.includes(t) && scenarios.some((s) => (s.group === 'throughput' || s.group === 'latency') && s.targets.includes(t));
+      const needs = (t: TargetName): boolean => targets.includes(t) && scenarios.some((s) => (s.group === 'throughput' || s.group === 'latency' || s.group === 'overload') && s.targets.includes(t));
       try {
         // Bounded disk for the throughput broker: 16 MiB segments, 64 MiB kept per channel.
         const retention = ['--segment-size', '16m', '--retain-bytes', '64m'];

@@ -7,9 +7,10 @@ import { allScenarios } from '../bench/lib/scenarios.js';
 
 const scenario = (id: string) => allScenarios().find((s) => s.id === id)!;
 
-function outcome(rate: number, pass: number | undefined, p99 = 0, bound = false): Outcome {
+function outcome(rate: number, pass: number | undefined, p99 = 0, bound = false, more: Partial<Outcome> = {}): Outcome {
   return {
     rate, sent: 0, delivered: 0, drops: 0, lost: 0, errors: 0, errorSamples: [], generatorCpu: 0.5, generatorBusiest: bound ? 0.99 : 0.3, generatorBound: bound, brokerCpu: null, backpressure: 0,
+    brokerRssStart: null, brokerRssPeak: null, disconnects: 0, ...more,
     ...(p99 ? { latency: { p50: 1, p99, p999: p99, max: p99, count: 1 } } : {}),
     ...(pass === undefined ? {} : { pass }),
   };
@@ -48,4 +49,19 @@ test('a cell whose generator set the rate in some runs says so, in the text and 
   assert.match(line(text, 'Redis'), /65%.*generator-bound in 1 of 2 runs$/);
   assert.doesNotMatch(line(text, 'fluctuat'), /generator-bound/);
   assert.match(line(markdown, 'Redis'), /\| 50% \| 65% \| .*generator-bound in 1 of 2 runs \|$/);
+});
+
+test('overload cells show the broker\'s peak memory (median over runs) and a subscriber the broker cut off', () => {
+  const s = scenario('flood-8x1-256');
+  assert.equal(s.group, 'overload');
+  const MiB = 1024 * 1024;
+  const f = summarise(s, 'fluctuat', [outcome(400_000, 0, 0, false, { brokerRssPeak: 90 * MiB }), outcome(420_000, 1, 0, false, { brokerRssPeak: 110 * MiB }), outcome(410_000, 2, 0, false, { brokerRssPeak: 100 * MiB })], []);
+  const r = summarise(s, 'redis', [0, 1, 2].map((pass) => outcome(0, pass, 0, false, { lost: 1000, disconnects: 1, brokerRssPeak: 40 * MiB })), []);
+  assert.equal(f.brokerRssPeak, 100 * MiB);
+  assert.equal(r.disconnects, 3);
+  const { text, markdown } = tables([s], [f, r], ['fluctuat', 'redis']);
+  const line = (all: string, who: string) => all.split('\n').find((l) => l.includes('flood-8x1-256') && l.includes(who))!;
+  assert.match(line(text, 'fluctuat'), /100 MiB\s+0\s+0\s+0$/);
+  assert.match(line(text, 'Redis'), /40 MiB\s+3000\s+0\s+0\s+the broker disconnected 3 subscribers \(3 runs\)$/);
+  assert.match(line(markdown, 'Redis'), /\| 40 MiB \| 3000 \| 0 \| 0 \| the broker disconnected 3 subscribers \(3 runs\) \|$/);
 });

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from './conn.js';
 import { allowedCpus, pinning } from './pin.js';
-import { busiestThread, selfCpuSeconds, selfThreadCpuSeconds, treeCpuSeconds as cpuSeconds } from './proc.js';
+import { busiestThread, selfCpuSeconds, selfThreadCpuSeconds, treeCpuSeconds as cpuSeconds, treeRssBytes } from './proc.js';
 import { MAX_SUBS, Slot, type FromMain, type Mode, type WorkerResult, type WorkerSpec } from './worker.js';
 
 export interface Plan {
@@ -17,6 +17,7 @@ export interface Plan {
   pubs: number;
   subs: number;
   size: number;
+  /** Throughput: messages between sent and delivered, at most; Infinity for unthrottled publishers. */
   window: number;
   /** Latency: total messages per second (split between publishers). */
   rate?: number;
@@ -52,6 +53,14 @@ export interface Outcome {
    */
   generatorBound: boolean;
   brokerCpu: number | null;
+  /**
+   * The broker's resident memory (its process tree), bytes: at the start, and the most seen by
+   * a sample every RSS_SAMPLE_MS from the start to the end of the drain; null if unreadable.
+   */
+  brokerRssStart: number | null;
+  brokerRssPeak: number | null;
+  /** Subscribers whose connection the broker closed during the run (Redis's output buffer limit, NATS's slow consumer). */
+  disconnects: number;
   latency?: { p50: number; p99: number; p999: number; max: number; count: number };
   replayMs?: number;
   backpressure: number;
@@ -62,6 +71,25 @@ export interface Outcome {
 const hr = (): number => Number(process.hrtime.bigint());
 
 const BOUND = 0.95;
+const RSS_SAMPLE_MS = 100;
+
+/** Samples a process tree's RSS until stopped: what it started at and the most it reached. */
+function rssSampler(pid: number | null): { stop(): { brokerRssStart: number | null; brokerRssPeak: number | null } } {
+  const start = pid === null ? null : treeRssBytes(pid);
+  let peak = start;
+  const sample = (): void => {
+    const now = pid === null ? null : treeRssBytes(pid);
+    if (now !== null && (peak === null || now > peak)) peak = now;
+  };
+  const timer = pid === null ? null : setInterval(sample, RSS_SAMPLE_MS);
+  return {
+    stop: () => {
+      if (timer) clearInterval(timer);
+      sample();
+      return { brokerRssStart: start, brokerRssPeak: peak };
+    },
+  };
+}
 
 /** What the generator's CPU says about who set the rate (see Outcome.generatorBound). */
 function generatorLoad(total: number, busiest: number): Pick<Outcome, 'generatorCpu' | 'generatorBusiest' | 'generatorBound'> {
@@ -137,6 +165,7 @@ export async function run(plan: Plan): Promise<Outcome> {
     handles.push(...pubs);
     await Promise.race([Promise.all(pubs.map((h) => h.ready)), failed]);
 
+    const rss = rssSampler(plan.brokerPid);
     const t0 = hr() + 30e6;
     const go: FromMain = { type: 'go', t0, warmupMs: plan.warmupMs, durationMs: plan.durationMs };
     for (const h of handles) h.worker.postMessage(go);
@@ -148,6 +177,7 @@ export async function run(plan: Plan): Promise<Outcome> {
       const r = await Promise.race([subs[0]!.result, failed]);
       const seconds = (r.replayMs ?? 0) / 1000;
       const b1 = plan.brokerPid ? cpuSeconds(plan.brokerPid) : null;
+      const memory = rss.stop();
       await stopAll();
       return {
         rate: r.messages / seconds,
@@ -159,6 +189,8 @@ export async function run(plan: Plan): Promise<Outcome> {
         errorSamples: r.lastError ? [r.lastError] : [],
         ...generatorLoad((selfCpuSeconds() - cpu0) / seconds, busiestThread(th0, selfThreadCpuSeconds(), seconds)),
         brokerCpu: b0 !== null && b1 !== null ? (b1 - b0) / seconds : null,
+        ...memory,
+        disconnects: r.disconnected ? 1 : 0,
         ...(r.replayMs !== undefined ? { replayMs: r.replayMs } : {}),
         backpressure: 0,
       };
@@ -196,6 +228,7 @@ export async function run(plan: Plan): Promise<Outcome> {
         await sleep(50);
       }
     }
+    const memory = rss.stop();
     Atomics.store(ctl, Slot.STOP, 1);
     for (const h of handles) h.worker.postMessage({ type: 'finish' } satisfies FromMain);
     const subResults = await Promise.race([Promise.all(subs.map((h) => h.result)), failed]);
@@ -215,6 +248,8 @@ export async function run(plan: Plan): Promise<Outcome> {
       errorSamples: all.filter((r) => r.lastError).map((r) => r.lastError).slice(0, 3),
       ...generatorLoad((s1.cpu - s0.cpu) / seconds, busiestThread(s0.threads, s1.threads, seconds)),
       brokerCpu: s0.broker !== null && s1.broker !== null ? (s1.broker - s0.broker) / seconds : null,
+      ...memory,
+      disconnects: subResults.filter((r) => r.disconnected).length,
       ...(lat ? { latency: lat } : {}),
       backpressure: pubResults.reduce((a, r) => a + r.backpressure, 0),
     };

@@ -4,7 +4,7 @@
  */
 import type { Outcome } from './gen.js';
 import type { Scenario } from './scenarios.js';
-import { median, pad, pct, ratio, si, us } from './stats.js';
+import { median, mib, pad, pct, ratio, si, us } from './stats.js';
 import { LABELS, type TargetName } from './targets.js';
 
 export interface Cell {
@@ -23,9 +23,13 @@ export interface Cell {
   /** Runs in which the generator may have set the rate (Outcome.generatorBound). */
   generatorBound: number;
   brokerCpu: number | null;
+  /** Median over the runs of the broker's peak resident memory during a run, bytes. */
+  brokerRssPeak: number | null;
   lost: number;
   drops: number;
   errors: number;
+  /** Runs' subscribers that the broker disconnected, summed. */
+  disconnects: number;
   failures: string[];
   skipped?: string;
   runs: Outcome[];
@@ -40,6 +44,8 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
   const values = outcomes.map((o) => figure(s, o));
   const lat = outcomes.filter((o) => o.latency).map((o) => o.latency!);
   const brokers = outcomes.map((o) => o.brokerCpu).filter((x): x is number => x !== null);
+  // Results written before the column existed have no RSS.
+  const rss = outcomes.map((o) => o.brokerRssPeak ?? null).filter((x): x is number => x !== null);
   return {
     scenario: s.id,
     target,
@@ -62,9 +68,11 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
     generatorBusiest: median(outcomes.map((o) => o.generatorBusiest ?? NaN)),
     generatorBound: outcomes.filter((o) => o.generatorBound).length,
     brokerCpu: brokers.length ? median(brokers) : null,
+    brokerRssPeak: rss.length ? median(rss) : null,
     lost: outcomes.reduce((a, o) => a + o.lost, 0),
     drops: outcomes.reduce((a, o) => a + o.drops, 0),
     errors: outcomes.reduce((a, o) => a + o.errors, 0),
+    disconnects: outcomes.reduce((a, o) => a + (o.disconnects ?? 0), 0),
     failures,
     ...(skipped ? { skipped } : {}),
     runs: outcomes,
@@ -76,7 +84,8 @@ const PEERS: readonly TargetName[] = ['nats', 'redis', 'mosquitto', 'aedes'];
 /** A cell's note: why it was skipped or failed, and whether the generator set its rate. */
 function noteOf(c: Cell): string {
   const bound = c.generatorBound > 0 ? `generator-bound in ${c.generatorBound} of ${c.n} runs` : '';
-  return [c.skipped ?? (c.failures.length ? c.failures[0]!.slice(0, 100) : ''), bound].filter(Boolean).join('; ');
+  const cut = c.disconnects > 0 ? `the broker disconnected ${c.disconnects === 1 ? 'a subscriber' : `${c.disconnects} subscribers`} (${c.n} runs)` : '';
+  return [c.skipped ?? (c.failures.length ? c.failures[0]!.slice(0, 100) : ''), cut, bound].filter(Boolean).join('; ');
 }
 
 function value(s: Scenario, c: Cell | undefined): string {
@@ -155,9 +164,9 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
   }
   text.push('');
   text.push(
-    "details: median [min–max] of the primary figure, CPU in cores during the measured window (2 cores = 200%); gen thread: the generator's busiest thread (100% = that thread was the limit)",
+    "details: median [min–max] of the primary figure, CPU in cores during the measured window (2 cores = 200%); gen thread: the generator's busiest thread (100% = that thread was the limit); broker RSS: the most resident memory of the broker's processes seen during a run (median over runs)",
   );
-  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('gen thread', 11) + pad('broker CPU', 11) + pad('lost', 8) + pad('drops', 8) + pad('errors', 8) + '  note');
+  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('gen thread', 11) + pad('broker CPU', 11) + pad('broker RSS', 11) + pad('lost', 8) + pad('drops', 8) + pad('errors', 8) + '  note');
   for (const s of scenarios) {
     for (const t of cols) {
       const c = lookup(cells, s, t);
@@ -173,6 +182,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
           pad(c.n ? pct(c.generatorCpu) : '—', 9) +
           pad(c.n ? pct(c.generatorBusiest) : '—', 11) +
           pad(c.n ? pct(c.brokerCpu) : '—', 11) +
+          pad(c.n ? mib(c.brokerRssPeak) : '—', 11) +
           pad(String(c.lost), 8) +
           pad(String(c.drops), 8) +
           pad(String(c.errors), 8) +
@@ -205,16 +215,16 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     }
   }
   md.push('');
-  md.push("Load generator and broker CPU (cores, medians) during the measured window, the generator's busiest thread, and anything lost:");
+  md.push("Load generator and broker CPU (cores, medians) during the measured window, the generator's busiest thread, the broker's peak resident memory during a run (median), and anything lost:");
   md.push('');
-  md.push('| scenario | broker | gen CPU | gen thread | broker CPU | lost | drops | errors | note |');
-  md.push('|---|---|---:|---:|---:|---:|---:|---:|---|');
+  md.push('| scenario | broker | gen CPU | gen thread | broker CPU | broker RSS | lost | drops | errors | note |');
+  md.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const s of scenarios) {
     for (const t of cols) {
       const c = lookup(cells, s, t);
       if (!c) continue;
       const note = noteOf(c).replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 160);
-      md.push(`| ${s.id} | ${LABELS[t]} | ${c.n ? pct(c.generatorCpu) : '—'} | ${c.n ? pct(c.generatorBusiest) : '—'} | ${c.n ? pct(c.brokerCpu) : '—'} | ${c.lost} | ${c.drops} | ${c.errors} | ${note} |`);
+      md.push(`| ${s.id} | ${LABELS[t]} | ${c.n ? pct(c.generatorCpu) : '—'} | ${c.n ? pct(c.generatorBusiest) : '—'} | ${c.n ? pct(c.brokerCpu) : '—'} | ${c.n ? mib(c.brokerRssPeak) : '—'} | ${c.lost} | ${c.drops} | ${c.errors} | ${note} |`);
     }
   }
   return { text: text.join('\n'), markdown: md.join('\n') };

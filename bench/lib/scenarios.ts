@@ -9,7 +9,10 @@
  *    NATS JetStream (file storage, async publish with a window of outstanding acks);
  *  - tls: fluctuat's 1→1 and latency over its TLS listener (when the broker has one);
  *  - replay: a channel of --replay-mb written once, then read from the beginning by a new
- *    subscriber after a broker restart, with the files' page cache dropped first.
+ *    subscriber after a broker restart, with the files' page cache dropped first;
+ *  - overload: 8→1 with no window, publishers as fast as their sockets take it: what each broker
+ *    delivers, what it loses or cuts off, and how much memory it grows to (issue 5: Redis cut
+ *    its subscriber off at 32 MB of backlog, Aedes grew to 200 MiB).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,7 +38,7 @@ export interface BenchOptions {
   profileDir: string | undefined;
 }
 
-export type Group = 'throughput' | 'latency' | 'durable' | 'tls' | 'replay';
+export type Group = 'throughput' | 'latency' | 'durable' | 'tls' | 'replay' | 'overload';
 
 export interface RunContext {
   opts: BenchOptions;
@@ -111,6 +114,39 @@ function throughput(topo: string, pubs: number, subs: number, size: number): Sce
         subs,
         size,
         window: windowFor(size, ctx.opts),
+        warmupMs: ctx.opts.warmup * 1000,
+        durationMs: ctx.opts.seconds * 1000,
+        brokerPid: b.pid,
+      });
+    },
+  };
+}
+
+/**
+ * Unthrottled fan-in: no end-to-end window, so eight publishers write as fast as the broker
+ * reads their sockets. The figure is what reaches the subscriber; `lost` (after the usual
+ * bounded drain), the broker's peak RSS and whether it disconnected the subscriber say how it
+ * coped. A broker that reads its publishers only as fast as it can deliver stays bounded
+ * without losing anything; one that reads on regardless must queue, drop or disconnect.
+ */
+function flood(size: number): Scenario {
+  return {
+    id: `flood-8x1-${sizeId(size)}`,
+    group: 'overload',
+    title: `unthrottled 8→1 fan-in, ${sizeLabel(size)}`,
+    unit: 'msgs/s',
+    better: 'higher',
+    targets: PUBSUB,
+    measure: (t, ctx) => {
+      const b = broker(ctx, t);
+      return run({
+        endpoint: b.endpoint,
+        mode: 'throughput',
+        topic: topicFor(b.endpoint.proto, id('flood')),
+        pubs: 8,
+        subs: 1,
+        size,
+        window: Infinity,
         warmupMs: ctx.opts.warmup * 1000,
         durationMs: ctx.opts.seconds * 1000,
         brokerPid: b.pid,
@@ -326,6 +362,8 @@ export function allScenarios(): Scenario[] {
   list.push(durable('always'), durable('interval'), durable('never'));
   list.push(tlsThroughput(16), tlsThroughput(16384), latency(20_000, (ctx) => tlsBroker(ctx)));
   list.push(replay());
+  // Last in a pass: a broker that queued without bound is restarted (ours) or left to recover (peers) before the next pass.
+  list.push(flood(16), flood(256));
   return list;
 }
 

@@ -39,6 +39,13 @@ export function pct(cores: number | null | undefined): string {
   return `${Math.round(cores * 100)}%`;
 }
 
+/** Bytes as MiB: 41 MiB, 1.2 GiB. */
+export function mib(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '—';
+  const m = bytes / (1024 * 1024);
+  return m >= 1024 ? `${(m / 1024).toPrecision(2)} GiB` : `${m >= 100 ? Math.round(m) : m.toPrecision(2)} MiB`;
+}
+
 export function pad(s: string, n: number, left = false): string {
   return left ? s.padEnd(n) : s.padStart(n);
 }

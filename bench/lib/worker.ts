@@ -68,6 +68,8 @@ export interface WorkerResult {
   replayMs?: number;
   /** Publisher: writes that met a full socket buffer. */
   backpressure: number;
+  /** The broker closed this connection before the run finished it. */
+  disconnected: boolean;
 }
 
 type ToMain = { type: 'ready' } | { type: 'error'; message: string } | WorkerResult;
@@ -88,6 +90,10 @@ async function main(spec: WorkerSpec): Promise<void> {
   let histogram: hdr.Histogram | null = null;
   let warmEnd = Infinity;
   let finished = false;
+  let disconnected = false;
+  conn.socket.on('close', () => {
+    if (!finished) disconnected = true;
+  });
 
   // Wake-ups for a publisher that waits for its own socket's data (acks).
   let dataWaiter: (() => void) | null = null;
@@ -275,6 +281,7 @@ async function main(spec: WorkerSpec): Promise<void> {
       errors: r.errors,
       lastError: r.lastError,
       backpressure,
+      disconnected,
       ...(latency ? { latency } : {}),
       ...(replayMs !== undefined ? { replayMs } : {}),
     });
