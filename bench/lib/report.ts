@@ -37,7 +37,7 @@ export interface Cell {
 
 /** The figure a run is judged by: p99 latency for latency scenarios, the rate otherwise. */
 function figure(s: Scenario, o: Outcome): number {
-  return s.group === 'latency' || s.id.startsWith('tls-lat') ? (o.latency?.p99 ?? NaN) : o.rate;
+  return s.unit === 'µs' ? (o.latency?.p99 ?? NaN) : o.rate;
 }
 
 export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], failures: string[], skipped?: string): Cell {

@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { topicFor, type Endpoint } from './conn.js';
-import { run, type Outcome } from './gen.js';
+import { run, type Outcome, type Plan } from './gen.js';
 import { createStream } from './jetstream.js';
 import { startFluctuat, type Running, type TargetName } from './targets.js';
 
@@ -137,20 +137,49 @@ function flood(size: number): Scenario {
     unit: 'msgs/s',
     better: 'higher',
     targets: PUBSUB,
-    measure: (t, ctx) => {
+    measure: (t, ctx) => run(floodPlan(broker(ctx, t), size, ctx.opts.warmup * 1000, ctx.opts.seconds * 1000)),
+  };
+}
+
+function floodPlan(b: Running, size: number, warmupMs: number, durationMs: number): Plan {
+  return { endpoint: b.endpoint, mode: 'throughput', topic: topicFor(b.endpoint.proto, id('flood')), pubs: 8, subs: 1, size, window: Infinity, warmupMs, durationMs, brokerPid: b.pid };
+}
+
+/**
+ * A quiet client during the flood: one publisher at 1,000 msgs/s of 16 B on a channel of its
+ * own, measured like lat-20k, while eight others flood another channel with 256 B messages
+ * (flood-8x1-256). What a probe's answer waits on a congested bus. `lost`, the peak RSS and
+ * disconnects are the two runs' together; the CPU is the flood's.
+ */
+function floodLatency(): Scenario {
+  return {
+    id: 'flood-lat-1k',
+    group: 'overload',
+    title: 'a quiet client @1k msgs/s during an 8→1 flood (p50/p99/p99.9)',
+    unit: 'µs',
+    better: 'lower',
+    targets: PUBSUB,
+    measure: async (t, ctx) => {
       const b = broker(ctx, t);
-      return run({
-        endpoint: b.endpoint,
-        mode: 'throughput',
-        topic: topicFor(b.endpoint.proto, id('flood')),
-        pubs: 8,
-        subs: 1,
-        size,
-        window: Infinity,
-        warmupMs: ctx.opts.warmup * 1000,
-        durationMs: ctx.opts.seconds * 1000,
-        brokerPid: b.pid,
-      });
+      const warmupMs = ctx.opts.warmup * 1000;
+      const durationMs = ctx.opts.latencySeconds * 1000;
+      const [quiet, flooded] = await Promise.all([
+        // Measured from half a second into the flood to its end.
+        run({ endpoint: b.endpoint, mode: 'latency', topic: topicFor(b.endpoint.proto, id('quiet')), pubs: 1, subs: 1, size: 16, rate: 1000, window: 0, warmupMs: warmupMs + 500, durationMs: durationMs - 500, brokerPid: null }),
+        run(floodPlan(b, 256, warmupMs, durationMs)),
+      ]);
+      const peaks = [quiet.brokerRssPeak, flooded.brokerRssPeak].filter((x): x is number => x !== null);
+      return {
+        ...quiet,
+        lost: quiet.lost + flooded.lost,
+        drops: quiet.drops + flooded.drops,
+        errors: quiet.errors + flooded.errors,
+        errorSamples: [...quiet.errorSamples, ...flooded.errorSamples].slice(0, 3),
+        brokerCpu: flooded.brokerCpu,
+        brokerRssStart: flooded.brokerRssStart,
+        brokerRssPeak: peaks.length ? Math.max(...peaks) : null,
+        disconnects: quiet.disconnects + flooded.disconnects,
+      };
     },
   };
 }
@@ -363,7 +392,7 @@ export function allScenarios(): Scenario[] {
   list.push(tlsThroughput(16), tlsThroughput(16384), latency(20_000, (ctx) => tlsBroker(ctx)));
   list.push(replay());
   // Last in a pass: a broker that queued without bound is restarted (ours) or left to recover (peers) before the next pass.
-  list.push(flood(16), flood(256));
+  list.push(flood(16), flood(256), floodLatency());
   return list;
 }
 
