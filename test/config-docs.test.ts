@@ -36,6 +36,7 @@ test('the full example in docs/config.md parses, without warnings, into a valid 
   assert.equal(config.broker.quotas.channelsPerTenant, 10_000);
   assert.deepEqual(config.security.certificateUsers, [{ subject: 'probe-17.eu', user: 'probe17' }]);
   assert.equal(config.tls?.crl, '/etc/fluctuat/pki/ca.crl');
+  assert.deepEqual(config.tls?.ocsp, { onFailure: 'refuse', timeoutMs: 2000, cacheMaxAgeMs: 3_600_000 });
   assert.deepEqual(config.security.syslog, { host: '127.0.0.1', port: 6514, tls: { ca: '/etc/fluctuat/pki/collector-ca.crt' }, facility: 'authpriv', bufferEntries: 10000, bufferBytes: 16 * 1024 * 1024 });
 });
 
@@ -53,6 +54,7 @@ test('every keyword of every block is in a docs/config.md table, and every limit
   }
   for (const t of ['request', 'handshake', 'login', 'idle']) assert.ok(documented(`timeout ${t}`), `"timeout ${t}" has no row`);
   for (const t of ['certificate', 'key', 'ca', 'crl', 'client-certificate', 'min-version']) assert.ok(documented(`tls ${t}`), `"tls ${t}" has no row`);
+  for (const t of ['on', 'responder', 'on-failure', 'timeout', 'cache']) assert.ok(documented(`tls ocsp ${t}`), `"tls ocsp ${t}" has no row`);
   for (const t of ['level', 'audit', 'syslog']) assert.ok(documented(`log ${t}`), `"log ${t}" has no row`);
   assert.match(doc, /hand-written/);
 });
@@ -64,6 +66,7 @@ const ERROR_INPUTS = [
   'allow from 10.0.0.5/8',
   'listen on 127.0.0.1 port 2024 tls',
   'tls client-certificate required',
+  'listen on 127.0.0.1 port 2024 tls\ntls certificate s.crt\ntls key s.key\ntls ca ca.crt\ntls ocsp on',
   'limit line 4096\n\nlimit line 8192',
   'p = "70000"\nlisten on 127.0.0.1 port $p',
   'storage file {\n listen on ::1\n}',

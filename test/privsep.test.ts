@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { hashPassword } from '../src/security/passwords.js';
 import { writeUsers } from '../src/security/users-file.js';
 import { lookupUser } from '../src/privsep/users.js';
-import { startBroker, tmpDir } from './helpers/broker.js';
+import { BIN, startBroker, tmpDir } from './helpers/broker.js';
 import { RawClient, until } from './helpers/raw.js';
 
 const root = process.getuid?.() === 0;
@@ -57,5 +59,60 @@ test('started as root: the network-facing broker runs as an unprivileged user an
   } finally {
     await broker.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A loopback port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** A connection's INFO greeting, or the reason there was none within 10 s. */
+function greeting(socket: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no INFO within 10 s (got ${JSON.stringify(seen)})`)), 10_000);
+    socket.on('data', (d: Buffer) => {
+      seen += d.toString('latin1');
+      if (seen.includes('INFO ')) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve();
+      }
+    });
+    socket.on('close', () => reject(new Error(`closed before INFO (got ${JSON.stringify(seen)})`)));
+    socket.write('mode machine\n');
+  });
+}
+
+test('started as root: clients that connect while the broker is still starting are all served, none left hanging', { skip: root ? false : 'needs root (CI runs as root)' }, async () => {
+  // The parent binds the port and then starts the broker and hands it the socket: a client
+  // that connected in between was accepted by the parent, which then neither served nor
+  // closed it. Connect every few ms from the start until one is greeted.
+  const port = await freePort();
+  const dataDir = tmpDir('fluctuat-privsep-start-');
+  const proc = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--storage', 'memory'], { stdio: 'ignore', detached: true });
+  try {
+    const greeted: Promise<void>[] = [];
+    let served = false;
+    const deadline = Date.now() + 20_000;
+    while (!served && Date.now() < deadline) {
+      const socket = await new Promise<net.Socket | null>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => resolve(s));
+        s.once('error', () => resolve(null));
+      });
+      if (socket) greeted.push(greeting(socket).then(() => void (served = true)));
+      await sleep(3);
+    }
+    assert.ok(greeted.length > 0, 'the broker listened within 20 s');
+    await Promise.all(greeted);
+  } finally {
+    process.kill(-proc.pid!, 'SIGTERM');
+    await new Promise((resolve) => proc.once('exit', resolve));
+    fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });

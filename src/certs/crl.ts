@@ -5,6 +5,7 @@
 // generate.js loads reflect-metadata, which @peculiar/x509 needs, and sets its crypto provider: first.
 import { CertError, type LoadedCa } from './generate.js';
 import * as x509 from '@peculiar/x509';
+import { REVOCATION_REASONS, type RevocationReason } from './names.js';
 
 export interface Revocation {
   /** Serial number, hex (as `openssl x509 -serial` or node:crypto print it; case and leading zeros do not matter). */
@@ -15,9 +16,7 @@ export interface Revocation {
   readonly reason?: RevocationReason;
 }
 
-/** The reasons `gen-cert crl --reason` takes (RFC 5280 §5.3.1, without the delta-CRL one). */
-export const REVOCATION_REASONS = ['keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn', 'aACompromise'] as const;
-export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+export { REVOCATION_REASONS, type RevocationReason } from './names.js';
 
 export interface CrlOptions {
   readonly revoked: readonly Revocation[];

@@ -15,11 +15,11 @@ import 'reflect-metadata';
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
+import type { KeyType } from './names.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-/** Key algorithms gen-cert can make. */
-export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072';
+export { KEY_TYPES, type KeyType } from './names.js';
 
 export interface Pem {
   /** The certificate, PEM. */
@@ -40,6 +40,8 @@ export interface CertOptions {
   /** Validity length when notAfter is not given (default: CA 3650, others 825). */
   readonly days?: number;
   readonly keyType?: KeyType;
+  /** OCSP responder URL (http:// or https://) for the authorityInfoAccess extension. */
+  readonly ocspUrl?: string;
 }
 
 export interface ServerCertOptions extends CertOptions {
@@ -79,8 +81,6 @@ function algorithm(type: KeyType): Algorithm {
     }
   }
 }
-
-export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072'];
 
 function validity(o: CertOptions, defaultDays: number): { notBefore: Date; notAfter: Date } {
   const notBefore = o.notBefore ?? new Date(Date.now() - SKEW_MS);
@@ -206,12 +206,25 @@ export async function loadCa(ca: Pem): Promise<LoadedCa> {
   return { cert, key, sign };
 }
 
+/** The authorityInfoAccess extension naming an OCSP responder, which a broker with `tls ocsp on` asks. */
+function ocspAccess(url: string): x509.Extension {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CertError(`"${url}" is not a URL (an OCSP responder's, such as http://ocsp.example.org:8888)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CertError(`"${url}" is not an http:// or https:// URL (OCSP responders speak HTTP)`);
+  return new x509.AuthorityInfoAccessExtension({ ocsp: [new x509.GeneralName('url', u.href)] });
+}
+
 async function issue(
   ca: LoadedCa,
   o: CertOptions,
   defaultDays: number,
   extensions: x509.Extension[],
 ): Promise<Pem> {
+  if (o.ocspUrl !== undefined) extensions = [...extensions, ocspAccess(o.ocspUrl)];
   const keyType = o.keyType ?? 'ec-p256';
   const keys = await generateKeys(keyType);
   const { notBefore, notAfter } = validity(o, defaultDays);
@@ -265,4 +278,22 @@ export async function createServerCert(ca: LoadedCa, o: ServerCertOptions): Prom
 /** A client certificate: extendedKeyUsage clientAuth; the common name is the client's identity. */
 export async function createClientCert(ca: LoadedCa, o: CertOptions): Promise<Pem> {
   return issue(ca, o, 825, [keyUsage(o.keyType ?? 'ec-p256'), new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])]);
+}
+
+/** id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): its value is an ASN.1 NULL. */
+const OCSP_NOCHECK = '1.3.6.1.5.5.7.48.1.5';
+
+/**
+ * A delegated OCSP responder certificate: signed by the CA, extendedKeyUsage OCSPSigning (so
+ * that its answers count as the CA's, RFC 6960 §4.2.2.2) and id-pkix-ocsp-nocheck (nobody asks
+ * about the responder's own status). Short-lived by default (90 days): being unrevocable in
+ * practice, it should be renewed rather than revoked.
+ */
+export async function createOcspResponderCert(ca: LoadedCa, o: CertOptions): Promise<Pem> {
+  if (o.ocspUrl !== undefined) throw new CertError('an OCSP responder certificate names no OCSP responder of its own (it has ocsp-nocheck)');
+  return issue(ca, o, 90, [
+    keyUsage(o.keyType ?? 'ec-p256'),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.ocspSigning]),
+    new x509.Extension(OCSP_NOCHECK, false, new Uint8Array([0x05, 0x00])),
+  ]);
 }

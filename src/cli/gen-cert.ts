@@ -2,8 +2,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { createCrl, normalSerial, readCrl, REVOCATION_REASONS, serialOf, type Revocation, type RevocationReason } from '../certs/crl.js';
-import { CertError, createCa, createClientCert, createServerCert, KEY_TYPES, loadCa, type CertOptions, type KeyType, type Pem } from '../certs/generate.js';
+import type { Revocation } from '../certs/crl.js';
+import type { CertOptions, LoadedCa, Pem } from '../certs/generate.js';
+import { KEY_TYPES, REVOCATION_REASONS, type KeyType, type RevocationReason } from '../certs/names.js';
+
+// Loaded when a gen-cert command runs: they bring @peculiar/x509 and reflect-metadata, which the
+// broker's process (this CLI, with --no-privsep or when not root) must not load.
+const certs = (): Promise<typeof import('../certs/generate.js')> => import('../certs/generate.js');
+const crls = (): Promise<typeof import('../certs/crl.js')> => import('../certs/crl.js');
+
+/** A usage problem found here (a file that exists, a CA that cannot be read): one line, exit 1. */
+class GenCertError extends Error {
+  override name = 'GenCertError';
+}
 
 interface Common {
   dir: string;
@@ -19,6 +30,7 @@ interface Issued extends Common {
   caCert?: string;
   caKey?: string;
   out?: string;
+  ocspUrl?: string;
 }
 
 function date(value: string): Date {
@@ -50,8 +62,14 @@ function issuedOptions(c: Command): Command {
     .option('--out <name>', 'file base name: <dir>/<name>.crt and <dir>/<name>.key');
 }
 
-function certOptions(commonName: string, o: Common): CertOptions {
+/** --ocsp-url on the certificates a broker's clients and servers present. */
+function ocspUrlOption(c: Command): Command {
+  return c.option('--ocsp-url <url>', 'OCSP responder URL to put in the certificate (authorityInfoAccess), which a broker with "tls ocsp on" asks');
+}
+
+function certOptions(commonName: string, o: Common & { ocspUrl?: string }): CertOptions {
   const opts: { -readonly [K in keyof CertOptions]: CertOptions[K] } = { commonName, keyType: o.keyType };
+  if (o.ocspUrl !== undefined) opts.ocspUrl = o.ocspUrl;
   if (o.days !== undefined) opts.days = o.days;
   if (o.notBefore) opts.notBefore = o.notBefore;
   if (o.notAfter) opts.notAfter = o.notAfter;
@@ -66,7 +84,7 @@ function write(o: Common, base: string, pem: Pem): string[] {
   const key = path.join(o.dir, `${base}.key`);
   const flag = o.force ? 'w' : 'wx';
   for (const f of [crt, key]) {
-    if (!o.force && fs.existsSync(f)) throw new CertError(`${f} exists; use --force to overwrite it`);
+    if (!o.force && fs.existsSync(f)) throw new GenCertError(`${f} exists; use --force to overwrite it`);
   }
   fs.writeFileSync(key, pem.key, { mode: 0o600, flag });
   fs.chmodSync(key, 0o600);
@@ -74,7 +92,7 @@ function write(o: Common, base: string, pem: Pem): string[] {
   return [crt, key];
 }
 
-async function readCa(o: Issued): ReturnType<typeof loadCa> {
+async function readCa(o: Issued): Promise<LoadedCa> {
   const certFile = o.caCert ?? path.join(o.dir, 'ca.crt');
   const keyFile = o.caKey ?? path.join(o.dir, 'ca.key');
   let cert: string;
@@ -83,9 +101,9 @@ async function readCa(o: Issued): ReturnType<typeof loadCa> {
     cert = fs.readFileSync(certFile, 'utf8');
     key = fs.readFileSync(keyFile, 'utf8');
   } catch (err) {
-    throw new CertError(`cannot read the CA (${certFile}, ${keyFile}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; make one with "fluctuat gen-cert ca"`, { cause: err });
+    throw new GenCertError(`cannot read the CA (${certFile}, ${keyFile}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; make one with "fluctuat gen-cert ca"`, { cause: err });
   }
-  return loadCa({ cert, key });
+  return (await certs()).loadCa({ cert, key });
 }
 
 async function run(what: () => Promise<string[]>): Promise<number> {
@@ -94,7 +112,8 @@ async function run(what: () => Promise<string[]>): Promise<number> {
     for (const f of files) process.stdout.write(`${f}\n`);
     return 0;
   } catch (err) {
-    if (err instanceof CertError || (err as NodeJS.ErrnoException).code !== undefined) {
+    // CertError (src/certs) is matched by name: its module is loaded only when needed.
+    if (err instanceof GenCertError || (err as Error).name === 'CertError' || (err as NodeJS.ErrnoException).code !== undefined) {
       process.stderr.write(`fluctuat gen-cert: ${(err as Error).message}\n`);
       return 1;
     }
@@ -103,7 +122,7 @@ async function run(what: () => Promise<string[]>): Promise<number> {
 }
 
 /**
- * `fluctuat gen-cert ca|server|client|crl`: a private CA and the certificates a TLS deployment
+ * `fluctuat gen-cert ca|server|client|crl|ocsp-responder`: a private CA and the certificates a TLS deployment
  * needs, made in-process (src/certs), never by running openssl.
  */
 export function genCertCommand(program: Command, done: (p: Promise<number>) => void): void {
@@ -113,9 +132,9 @@ export function genCertCommand(program: Command, done: (p: Promise<number>) => v
 
   commonOptions(gen.command('ca').description('a certificate authority: <dir>/ca.crt and <dir>/ca.key'))
     .option('--name <cn>', 'CA common name', 'fluctuat CA')
-    .action((o: Common & { name: string }) => done(run(async () => write(o, 'ca', await createCa(certOptions(o.name, o))))));
+    .action((o: Common & { name: string }) => done(run(async () => write(o, 'ca', await (await certs()).createCa(certOptions(o.name, o))))));
 
-  issuedOptions(gen.command('server').description('a server certificate signed by the CA, for host names and IP addresses'))
+  ocspUrlOption(issuedOptions(gen.command('server').description('a server certificate signed by the CA, for host names and IP addresses')))
     .option('--host <name>', 'DNS name in the certificate, repeatable (the first is the common name)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--ip <address>', 'IP address in the certificate, repeatable', (v: string, prev: string[]) => [...prev, v], [])
     .action((o: Issued & { host: string[]; ip: string[] }) =>
@@ -125,7 +144,7 @@ export function genCertCommand(program: Command, done: (p: Promise<number>) => v
           const ips = o.host.length === 0 && o.ip.length === 0 ? ['127.0.0.1', '::1'] : o.ip;
           const cn = hosts[0] ?? ips[0]!;
           const ca = await readCa(o);
-          return write(o, o.out ?? 'server', await createServerCert(ca, { ...certOptions(cn, o), dnsNames: hosts, ipAddresses: ips }));
+          return write(o, o.out ?? 'server', await (await certs()).createServerCert(ca, { ...certOptions(cn, o), dnsNames: hosts, ipAddresses: ips }));
         }),
       ),
     );
@@ -145,6 +164,7 @@ export function genCertCommand(program: Command, done: (p: Promise<number>) => v
       done(
         run(async () => {
           const ca = await readCa(o);
+          const { createCrl, normalSerial, readCrl, serialOf } = await crls();
           const out = o.out ?? path.join(o.dir, 'ca.crl');
           const revoked: Revocation[] = fs.existsSync(out) ? await readCrl(ca, fs.readFileSync(out, 'utf8')) : [];
           const why = o.reason ? { reason: o.reason } : {};
@@ -159,13 +179,24 @@ export function genCertCommand(program: Command, done: (p: Promise<number>) => v
       ),
     );
 
-  issuedOptions(gen.command('client').description('a client certificate signed by the CA; its common name is the client identity'))
+  ocspUrlOption(issuedOptions(gen.command('client').description('a client certificate signed by the CA; its common name is the client identity')))
     .requiredOption('--name <cn>', 'common name: the identity the broker sees')
     .action((o: Issued & { name: string }) =>
       done(
         run(async () => {
           const ca = await readCa(o);
-          return write(o, o.out ?? o.name.replace(/[^A-Za-z0-9_.-]/g, '_'), await createClientCert(ca, certOptions(o.name, o)));
+          return write(o, o.out ?? o.name.replace(/[^A-Za-z0-9_.-]/g, '_'), await (await certs()).createClientCert(ca, certOptions(o.name, o)));
+        }),
+      ),
+    );
+
+  issuedOptions(gen.command('ocsp-responder').description('a delegated OCSP responder certificate signed by the CA (OCSPSigning; default 90 days): for openssl ocsp -rsigner'))
+    .option('--name <cn>', 'common name', 'fluctuat OCSP responder')
+    .action((o: Issued & { name: string }) =>
+      done(
+        run(async () => {
+          const ca = await readCa(o);
+          return write(o, o.out ?? 'ocsp', await (await certs()).createOcspResponderCert(ca, certOptions(o.name, o)));
         }),
       ),
     );

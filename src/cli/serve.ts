@@ -30,6 +30,7 @@ interface ServeOptions {
   outboundBuffer: number;
   maxInflight: number;
   maxInflightBytes: number;
+  readPerTurn: number;
   maxSubscriptions: number;
   clockInterval: number;
   slowConsumer: 'drop' | 'disconnect';
@@ -74,6 +75,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--outbound-buffer <bytes>', 'per-connection outbound bound before a subscriber counts as slow', bytes, 1024 * 1024)
     .option('--max-inflight <n>', 'unacknowledged publishes per connection before reading pauses', integer('--max-inflight', 1), 100_000)
     .option('--max-inflight-bytes <bytes>', 'their payload bytes per connection before reading pauses', bytes, 32 * 1024 * 1024)
+    .option('--read-per-turn <bytes>', 'bytes all connections read in one event-loop turn before those still reading wait for the next', bytes, 1024 * 1024)
     .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, 10_000)
     .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
     .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber').choices(['drop', 'disconnect']).default('drop'))
@@ -140,6 +142,7 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         outboundHighWater: o.outboundBuffer,
         maxInflight: o.maxInflight,
         maxInflightBytes: o.maxInflightBytes,
+        turnReadBytes: o.readPerTurn,
         maxSubscriptions: o.maxSubscriptions,
         clockIntervalMs: o.clockInterval,
       },

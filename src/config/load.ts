@@ -12,7 +12,7 @@ import { driverNames } from '../storage/registry.js';
 import '../storage/builtin.js';
 import { ConfigSyntaxError, type Position } from './lexer.js';
 import { parseConfig, type ParsedConfig } from './parser.js';
-import { TLS_DEFAULTS, type TlsSettings } from './schema.js';
+import { OCSP_DEFAULTS, TLS_DEFAULTS, type TlsSettings } from './schema.js';
 
 export interface LoadedConfig extends ConfigOverrides {
   /** Every file read, the main one first. */
@@ -88,6 +88,16 @@ function tlsFrom(p: ParsedConfig): TlsSettings | undefined {
     clientCertificate: t.clientCertificate ?? TLS_DEFAULTS.clientCertificate,
     minVersion: t.minVersion ?? TLS_DEFAULTS.minVersion,
     handshakeTimeoutMs: t.handshakeTimeoutMs ?? TLS_DEFAULTS.handshakeTimeoutMs,
+    ...(t.ocsp
+      ? {
+          ocsp: {
+            ...(t.ocspResponder ? { responder: t.ocspResponder } : {}),
+            onFailure: t.ocspOnFailure ?? OCSP_DEFAULTS.onFailure,
+            timeoutMs: t.ocspTimeoutMs ?? OCSP_DEFAULTS.timeoutMs,
+            cacheMaxAgeMs: t.ocspCacheMs ?? OCSP_DEFAULTS.cacheMaxAgeMs,
+          },
+        }
+      : {}),
   };
 }
 
@@ -211,7 +221,7 @@ export function mergeOverrides(file: ConfigOverrides | undefined, cli: ConfigOve
  */
 export const FILE_SETTABLE_FLAGS: ReadonlySet<string> = new Set([
   'listen', 'data', 'storage', 'fsync', 'fsyncInterval', 'segmentSize', 'segmentAge', 'retainBytes', 'retainAge', 'retainMessages', 'openFiles',
-  'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'maxInflight', 'maxInflightBytes', 'clockInterval', 'slowConsumer', 'logLevel',
+  'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'maxInflight', 'maxInflightBytes', 'readPerTurn', 'clockInterval', 'slowConsumer', 'logLevel',
   'users', 'defaultAccess', 'auditLog', 'auditSyslog', 'auditSyslogFacility', 'allowPlaintextPasswords', 'loginTimeout',
   'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny', 'tlsCrl',
 ]);

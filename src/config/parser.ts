@@ -32,6 +32,7 @@ import {
   checkCount,
   checkDuration,
   checkHost,
+  checkHttpUrl,
   checkName,
   checkPort,
   checkRate,
@@ -42,6 +43,7 @@ import {
   type Checked,
   type ClientCertificateMode,
   type LogLevel,
+  type OcspFailurePolicy,
   type TenantSettings,
 } from './schema.js';
 
@@ -80,6 +82,12 @@ export interface ParsedConfig {
     clientCertificate?: ClientCertificateMode;
     minVersion?: 'TLSv1.2' | 'TLSv1.3';
     handshakeTimeoutMs?: number;
+    /** `tls ocsp on|off` and its settings. */
+    ocsp?: boolean;
+    ocspResponder?: string;
+    ocspOnFailure?: OcspFailurePolicy;
+    ocspTimeoutMs?: number;
+    ocspCacheMs?: number;
   };
   /** Enforced by the security layer (src/security). */
   readonly security: Mutable<SecurityOptions>;
@@ -107,6 +115,10 @@ export const KEYWORDS = {
   storage: ['include', 'fsync', 'segment', 'retain', 'open-files'],
   tenant: ['include', 'limit'],
 } as const;
+
+const OCSP_WORDS = ['on', 'off', 'responder', 'on-failure', 'timeout', 'cache'] as const;
+/** Where `tls ocsp ...` settings are recorded in `seen`. */
+const OCSP_KEYS = ['tls ocsp', 'tls ocsp responder', 'tls ocsp on-failure', 'tls ocsp timeout', 'tls ocsp cache'] as const;
 
 /** Reserved words cannot be macro names. */
 const RESERVED = new Set<string>([...KEYWORDS.top, ...KEYWORDS.storage, 'on', 'port', 'for', 'from', 'per', 'burst', 'any', 'all', 'group', 'user']);
@@ -549,7 +561,7 @@ export class Parser {
     const names =
       ctx.kind === 'tenant'
         ? ['channels', 'disk']
-        : ['line', 'payload', 'history', 'outbound-buffer', 'subscriptions', 'inflight', 'inflight-bytes', 'queue-backlog', 'connections', 'rate', 'channels', 'disk'];
+        : ['line', 'payload', 'history', 'outbound-buffer', 'subscriptions', 'inflight', 'inflight-bytes', 'read-per-turn', 'queue-backlog', 'connections', 'rate', 'channels', 'disk'];
     const { word, token } = this.keyword(names, 'after "limit"');
     const v = this.value(`a value for "limit ${word}"`);
     const what = `"limit ${word}"`;
@@ -602,6 +614,9 @@ export class Parser {
         return;
       case 'inflight-bytes':
         this.session.maxInflightBytes = this.positive(v, checkSize(v.text), what);
+        return;
+      case 'read-per-turn':
+        this.session.turnReadBytes = this.positive(v, checkSize(v.text), what);
         return;
       case 'queue-backlog':
         this.broker.queueBacklog = this.checked(v, checkCount(v.text, 1), what);
@@ -726,7 +741,8 @@ export class Parser {
   // ------------------------------------------------------------------ TLS
 
   private tlsStatement(): void {
-    const { word, token } = this.keyword(['certificate', 'key', 'ca', 'crl', 'client-certificate', 'min-version'], 'after "tls"');
+    const { word, token } = this.keyword(['certificate', 'key', 'ca', 'crl', 'client-certificate', 'min-version', 'ocsp'], 'after "tls"');
+    if (word === 'ocsp') return this.ocspStatement(token);
     this.once(`tls ${word}`, token);
     if (word === 'client-certificate') {
       this.tls.clientCertificate = this.keyword(['none', 'optional', 'required'], 'after "tls client-certificate"').word as ClientCertificateMode;
@@ -739,6 +755,29 @@ export class Parser {
       this.seen.set(`tls ${word} file`, f);
     }
     this.endOfStatement(`"tls ${word}"`);
+  }
+
+  /** `tls ocsp on|off`, `tls ocsp responder <url>`, `on-failure refuse|accept`, `timeout <d>`, `cache <d>`. */
+  private ocspStatement(at: Token): void {
+    const { word } = this.keyword(OCSP_WORDS, 'after "tls ocsp"');
+    const key = word === 'on' || word === 'off' ? 'tls ocsp' : `tls ocsp ${word}`;
+    const what = `"${key}"`;
+    // Placed at "ocsp", so that the cross-checks of finish() point at the statement.
+    this.once(key, at);
+    if (word === 'on' || word === 'off') {
+      this.tls.ocsp = word === 'on';
+    } else if (word === 'responder') {
+      const v = this.value('the OCSP responder\'s URL after "tls ocsp responder", such as "http://127.0.0.1:8888"');
+      this.tls.ocspResponder = this.checked(v, checkHttpUrl(v.text), what);
+    } else if (word === 'on-failure') {
+      this.tls.ocspOnFailure = this.keyword(['refuse', 'accept'], 'after "tls ocsp on-failure"').word as OcspFailurePolicy;
+    } else {
+      const v = this.value(`a duration for ${what}, such as ${word === 'timeout' ? '2s' : '1h'}`);
+      const ms = this.positive(v, checkDuration(v.text), what);
+      if (word === 'timeout') this.tls.ocspTimeoutMs = ms;
+      else this.tls.ocspCacheMs = ms;
+    }
+    this.endOfStatement(what);
   }
 
   // ------------------------------------------------------------------ users, access
@@ -908,6 +947,16 @@ export class Parser {
     }
     if (this.tls.crl && (!mode || mode === 'none')) {
       this.warn(this.seen.get('tls crl')!, '"tls crl" only revokes client certificates, and "tls client-certificate" is none');
+    }
+    // OCSP checks client certificates: without them, any OCSP setting (but "off") is a mistake.
+    for (const k of OCSP_KEYS) {
+      const at = this.seen.get(k);
+      if (!at || (k === 'tls ocsp' && this.tls.ocsp === false)) continue;
+      const statement = k === 'tls ocsp' ? '"tls ocsp on"' : `"${k}"`;
+      if (!mode || mode === 'none') {
+        this.fail(at, `${statement} checks client certificates, but "tls client-certificate" is ${mode ?? 'none (the default)'}: set tls client-certificate optional or required`);
+      }
+      if (k !== 'tls ocsp' && this.tls.ocsp !== true) this.warn(at, `${statement} has no effect: "tls ocsp" is off (add tls ocsp on)`);
     }
     const usersAt = this.seen.get('users file');
     if (!usersAt) {

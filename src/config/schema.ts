@@ -30,9 +30,34 @@ export interface TlsSettings {
   readonly handshakeTimeoutMs: number;
   /** Certificate revocation list (PEM file) of `ca`: a revoked client certificate is refused. */
   readonly crl?: string | undefined;
+  /** OCSP checking of client certificates (`tls ocsp on`); absent when off. */
+  readonly ocsp?: OcspSettings | undefined;
 }
 
 export const TLS_DEFAULTS = Object.freeze({ clientCertificate: 'none' as ClientCertificateMode, minVersion: 'TLSv1.2' as const, handshakeTimeoutMs: 10_000 });
+
+/** What a client gets when its certificate's OCSP status cannot be had (`tls ocsp on-failure`). */
+export type OcspFailurePolicy = 'refuse' | 'accept';
+
+/** `tls ocsp ...`: asking the certificate's OCSP responder before a client comes in (src/server/ocsp.ts). */
+export interface OcspSettings {
+  /** Responder URL that overrides the one in each certificate (its AIA OCSP URL). */
+  readonly responder?: string | undefined;
+  /** No answer, an invalid one, or `unknown`: refuse the client (hard fail) or let it in with a warning. */
+  readonly onFailure: OcspFailurePolicy;
+  /** How long one request to the responder may take. */
+  readonly timeoutMs: number;
+  /** An answer is reused until its nextUpdate, and never longer than this after it was fetched. */
+  readonly cacheMaxAgeMs: number;
+}
+
+/**
+ * Refuse by default: an OCSP check that lets a client in whenever the responder cannot be asked
+ * is turned off by whoever can block the responder, and a revoked certificate's holder is
+ * typically that person. The cache keeps outages shorter than `cache` invisible to clients
+ * already seen; `on-failure accept` is the explicit choice of availability over revocation.
+ */
+export const OCSP_DEFAULTS = Object.freeze({ onFailure: 'refuse' as OcspFailurePolicy, timeoutMs: 2000, cacheMaxAgeMs: 3_600_000 });
 
 export interface TenantSettings {
   readonly name: string;
@@ -111,6 +136,20 @@ export function checkHost(text: string): Checked<string> {
 
 /** The users file's name rule (security/users-file.ts), for users, groups and tenants alike. */
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+
+/** An http:// or https:// URL (an OCSP responder). */
+export function checkHttpUrl(text: string): Checked<string> {
+  const expected = 'an http:// or https:// URL such as "http://127.0.0.1:8888"';
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return no(expected);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return no(expected);
+  if (url.username || url.password) return no('a URL without a user name or password');
+  return ok(url.href);
+}
 
 /** User, group and tenant names: 1 to 64 letters, digits, "_", "." or "-", not starting with "." or "-". */
 export function checkName(text: string, what: string): Checked<string> {

@@ -3,6 +3,7 @@
  * listening sockets and its TLS material from the parent, and asks the parent (which asks the
  * authentication process) to check credentials. It cannot read the users file or the keys.
  */
+import net from 'node:net';
 import type tls from 'node:tls';
 import { pino } from 'pino';
 import type { Identity } from '../security/access.js';
@@ -33,6 +34,7 @@ class ParentAuthenticator implements Authenticator {
 
 parent
   .handle('listen', (body, handle) => {
+    // The raw descriptor (privsep/parent.ts says why), listened on by the broker's own server.
     handles[(body as { index: number }).index] = handle;
   })
   .handle('start', async (body) => {
@@ -46,6 +48,11 @@ parent
     });
     log.info({ uid: process.getuid?.(), gid: process.getgid?.() }, 'broker running unprivileged');
     return server.addresses();
+  })
+  // A connection the parent accepted while this process was starting (privsep/parent.ts).
+  .handle('adopt', (body, handle) => {
+    if (server && handle instanceof net.Socket) server.adopt((body as { index: number }).index, handle);
+    else if (handle instanceof net.Socket) handle.destroy();
   })
   .handle('rotate', () => server?.rotate())
   // The parent read (as root) and checked the new certificate, key, CA and CRL.

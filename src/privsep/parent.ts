@@ -23,9 +23,13 @@ export interface Separated {
   readonly exited: Promise<number>;
 }
 
+/**
+ * Binds a port for the broker. Until the broker holds it, this process listens on it too, and
+ * connections it accepts meanwhile are kept unread (pauseOnConnect) for the broker to adopt.
+ */
 function bind(host: string, port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer();
+    const server = net.createServer({ pauseOnConnect: true });
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
@@ -56,6 +60,10 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     fs.chownSync(config.security.auditFile, uid, gid);
   }
   const servers = await Promise.all(config.listen.map((l) => bind(l.host, l.port)));
+  // From here until the sockets are handed over, a client that connects is accepted here: it
+  // goes to the broker once it runs, instead of waiting for an answer that never comes.
+  const early: { index: number; socket: net.Socket }[] = [];
+  servers.forEach((server, index) => server.on('connection', (socket: net.Socket) => early.push({ index, socket })));
   const tlsOptions = config.tls && config.listen.some((l) => l.tls) ? tlsServerOptions(config.tls) : undefined;
 
   let auth: ChildProcess | null = null;
@@ -80,7 +88,10 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
   brokerCh.handle('verify-password', relay('verify-password')).handle('verify-token', relay('verify-token')).handle('verify-certificate', relay('verify-certificate'));
 
   for (const [index, server] of servers.entries()) {
-    await brokerCh.send('listen', { index }, server);
+    // The raw handle, not the net.Server: Node listens on a server it receives at once, and
+    // what that server accepted before the broker's own listener took over was dropped
+    // unanswered. A raw handle leaves new connections in the kernel's queue until then.
+    await brokerCh.send('listen', { index }, (server as unknown as { _handle: unknown })._handle);
     // The broker holds a duplicate of the descriptor now; the parent accepts nothing.
     server.close();
   }
@@ -93,6 +104,13 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     brokerCh.close();
     authCh?.close();
     throw err;
+  }
+  for (const { index, socket } of early.splice(0)) {
+    // Sent, the socket is closed here (the broker has its own descriptor).
+    await brokerCh.send('adopt', { index }, socket).catch((err: unknown) => {
+      log.warn({ err, address: socket.remoteAddress }, 'could not hand an early connection to the broker');
+      socket.destroy();
+    });
   }
   log.info({ brokerPid: broker.pid, authPid: auth?.pid ?? null, user, uid, gid }, 'privilege separation: broker running unprivileged');
   return {

@@ -64,6 +64,12 @@ function validate(c: ServerConfig): void {
     if (l.tls && !c.tls) throw new ConfigError(`listen address ${l.host}:${l.port} is tls, but no TLS certificate and key are configured`);
   }
   if (c.tls && c.tls.clientCertificate !== 'none' && !c.tls.ca) throw new ConfigError(`tls client-certificate ${c.tls.clientCertificate} needs a CA file`);
+  if (c.tls?.ocsp) {
+    if (c.tls.clientCertificate === 'none') throw new ConfigError('tls ocsp checks client certificates: it needs tls client-certificate optional or required');
+    if (!['refuse', 'accept'].includes(c.tls.ocsp.onFailure)) throw new ConfigError(`tls ocsp on-failure "${c.tls.ocsp.onFailure}": expected refuse or accept`);
+    positive('tls ocsp timeout', c.tls.ocsp.timeoutMs);
+    positive('tls ocsp cache', c.tls.ocsp.cacheMaxAgeMs);
+  }
   const s = c.storageOptions;
   if (!['always', 'interval', 'never'].includes(s.fsync)) throw new ConfigError(`fsync "${s.fsync}": expected always, interval or never`);
   positive('fsync interval', s.fsyncIntervalMs);

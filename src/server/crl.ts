@@ -75,8 +75,8 @@ const SIGNATURE_DIGESTS: Record<string, string | null> = {
   '2b6570': null, // Ed25519
 };
 
-/** The subject Name of a certificate, DER, as it appears in a CRL's issuer field. */
-function subjectDer(cert: X509Certificate): Buffer {
+/** The subject Name of a certificate, DER, as it appears in a CRL's issuer field (and is hashed in an OCSP CertID). */
+export function subjectDer(cert: X509Certificate): Buffer {
   const tbs = children(children(element(cert.raw, 0))[0]!);
   // tbsCertificate: [0] version (optional), serial, signature, issuer, validity, subject, ...
   const fields = tbs[0]?.tag === 0xa0 ? tbs.slice(1) : tbs;

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Broker } from '../core/broker.js';
@@ -7,7 +8,9 @@ import '../storage/builtin.js';
 import type { ListenAddress, ServerConfig } from './config.js';
 import { Session } from './session.js';
 import { ErrorCode } from '../protocol/errors.js';
-import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type PeerCertificate, type TlsMaterial } from './tls.js';
+import { readBudget } from './read-budget.js';
+import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type CertificateVerdict, type PeerCertificate, type TlsMaterial } from './tls.js';
+import { OcspChecker, type OcspSubject } from './ocsp.js';
 import { FileAudit, nullAudit } from '../security/audit.js';
 import { SyslogForwarder } from '../security/syslog.js';
 import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
@@ -36,6 +39,10 @@ export class FluctuatServer {
   private readonly loopHealth = new LoopHealth();
 
   readonly guard: Guard;
+  /** OCSP checking of client certificates (`tls ocsp on`), or null. */
+  readonly ocsp: OcspChecker | null;
+  /** The OCSP subject of a TLS socket being admitted, then of its session (to close it when revoked). */
+  private readonly ocspSubjects = new WeakMap<object, OcspSubject>();
   /** Forwarding of the accounting log to a syslog collector (security.syslog), if configured. */
   readonly syslog: SyslogForwarder | null;
 
@@ -53,6 +60,13 @@ export class FluctuatServer {
     const authenticator = deps.authenticator !== undefined ? deps.authenticator : sec.usersFile ? new FileAuthenticator(sec.usersFile, sec.adminGroup) : null;
     this.guard = new Guard(sec, authenticator, audit, log);
     if (deps.tlsOptions) this.tlsOptions = deps.tlsOptions;
+    const ocsp = config.tls?.ocsp;
+    this.ocsp = ocsp
+      ? new OcspChecker(ocsp, {
+          log,
+          onRevoked: (subject) => this.dropRevoked((s) => this.ocspSubjects.get(s)?.key === subject.key, 'ocsp'),
+        })
+      : null;
   }
 
   /**
@@ -68,6 +82,10 @@ export class FluctuatServer {
     server.startClockProbes();
     const health = server.loopHealth.start();
     broker.addGauges(() => health.figures());
+    const budget = readBudget(config.session.turnReadBytes);
+    broker.addGauges(() => ({ readYields: budget.yields }));
+    const ocsp = server.ocsp;
+    if (ocsp) broker.addGauges(() => ocsp.figures());
     try {
       for (const [i, address] of config.listen.entries()) await server.listen(address, deps.handles?.[i]);
     } catch (err) {
@@ -136,16 +154,26 @@ export class FluctuatServer {
     }
     this.tlsOptions = material.options;
     logTlsReloaded(this.log, this.config.tls, material);
-    if (material.crl) this.dropRevoked(new Set(material.crl.revoked));
+    if (material.crl) {
+      const revoked = new Set(material.crl.revoked);
+      this.dropRevoked((_, serial) => revoked.has(serial), 'tls crl reloaded');
+    }
+    if (this.ocsp) {
+      this.ocsp.setCa(material.options.ca);
+      void this.ocsp.recheckAll();
+    }
     return true;
   }
 
-  /** Revocation takes effect now, not at the client's next connection (the audit log's `disconnect` says why). */
-  private dropRevoked(revoked: ReadonlySet<string>): void {
+  /**
+   * Revocation takes effect now, not at the client's next connection (the audit log's
+   * `disconnect` says why): the CRL's on reload, OCSP's on a re-check. `source` names it.
+   */
+  private dropRevoked(isRevoked: (session: Session, serial: string) => boolean, source: string): void {
     for (const s of this.sessions) {
       const serial = s.transport.peerSerial;
-      if (serial === undefined || !revoked.has(serial)) continue;
-      s.disconnect(ErrorCode.CERT_REFUSED, `client certificate ${serial} revoked (tls crl reloaded); disconnected`);
+      if (serial === undefined || !isRevoked(s, serial)) continue;
+      s.disconnect(ErrorCode.CERT_REFUSED, `client certificate ${serial} revoked (${source}); disconnected`);
     }
   }
 
@@ -158,6 +186,7 @@ export class FluctuatServer {
     this.closing ??= (async () => {
       for (const t of this.timers) clearInterval(t);
       this.loopHealth.stop();
+      this.ocsp?.close();
       // Stop accepting first; a listener's close callback waits for its connections to end.
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
       for (const s of this.sessions) s.disconnect('SHUTTING_DOWN', 'the broker is shutting down');
@@ -173,13 +202,49 @@ export class FluctuatServer {
 
   /** A TLS client whose certificate (if any) was accepted; a verified one logs it in. */
   private attachTls(socket: tls.TLSSocket, peer: PeerCertificate | undefined): void {
+    // An OCSP check that ended while the server was closing: nobody would disconnect it.
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
     const transport = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: true };
     const session = this.attach(socket, {
       ...transport,
       ...(peer?.subject !== undefined ? { peerIdentity: peer.subject } : {}),
       ...(peer?.serialNumber ? { peerSerial: peer.serialNumber } : {}),
     });
+    const subject = this.ocspSubjects.get(socket);
+    if (session && subject && this.ocsp) {
+      // Followed while it is open: checked again when its answer expires, and on SIGHUP.
+      this.ocspSubjects.set(session, subject);
+      socket.once('close', this.ocsp.watch(subject));
+    }
     if (session && peer?.subject !== undefined) session.loginByCertificate(peer.subject);
+  }
+
+  /** `tls ocsp on`: the responder's say on a certificate OpenSSL verified. */
+  private async checkOcsp(ocsp: OcspChecker, socket: tls.TLSSocket): Promise<CertificateVerdict> {
+    const detailed = socket.getPeerCertificate(true);
+    const cert = new X509Certificate(detailed.raw);
+    // The chain OpenSSL built, for a certificate under an intermediate the client sent.
+    const up = detailed.issuerCertificate as tls.DetailedPeerCertificate | undefined;
+    const chainIssuer = up?.raw && !up.raw.equals(detailed.raw) ? new X509Certificate(up.raw) : undefined;
+    const { subject, verdict } = await ocsp.admit(cert, chainIssuer);
+    if (subject) this.ocspSubjects.set(socket, subject);
+    return verdict;
+  }
+
+  private ocspCheck(): (socket: tls.TLSSocket) => Promise<CertificateVerdict> {
+    const ocsp = this.ocsp!;
+    ocsp.setCa(this.tlsOptions?.ca);
+    return (socket) => this.checkOcsp(ocsp, socket);
+  }
+
+  /** A connection accepted for listener `index` elsewhere (the privileged parent, before this process listened). */
+  adopt(index: number, socket: net.Socket): void {
+    const listener = this.listeners[index];
+    if (listener) listener.emit('connection', socket);
+    else socket.destroy();
   }
 
   private listen(address: ListenAddress, handle?: unknown): Promise<void> {
@@ -191,6 +256,7 @@ export class FluctuatServer {
           (socket, peer) => this.attachTls(socket, peer),
           // A refused certificate is a failed login by certificate, for the accounting log too.
           (r) => this.guard.audit.record('login-failed', { method: 'certificate', subject: r.subject ?? null, address: r.address, port: r.port, reason: r.reason, fingerprint256: r.fingerprint256 ?? null }),
+          this.ocsp ? this.ocspCheck() : undefined,
         )
       : net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
           this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });

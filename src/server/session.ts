@@ -17,6 +17,7 @@ import { Guard, OPEN_IDENTITY, type TransportInfo } from '../security/guard.js';
 import { nullAudit } from '../security/audit.js';
 import { defaultSecurityOptions } from '../security/options.js';
 import { TokenBucket } from '../security/token-bucket.js';
+import { readBudget, type ReadBudget } from './read-budget.js';
 
 export interface SessionOptions {
   /** Longest command line, in bytes. */
@@ -39,6 +40,8 @@ export interface SessionOptions {
   readonly clockIntervalMs: number;
   /** After `quit`, how long the connection waits for its publishes' acknowledgements. */
   readonly quitGraceMs: number;
+  /** Bytes all connections together read in one event-loop turn before those still reading wait for the next (read-budget.ts). */
+  readonly turnReadBytes: number;
 }
 
 export const defaultSessionOptions: SessionOptions = Object.freeze({
@@ -54,6 +57,7 @@ export const defaultSessionOptions: SessionOptions = Object.freeze({
   requestTimeoutMs: 5000,
   clockIntervalMs: 10_000,
   quitGraceMs: 10_000,
+  turnReadBytes: 1024 * 1024,
 });
 
 export const VERSION = '0.1.0';
@@ -131,6 +135,13 @@ export class Session implements Consumer, FrameHandler {
   private inflight = 0;
   private inflightBytes = 0;
   private paused = false;
+  /** Paused until the next turn: this turn's read budget is spent (read-budget.ts). */
+  private yielded = false;
+  private readonly budget: ReadBudget;
+  private readonly afterYield = (): void => {
+    this.yielded = false;
+    if (!this.paused && !this.closed) this.socket.resume();
+  };
   private inputEnded = false;
   /** `quit` was read: later input is ignored, the connection closes once acks are out. */
   private quitting = false;
@@ -171,10 +182,16 @@ export class Session implements Consumer, FrameHandler {
     if (guard.options.idleTimeoutMs > 0) this.startIdleTimer();
     this.framer = new Framer(this, { maxLine: options.maxLine, maxPayload: options.maxPayload });
     this.out = new Outbox(socket, options.outboundHighWater, () => this.onRoom());
+    this.budget = readBudget(options.turnReadBytes);
     socket.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.lastActive = Date.now();
       this.framer.push(chunk);
+      if (!this.budget.spend(chunk.length) && !this.yielded) {
+        this.yielded = true;
+        this.socket.pause();
+        this.budget.wait(this.afterYield);
+      }
     });
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.log.debug({ conn: this.id, err: err.message }, 'socket error'));
@@ -737,7 +754,7 @@ export class Session implements Consumer, FrameHandler {
     const o = this.options;
     if (this.paused && this.inflight < o.maxInflight / 2 && this.inflightBytes < o.maxInflightBytes / 2 && !this.congested()) {
       this.paused = false;
-      this.socket.resume();
+      if (!this.yielded) this.socket.resume();
     }
   }
 

@@ -20,6 +20,10 @@
  * `tls crl` adds revocation: OpenSSL refuses a revoked certificate (CERT_REVOKED). The files
  * are read and checked by readTlsMaterial(), at start and again on SIGHUP (reload without dropping
  * connections: tls.Server.setSecureContext).
+ *
+ * `tls ocsp on` adds an asynchronous check of verified certificates (createTlsListener's
+ * `check`, src/server/ocsp.ts): the connection waits, unread, for the responder's answer, and a
+ * refusal is the same line, with codes OCSP_REVOKED, OCSP_UNKNOWN, OCSP_UNAVAILABLE, OCSP_INVALID.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -156,9 +160,20 @@ export interface CertificateRefusal {
 }
 
 /**
+ * A further decision on a certificate OpenSSL verified (OCSP, src/server/ocsp.ts): in, out with
+ * a reason (a stable code) and a sentence, or in with a warning; `details` go to the log line.
+ */
+export type CertificateVerdict =
+  | { readonly accept: true; readonly warning?: { readonly reason: string; readonly message: string }; readonly details?: Readonly<Record<string, unknown>> }
+  | { readonly accept: false; readonly reason: string; readonly message: string; readonly details?: Readonly<Record<string, unknown>> };
+
+export type CertificateCheck = (socket: tls.TLSSocket, peer: PeerCertificate) => Promise<CertificateVerdict>;
+
+/**
  * A TLS listener. `onClient` gets each connection whose client certificate is acceptable,
  * with the certificate's description when one was presented and verified; `onRefused` hears
- * of the others.
+ * of the others. `check`, when given, is asked about every verified certificate before the
+ * connection goes to `onClient`.
  */
 export function createTlsListener(
   settings: TlsSettings,
@@ -166,6 +181,7 @@ export function createTlsListener(
   log: Log,
   onClient: (socket: tls.TLSSocket, peer: PeerCertificate | undefined) => void,
   onRefused: (refusal: CertificateRefusal) => void = () => {},
+  check?: CertificateCheck,
 ): tls.Server {
   const mode = settings.clientCertificate;
   // Not half-open during the handshake: a client that leaves mid-handshake (one that refuses
@@ -181,9 +197,9 @@ export function createTlsListener(
     }
     const raw = socket.getPeerCertificate();
     const presented = raw !== null && typeof raw === 'object' && Object.keys(raw).length > 0;
-    const refuse = (reason: string, message: string, peer?: PeerCertificate): void => {
+    const refuse = (reason: string, message: string, peer?: PeerCertificate, details?: Readonly<Record<string, unknown>>): void => {
       log.warn(
-        { address, port, reason, subject: peer?.subject, dn: peer?.dn, issuer: peer?.issuer, validTo: peer?.validTo, fingerprint256: peer?.fingerprint256 },
+        { address, port, reason, subject: peer?.subject, dn: peer?.dn, issuer: peer?.issuer, validTo: peer?.validTo, fingerprint256: peer?.fingerprint256, ...details },
         `tls client certificate refused: ${message}`,
       );
       onRefused({ address, port, reason, subject: peer?.subject, fingerprint256: peer?.fingerprint256 });
@@ -209,8 +225,38 @@ export function createTlsListener(
       refuse('AMBIGUOUS_SUBJECT', 'the certificate has several common names, so no single identity', peer);
       return;
     }
-    log.debug({ address, port, subject: peer.subject, issuer: peer.issuer }, 'tls client certificate accepted');
-    onClient(socket, peer);
+    if (!check) {
+      log.debug({ address, port, subject: peer.subject, issuer: peer.issuer }, 'tls client certificate accepted');
+      onClient(socket, peer);
+      return;
+    }
+    // Until the check decides, nothing reads from the client: the socket is not handed on, and
+    // a TLS socket nobody reads stops reading past its buffer. A client that resets meanwhile
+    // must not take the broker down with an 'error' nobody listens to; one that closes its side
+    // without sending anything is closed (not half-open: what it sent first stays buffered, and
+    // its end is only seen, by the session, once that is read).
+    const ignore = (): void => {};
+    socket.on('error', ignore);
+    socket.allowHalfOpen = false;
+    check(socket, peer).then(
+      (verdict) => {
+        if (socket.destroyed) {
+          log.debug({ address, port, subject: peer.subject }, 'tls client left during the certificate check');
+          return;
+        }
+        if (!verdict.accept) {
+          refuse(verdict.reason, verdict.message, peer, verdict.details);
+          return;
+        }
+        const about = { address, port, subject: peer.subject, dn: peer.dn, issuer: peer.issuer, fingerprint256: peer.fingerprint256, ...verdict.details };
+        if (verdict.warning) log.warn({ ...about, reason: verdict.warning.reason }, `tls client certificate accepted with a warning: ${verdict.warning.message}`);
+        else log.debug(about, 'tls client certificate accepted');
+        socket.off('error', ignore);
+        socket.allowHalfOpen = true;
+        onClient(socket, peer);
+      },
+      (err: unknown) => refuse('CHECK_FAILED', `the certificate could not be checked: ${(err as Error).message}`, peer),
+    );
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     // Handshakes that failed before a certificate could be judged: a client that does not
