@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from './conn.js';
 import { allowedCpus, pinning } from './pin.js';
-import { busiestThread, selfCpuSeconds, selfThreadCpuSeconds, treeCpuSeconds as cpuSeconds, treeRssBytes } from './proc.js';
+import { busiestThread, processTree, rssBytes, selfCpuSeconds, selfThreadCpuSeconds, treeCpuSeconds as cpuSeconds, treeRssBytes } from './proc.js';
 import { MAX_SUBS, Slot, type FromMain, type Mode, type WorkerResult, type WorkerSpec } from './worker.js';
 
 export interface Plan {
@@ -76,9 +76,15 @@ const RSS_SAMPLE_MS = 100;
 /** Samples a process tree's RSS until stopped: what it started at and the most it reached. */
 function rssSampler(pid: number | null): { stop(): { brokerRssStart: number | null; brokerRssPeak: number | null } } {
   const start = pid === null ? null : treeRssBytes(pid);
+  // The tree once (finding children scans all of /proc, ~5 ms); then only its members' status.
+  const tree = pid === null || start === null ? [] : processTree(pid);
   let peak = start;
   const sample = (): void => {
-    const now = pid === null ? null : treeRssBytes(pid);
+    let now: number | null = null;
+    for (const p of tree) {
+      const rss = rssBytes(p);
+      if (rss !== null) now = (now ?? 0) + rss;
+    }
     if (now !== null && (peak === null || now > peak)) peak = now;
   };
   const timer = pid === null ? null : setInterval(sample, RSS_SAMPLE_MS);

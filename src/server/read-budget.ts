@@ -10,17 +10,21 @@
  * check phase, after the deliveries of this one were flushed; its kernel buffer fills
  * meanwhile and TCP slows its sender down, so a flood costs the flooders, not everyone.
  *
- * The budget is spent across turns until it runs out, and only then does a turn end it: no
- * timer per turn while traffic is light (a light connection then yields once per `perTurn`
- * bytes, an extra pause and resume).
+ * A turn that reads more than a sixteenth of the budget schedules the budget's renewal at its
+ * end (one setImmediate for all connections), so a busy turn never inherits what earlier ones
+ * spent and traffic within the budget never waits. Lighter turns schedule nothing: a message
+ * a turn costs no timer, and what they read counts towards the turn that crosses the mark.
  */
 export class ReadBudget {
   private used = 0;
+  /** Bytes past which a turn schedules the renewal. */
+  private readonly mark: number;
   /** Times a connection waited for the next turn (`stats`: readYields). */
   yields = 0;
   private waiting: (() => void)[] = [];
   private scheduled = false;
-  private readonly nextTurn = (): void => {
+  /** In the check phase of the turn that scheduled it: after that turn's reads and their flushes. */
+  private readonly renew = (): void => {
     this.scheduled = false;
     this.used = 0;
     const waiting = this.waiting;
@@ -28,22 +32,28 @@ export class ReadBudget {
     for (const resume of waiting) resume();
   };
 
-  constructor(readonly perTurn: number) {}
+  constructor(readonly perTurn: number) {
+    this.mark = perTurn / 16;
+  }
 
   /** Counts `bytes` just read; false once the budget is spent: the reader should `wait`. */
   spend(bytes: number): boolean {
     this.used += bytes;
+    if (this.used > this.mark) this.schedule();
     return this.used <= this.perTurn;
   }
 
-  /** Calls `resume` in the next turn's check phase, with a fresh budget. */
+  /** Calls `resume` once the budget is renewed, at the end of this turn. */
   wait(resume: () => void): void {
     this.yields++;
     this.waiting.push(resume);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.nextTurn);
-    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.renew);
   }
 }
 

@@ -10,7 +10,7 @@ import { Session } from './session.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { readBudget } from './read-budget.js';
 import { createTlsListener, logTlsReloaded, logTlsReloadFailure, readTlsMaterial, tlsServerOptions, type CertificateVerdict, type PeerCertificate, type TlsMaterial } from './tls.js';
-import { OcspChecker, type OcspSubject } from './ocsp.js';
+import type { OcspChecker, OcspSubject } from './ocsp.js';
 import { FileAudit, nullAudit } from '../security/audit.js';
 import { SyslogForwarder } from '../security/syslog.js';
 import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
@@ -52,6 +52,8 @@ export class FluctuatServer {
     readonly engine: StorageEngine,
     private readonly log: Log,
     private readonly deps: StartDeps,
+    /** ocsp.ts's checker, loaded only with `tls ocsp on` (below). */
+    Checker: typeof OcspChecker | null,
   ) {
     const sec = config.security;
     const audit = sec.auditFile || sec.syslog ? new FileAudit({ file: sec.auditFile, maxBytes: sec.auditMaxBytes, keep: sec.auditKeep }) : nullAudit;
@@ -61,8 +63,8 @@ export class FluctuatServer {
     this.guard = new Guard(sec, authenticator, audit, log);
     if (deps.tlsOptions) this.tlsOptions = deps.tlsOptions;
     const ocsp = config.tls?.ocsp;
-    this.ocsp = ocsp
-      ? new OcspChecker(ocsp, {
+    this.ocsp = ocsp && Checker
+      ? new Checker(ocsp, {
           log,
           onRevoked: (subject) => this.dropRevoked((s) => this.ocspSubjects.get(s)?.key === subject.key, 'ocsp'),
         })
@@ -78,7 +80,10 @@ export class FluctuatServer {
     const engine = getDriver(config.storage).create(config.storageOptions, log);
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
-    const server = new FluctuatServer(config, broker, engine, log, deps);
+    // Loaded only when used: its ASN.1 libraries are ~1.7 MB of heap, which every major
+    // collection marks, and a busy broker at 16 KiB runs one every few ms (docs/performance.md).
+    const Checker = config.tls?.ocsp ? (await import('./ocsp.js')).OcspChecker : null;
+    const server = new FluctuatServer(config, broker, engine, log, deps, Checker);
     server.startClockProbes();
     const health = server.loopHealth.start();
     broker.addGauges(() => health.figures());
