@@ -10,7 +10,7 @@
  *   old ones when the new files are bad.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -21,15 +21,10 @@ import type { FluctuatError } from '../src/client/errors.js';
 import { hashPassword } from '../src/security/passwords.js';
 import { writeUsers } from '../src/security/users-file.js';
 import { BIN, startBroker, tmpDir, type RunningBroker } from './helpers/broker.js';
+import { auditEntry, genCert, logged, sClient, tlsFiles } from './helpers/tls.js';
 
 const execFileP = promisify(execFile);
 const root = process.getuid?.() === 0;
-
-/** `fluctuat gen-cert ...` in `dir`; the files it wrote. */
-async function genCert(dir: string, ...args: string[]): Promise<string[]> {
-  const { stdout } = await execFileP(process.execPath, [BIN, 'gen-cert', ...args, '--dir', dir], { encoding: 'utf8' });
-  return stdout.trim().split('\n');
-}
 
 /** A PKI: CA, server, clients alice, bob (no such user), probe-17.eu (mapped), carol (revoked), and a CRL. */
 async function makePki(dir: string): Promise<void> {
@@ -61,45 +56,8 @@ async function makePki(dir: string): Promise<void> {
   );
 }
 
-/** openssl s_client with `cert` (or none); everything it printed. */
-function sClient(dir: string, port: number, cert: string | undefined, input: string): Promise<string> {
-  const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', 'ca.crt', '-verify_return_error', '-quiet'];
-  if (cert) args.push('-cert', `${cert}.crt`, '-key', `${cert}.key`);
-  return new Promise((resolve, reject) => {
-    const p = spawn('openssl', args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    p.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    p.on('error', reject);
-    // Guards a bug only: the broker ends the connection after `quit` or a refusal.
-    const guard = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('close', () => {
-      clearTimeout(guard);
-      resolve(output);
-    });
-    p.stdin.end(input);
-  });
-}
-
 /** Wait (bounded) for a broker log line; `from` skips the lines logged before. */
-async function logged(broker: RunningBroker, pred: (l: Record<string, unknown>) => boolean, from = 0): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 500; i++) {
-    const line = broker.logs.slice(from).find(pred);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return assert.fail(`no such log line; last: ${JSON.stringify(broker.logs.slice(-3))}`);
-}
-
-async function auditEntries(dir: string, pred: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 500; i++) {
-    const text = fs.existsSync(path.join(dir, 'audit.log')) ? fs.readFileSync(path.join(dir, 'audit.log'), 'utf8') : '';
-    const hit = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find(pred);
-    if (hit) return hit;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return assert.fail('no such audit entry');
-}
+const auditEntries = (dir: string, pred: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => auditEntry(path.join(dir, 'audit.log'), pred);
 
 /** The fingerprint of the certificate a new connection is served (with probe17's certificate, never revoked here). */
 function servedFingerprint(dir: string, port: number): Promise<string> {
@@ -110,10 +68,6 @@ function servedFingerprint(dir: string, port: number): Promise<string> {
     });
     s.on('error', reject);
   });
-}
-
-function tlsFiles(dir: string, name: string): { caFile: string; certFile: string; keyFile: string } {
-  return { caFile: path.join(dir, 'ca.crt'), certFile: path.join(dir, `${name}.crt`), keyFile: path.join(dir, `${name}.key`) };
 }
 
 async function refusal(url: string, options: Parameters<typeof connect>[1]): Promise<FluctuatError> {

@@ -7,7 +7,7 @@
  * `fluctuat gen-cert` with `--ocsp-url`, the responders' CA database is openssl's index.txt.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import { connect } from '../src/client/index.js';
 import type { FluctuatError } from '../src/client/errors.js';
 import { BIN, startBroker, tmpDir, type RunningBroker } from './helpers/broker.js';
 import { closedPort, CountingProxy, indexLine, OcspResponder, signer } from './helpers/ocsp.js';
+import { auditEntry, genCert as genCertIn, logged, sClient as sClientIn, tlsFiles as tlsFilesIn } from './helpers/tls.js';
 
 const execFileP = promisify(execFile);
 const dir = tmpDir('fluctuat-ocsp-');
@@ -26,10 +27,7 @@ const file = (name: string): string => path.join(dir, name);
 const REVOKED_AT = new Date('2026-01-02T03:04:05Z');
 
 /** `fluctuat gen-cert ...` in the test's directory. */
-async function genCert(...args: string[]): Promise<string[]> {
-  const { stdout } = await execFileP(process.execPath, [BIN, 'gen-cert', ...args, '--dir', dir], { encoding: 'utf8' });
-  return stdout.trim().split('\n');
-}
+const genCert = (...args: string[]): Promise<string[]> => genCertIn(dir, ...args);
 
 /** The responders, each behind a proxy whose port is in the certificates' AIA. */
 let viaCa: CountingProxy;
@@ -114,22 +112,7 @@ function configFile(name: string, ocsp: string[]): string {
 }
 
 /** openssl s_client with a client certificate: everything it printed. */
-function sClient(port: number, name: string, input: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', 'ca.crt', '-cert', `${name}.crt`, '-key', `${name}.key`, '-verify_return_error', '-quiet'], { cwd: dir });
-    let output = '';
-    p.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    p.on('error', reject);
-    // Guards a bug only: the broker ends the connection after `quit` or a refusal.
-    const guard = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    p.on('close', () => {
-      clearTimeout(guard);
-      resolve(output);
-    });
-    p.stdin.end(input);
-  });
-}
+const sClient = (port: number, name: string, input: string): Promise<string> => sClientIn(dir, port, name, input);
 
 /** A TLS connection with `name`'s certificate that collects the lines the broker sends. */
 class Lines {
@@ -172,27 +155,9 @@ class Lines {
 }
 
 /** Wait (bounded) for a broker log line; `from` skips the lines logged before. */
-async function logged(broker: RunningBroker, pred: (l: Record<string, unknown>) => boolean, from = 0): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 500; i++) {
-    const line = broker.logs.slice(from).find(pred);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return assert.fail(`no such log line; last: ${JSON.stringify(broker.logs.slice(-3))}`);
-}
+const audited = (name: string, pred: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => auditEntry(file(`${name}.audit`), pred);
 
-async function audited(name: string, pred: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 500; i++) {
-    const f = file(`${name}.audit`);
-    const text = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
-    const hit = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find(pred);
-    if (hit) return hit;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return assert.fail('no such audit entry');
-}
-
-const tlsFiles = (name: string): { caFile: string; certFile: string; keyFile: string } => ({ caFile: file('ca.crt'), certFile: file(`${name}.crt`), keyFile: file(`${name}.key`) });
+const tlsFiles = (name: string): { caFile: string; certFile: string; keyFile: string } => tlsFilesIn(dir, name);
 
 async function refusal(port: number, name: string): Promise<FluctuatError> {
   return connect(`tls://127.0.0.1:${port}`, { tls: tlsFiles(name), reconnect: false }).then(
