@@ -39,6 +39,13 @@ const offsets = async (log: ChannelLog, from = 1): Promise<number[]> =>
   (await log.read(from, 100_000, Infinity)).map((m) => m.offset);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
+/** What the ring should still hold: the newest `retainMessages`, then within `retainBytes` (0: no byte bound). */
+function retain(model: { payload: Buffer }[], retainMessages: number, retainBytes: number): void {
+  while (model.length > retainMessages) model.shift();
+  let bytes = model.reduce((n, m) => n + m.payload.length, 0);
+  while (retainBytes > 0 && bytes > retainBytes && model.length > 0) bytes -= model.shift()!.payload.length;
+}
+
 test('builtin registers the memory and file drivers', () => {
   assert.ok(driverNames().includes('file') && driverNames().includes('memory'));
   assert.throws(() => getDriver('nope'), /unknown storage driver "nope"/);
@@ -235,9 +242,7 @@ test('memory: the ring against a model: any mix of payload sizes and bounds read
           log.append(newMessage(1000 + offset, `p${offset % 3}`, offset % 2 ? '' : 'r', payload));
           await committed();
           model.push({ offset, payload });
-          while (model.length > retainMessages) model.shift();
-          let bytes = model.reduce((n, m) => n + m.payload.length, 0);
-          while (retainBytes > 0 && bytes > retainBytes && model.length > 0) bytes -= model.shift()!.payload.length;
+          retain(model, retainMessages, retainBytes);
           // After every append, not only at the end: a wrong message dropped later would hide.
           const now = await log.read(1, 100_000, Infinity);
           assert.deepEqual(now.map((m) => m.offset), model.map((m) => m.offset));
@@ -285,9 +290,7 @@ test('memory: payloads packed into shared slabs read back intact while slabs fil
           await committed();
           const model = models[c]!;
           model.push({ offset, payload });
-          while (model.length > retainMessages) model.shift();
-          let bytes = model.reduce((n, m) => n + m.payload.length, 0);
-          while (retainBytes > 0 && bytes > retainBytes && model.length > 0) bytes -= model.shift()!.payload.length;
+          retain(model, retainMessages, retainBytes);
           for (const k of [0, 1]) {
             const held = await logs[k]!.read(1, 100_000, Infinity);
             assert.deepEqual(held.map((m) => m.offset), models[k]!.map((m) => m.offset), `channel ${k} offsets`);
@@ -357,9 +360,7 @@ test('memory: batches of views into shared reads, on two channels in one turn, r
           read.fill(0xaa); // the read's buffer reused: the ring must hold copies made before
           for (const k of [0, 1]) {
             const model = models[k]!;
-            while (model.length > retainMessages) model.shift();
-            let bytes = model.reduce((n, m) => n + m.payload.length, 0);
-            while (retainBytes > 0 && bytes > retainBytes && model.length > 0) bytes -= model.shift()!.payload.length;
+            retain(model, retainMessages, retainBytes);
             const held = await logs[k]!.read(1, 100_000, Infinity);
             assert.deepEqual(held.map((m) => m.offset), model.map((m) => m.offset), `channel ${k} offsets`);
             for (let i = 0; i < held.length; i++) assert.ok(payloadOf(held[i]!).equals(model[i]!.payload), `channel ${k} payload of ${held[i]!.offset}`);
