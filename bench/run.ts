@@ -232,6 +232,7 @@ async function main(): Promise<void> {
         const retention = ['--segment-size', '16m', '--retain-bytes', '64m'];
         if (needs('fluctuat')) own.push(brokers.set('fluctuat', await startFluctuat({ storage: 'file', extra: retention, profileDir: opts.profileDir })).get('fluctuat')!);
         if (needs('fluctuat-mem')) own.push(brokers.set('fluctuat-mem', await startFluctuat({ storage: 'memory', profileDir: opts.profileDir })).get('fluctuat-mem')!);
+        if (needs('fluctuat-block')) own.push(brokers.set('fluctuat-block', await startFluctuat({ storage: 'memory', extra: ['--slow-consumer', 'block'], profileDir: opts.profileDir })).get('fluctuat-block')!);
         if (needs('aedes')) own.push(brokers.set('aedes', await startAedes()).get('aedes')!);
         const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };
         for (const s of scenarios) {

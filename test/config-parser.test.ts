@@ -188,6 +188,12 @@ tenant globex
   assert.deepEqual(p.warnings, []);
 });
 
+test('slow-consumer block: its timeout is left to the broker default, or given', () => {
+  assert.deepEqual(parse('slow-consumer block').broker, { slowConsumer: 'block' });
+  assert.deepEqual(parse('slow-consumer block timeout 30s').broker, { slowConsumer: 'block', blockTimeoutMs: 30_000 });
+  assert.match(error('slow-consumer block timeout 0s'), /"slow-consumer block timeout"/);
+});
+
 test('fsync without interval, one-line blocks, an empty file', () => {
   const p = parse('storage file { fsync always }\n');
   assert.deepEqual(p.storageOptions, { fsync: 'always' });
@@ -276,6 +282,9 @@ const MALFORMED: [string, string][] = [
   ['{', '1:1: expected a keyword at the start of a statement, found "{"'],
   ['listen on ::1 port 1 tls tls', '1:26: expected the end of the line after the listen address, found "tls"'],
   ['a=1\nb=$a$a', '2:3: expected a macro name after "$" (letters, digits, "_"), found "$a$a"'],
+  ['slow-consumer wait', '1:15: expected "drop", "disconnect" or "block" after "slow-consumer", found "wait"'],
+  ['slow-consumer block timeout', '1:28: expected a duration after "slow-consumer block timeout", such as 10s, found the end of the file'],
+  ['slow-consumer disconnect timeout 5s', '1:26: expected the end of the line after "slow-consumer", found "timeout"'],
 ];
 
 test('malformed inputs: each error says where, what was expected and what was found', () => {

@@ -16,11 +16,13 @@ import { onBrokerCpus } from './pin.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
-export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes'];
+/** fluctuat-block: memory storage with `--slow-consumer block`, in the overload scenarios only. */
+export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
+export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'nats', 'redis', 'mosquitto', 'aedes'];
 export const LABELS: Record<TargetName, string> = {
   fluctuat: 'fluctuat',
   'fluctuat-mem': 'fluctuat mem',
+  'fluctuat-block': 'fluctuat block',
   nats: 'NATS',
   redis: 'Redis',
   mosquitto: 'Mosquitto',

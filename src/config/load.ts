@@ -221,7 +221,7 @@ export function mergeOverrides(file: ConfigOverrides | undefined, cli: ConfigOve
  */
 export const FILE_SETTABLE_FLAGS: ReadonlySet<string> = new Set([
   'listen', 'data', 'storage', 'fsync', 'fsyncInterval', 'segmentSize', 'segmentAge', 'retainBytes', 'retainAge', 'retainMessages', 'openFiles',
-  'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'maxInflight', 'maxInflightBytes', 'readPerTurn', 'clockInterval', 'slowConsumer', 'logLevel',
+  'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'maxInflight', 'maxInflightBytes', 'readPerTurn', 'clockInterval', 'slowConsumer', 'slowConsumerTimeout', 'logLevel',
   'users', 'defaultAccess', 'auditLog', 'auditSyslog', 'auditSyslogFacility', 'allowPlaintextPasswords', 'loginTimeout',
   'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny', 'tlsCrl',
 ]);

@@ -19,7 +19,7 @@
  * has no dependency. The grammar is written out in docs/config.md.
  */
 import path from 'node:path';
-import type { BrokerOptions } from '../core/broker.js';
+import type { BrokerOptions, SlowConsumerPolicy } from '../core/broker.js';
 import type { FsyncPolicy, StorageOptions } from '../storage/engine.js';
 import type { SessionOptions } from '../server/session.js';
 import type { AccessRule, Operation } from '../security/access.js';
@@ -667,9 +667,15 @@ export class Parser {
   }
 
   private slowConsumer(t: Token): void {
-    const { word } = this.keyword(['drop', 'disconnect'], 'after "slow-consumer"');
+    const { word } = this.keyword(['drop', 'disconnect', 'block'], 'after "slow-consumer"');
     this.once('slow-consumer', t);
-    this.broker.slowConsumer = word as 'drop' | 'disconnect';
+    this.broker.slowConsumer = word as SlowConsumerPolicy;
+    if (word === 'block') {
+      this.pairs(['timeout'], 'after "slow-consumer block"', () => {
+        const v = this.value('a duration after "slow-consumer block timeout", such as 10s');
+        this.broker.blockTimeoutMs = this.positive(v, checkDuration(v.text), '"slow-consumer block timeout"');
+      });
+    }
     this.endOfStatement('"slow-consumer"');
   }
 

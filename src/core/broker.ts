@@ -5,12 +5,16 @@ import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quota
 import { SubjectIndex } from './subject-index.js';
 import { planFanOut, type FanOutPlan, type Target } from './fan-out-plan.js';
 import { QueueGroup, Subscription, type Consumer, type Feed, type FeedEvent, type SharedEncodings } from './subscription.js';
+import { Pushback } from './pushback.js';
 
-export type SlowConsumerPolicy = 'drop' | 'disconnect';
+/** Memory channels: a subscriber over its bound loses messages (with a notice), its connection, or slows the publishers (pushback.ts). */
+export type SlowConsumerPolicy = 'drop' | 'disconnect' | 'block';
 
 export interface BrokerOptions {
   /** Memory channels: what to do with a subscriber over its outbound bound. */
   readonly slowConsumer: SlowConsumerPolicy;
+  /** `block`: how long a subscriber may keep publishers waiting without draining before it is disconnected. */
+  readonly blockTimeoutMs: number;
   /** Messages a queue group holds while all its members are congested. */
   readonly queueBacklog: number;
   /** Catch-up reads from storage: messages and bytes per read. */
@@ -22,6 +26,7 @@ export interface BrokerOptions {
 
 export const defaultBrokerOptions: BrokerOptions = Object.freeze({
   slowConsumer: 'drop',
+  blockTimeoutMs: 10_000,
   queueBacklog: 10_000,
   readBatchMessages: 1024,
   readBatchBytes: 1024 * 1024,
@@ -124,6 +129,8 @@ export class Broker {
   private readonly outgoing: Outgoing = { timestamp: 0, publisher: '', reply: '', data: EMPTY, start: 0, end: 0 };
   /** Null when no quota is configured: then publishing does not pay for them. */
   readonly quotas: TenantQuotas | null;
+  /** `slow-consumer block` only: which memory channels slow readers hold, and who waits for them. */
+  readonly pushback: Pushback<Reader> | null;
 
   constructor(
     readonly engine: StorageEngine,
@@ -131,6 +138,7 @@ export class Broker {
     private readonly log: Log,
   ) {
     this.quotas = TenantQuotas.needed(options.quotas) ? new TenantQuotas(options.quotas, engine) : null;
+    this.pushback = options.slowConsumer === 'block' ? new Pushback<Reader>(options.blockTimeoutMs, (r, c, ms) => this.overdue(r, c, ms)) : null;
   }
 
   /** Figures of the process around the broker for `stats` (server/loop-health.ts adds its event loop's). */
@@ -150,6 +158,7 @@ export class Broker {
       channels: this.engine.channels().length,
       ...(this.quotas?.counters ?? NO_REFUSALS),
       ...this.engine.counters?.(),
+      ...(this.pushback ? { ...this.pushback.counters, ...this.pushback.figures() } : {}),
       rssBytes: process.memoryUsage.rss(),
       uptimeSeconds: Math.round(process.uptime()),
     };
@@ -256,6 +265,7 @@ export class Broker {
     if (sub.closed) return;
     sub.closed = true;
     sub.feeds.clear();
+    this.pushback?.release(sub);
     if (!sub.queue) {
       this.index.remove(sub.pattern, sub);
       return;
@@ -267,6 +277,7 @@ export class Broker {
     if (group.members.length === 0) {
       group.closed = true;
       group.feeds.clear();
+      this.pushback?.release(group);
       this.index.remove(group.pattern, group);
       this.groups.delete(group.key);
       if (group.backlog.length) this.counters.queueDropped += group.backlog.length;
@@ -276,6 +287,7 @@ export class Broker {
   /** The consumer has room again: resume its catch-up reads, send drop notices, feed queue groups. */
   drained(sub: Subscription): void {
     if (sub.closed) return;
+    this.pushback?.release(sub);
     for (const [channel, count] of sub.drops) {
       sub.consumer.notify(sub, { kind: 'drop', channel, count });
     }
@@ -380,6 +392,13 @@ export class Broker {
       sub.feeds.set(channel, { channel, next: msg.offset, reading: false });
       return;
     }
+    if (this.pushback !== null) {
+      // Past the bound, and the channel is held: its publishers wait until this reader drains.
+      this.pushback.hold(sub, channel);
+      this.counters.delivered++;
+      consumer.deliver(sub, msg, shared);
+      return;
+    }
     if (this.options.slowConsumer === 'disconnect') {
       this.counters.slowDisconnects++;
       consumer.disconnect(ErrorCode.SLOW_CONSUMER, `slow consumer: outbound buffer full on memory channel ${channel}`);
@@ -413,6 +432,12 @@ export class Broker {
       group.backlog.push(kept(msg));
       return;
     }
+    if (this.pushback !== null) {
+      // The backlog is full: hold the channel until the members take it below its bound.
+      this.pushback.hold(group, channel);
+      group.backlog.push(kept(msg));
+      return;
+    }
     this.counters.queueDropped++;
     const notified = group.members[group.cursor % group.members.length]!;
     notified.drops.set(channel, (notified.drops.get(channel) ?? 0) + 1);
@@ -428,8 +453,21 @@ export class Broker {
       member.consumer.deliver(member, group.backlog[sent++]!, null);
     }
     if (sent) group.backlog.splice(0, sent);
+    if (group.backlog.length < this.options.queueBacklog) this.pushback?.release(group);
     for (const feed of group.feeds.values()) {
       if (!feed.reading) void this.pump(group, feed);
+    }
+  }
+
+  /** `block`: a reader kept publishers waiting past the timeout; what it holds is already released. */
+  private overdue(reader: Reader, channel: string, waitedMs: number): void {
+    const reason = `slow consumer: publishers on ${channel} waited ${(waitedMs / 1000).toFixed(1)} s for this connection to read (slow-consumer block timeout ${this.options.blockTimeoutMs / 1000} s)`;
+    // A queue group holds when every member is congested: each of them is that slow reader.
+    const subs = reader instanceof Subscription ? [reader] : reader.members.filter((m) => m.consumer.congested());
+    for (const sub of subs) {
+      if (sub.closed) continue;
+      this.counters.slowDisconnects++;
+      sub.consumer.disconnect(ErrorCode.SLOW_CONSUMER, reason);
     }
   }
 

@@ -75,7 +75,8 @@ function validate(c: ServerConfig): void {
   positive('fsync interval', s.fsyncIntervalMs);
   positive('segment size', s.segmentBytes);
   for (const [name, v] of Object.entries(c.session)) positive(name, v as number);
-  if (!['drop', 'disconnect'].includes(c.broker.slowConsumer)) throw new ConfigError(`slow-consumer "${c.broker.slowConsumer}": expected drop or disconnect`);
+  if (!['drop', 'disconnect', 'block'].includes(c.broker.slowConsumer)) throw new ConfigError(`slow-consumer "${c.broker.slowConsumer}": expected drop, disconnect or block`);
+  positive('slow-consumer block timeout', c.broker.blockTimeoutMs);
 }
 
 function positive(name: string, v: number): void {

@@ -7,6 +7,7 @@ import { Framer, type FrameHandler } from '../protocol/framer.js';
 import { parsePubFast, pubHeader } from '../protocol/fast-pub.js';
 import type { Broker } from '../core/broker.js';
 import type { Consumer, FeedEvent, SharedEncodings, Subscription } from '../core/subscription.js';
+import type { Pushback, Waiter } from '../core/pushback.js';
 import { QuotaError } from '../core/quotas.js';
 import type { Log, StartPosition, StoredMessage } from '../storage/engine.js';
 import { ClockEstimator } from './clock.js';
@@ -121,7 +122,7 @@ const NEW: StartPosition = Object.freeze({ kind: 'new' });
  * One client connection, over any duplex stream: parse commands, run them against the broker,
  * write answers and deliveries. TCP, TLS and WebSocket transports only move bytes into it.
  */
-export class Session implements Consumer, FrameHandler {
+export class Session implements Consumer, FrameHandler, Waiter {
   private mode: Mode = 'human';
   private readonly framer: Framer;
   private readonly out: Outbox;
@@ -135,6 +136,8 @@ export class Session implements Consumer, FrameHandler {
   private inflight = 0;
   private inflightBytes = 0;
   private paused = false;
+  /** `slow-consumer block`: held channels this connection published into; it is not read until they are free. */
+  private readonly waitingOn = new Set<string>();
   /** Paused until the next turn: this turn's read budget is spent (read-budget.ts). */
   private yielded = false;
   private readonly budget: ReadBudget;
@@ -448,6 +451,8 @@ export class Session implements Consumer, FrameHandler {
     this.inflightBytes += end - start;
     if (this.inflight >= this.options.maxInflight || this.inflightBytes >= this.options.maxInflightBytes) this.pauseInput();
     const created = this.broker.publish(channel, data, start, end, reply, this.name, this.stored, ackId);
+    const pushback = this.broker.pushback;
+    if (pushback !== null && pushback.isHeld(channel)) this.waitFor(pushback, channel);
     if (created && this.mode === 'human') this.out.writeString(info(`creating ${displayName(channel)}`));
   }
 
@@ -744,6 +749,20 @@ export class Session implements Consumer, FrameHandler {
     this.out.writeString(this.mode === 'human' ? humanError(code, message) : machineError(ref, code, message));
   }
 
+  /** A subscriber of `channel` is over its bound: stop reading this publisher until it drains. */
+  private waitFor(pushback: Pick<Pushback<unknown>, 'wait'>, channel: string): void {
+    if (this.waitingOn.has(channel)) return;
+    this.waitingOn.add(channel);
+    pushback.wait(channel, this);
+    this.pauseInput();
+  }
+
+  released(channel: string): void {
+    this.waitingOn.delete(channel);
+    if (this.closed) return;
+    if (this.waitingOn.size === 0) this.maybeResumeInput();
+  }
+
   private pauseInput(): void {
     if (this.paused) return;
     this.paused = true;
@@ -752,7 +771,7 @@ export class Session implements Consumer, FrameHandler {
 
   private maybeResumeInput(): void {
     const o = this.options;
-    if (this.paused && this.inflight < o.maxInflight / 2 && this.inflightBytes < o.maxInflightBytes / 2 && !this.congested()) {
+    if (this.paused && this.inflight < o.maxInflight / 2 && this.inflightBytes < o.maxInflightBytes / 2 && this.waitingOn.size === 0 && !this.congested()) {
       this.paused = false;
       if (!this.yielded) this.socket.resume();
     }
@@ -808,6 +827,7 @@ export class Session implements Consumer, FrameHandler {
     this.closed = true;
     for (const sub of this.subs.values()) this.broker.unsubscribe(sub);
     this.subs.clear();
+    if (this.waitingOn.size !== 0) this.broker.pushback?.cancel(this, this.waitingOn);
   }
 
   get subscriptionCount(): number {

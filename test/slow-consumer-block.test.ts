@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startBroker } from './helpers/broker.js';
+import { startInProcess } from './helpers/inproc.js';
+import { RawClient, until, type Frame } from './helpers/raw.js';
+
+// `slow-consumer block` (core/pushback.ts): on a memory channel a subscriber past its outbound
+// bound makes the channel's publishers wait instead of losing messages; one that never drains
+// is disconnected after the timeout.
+
+/** A machine-mode subscriber that stops reading once subscribed: the kernel's buffers fill, then the broker's outbound bound. */
+async function stalled(port: number, sid: string, rest: string): Promise<RawClient> {
+  const c = await RawClient.machine(port);
+  c.send(`SUB ${sid} ${rest}`);
+  await c.waitFor((f) => f.line === `OK ${sid}`);
+  c.socket.pause();
+  return c;
+}
+
+/** `n` numbered publishes of `size` bytes, written at once (the socket buffers what the broker does not read). */
+function flood(pub: RawClient, channel: string, n: number, size: number, tag = ''): void {
+  for (let i = 0; i < n; i++) {
+    const payload = Buffer.alloc(size, 0x61 + (i % 26));
+    payload.write(String(i).padStart(8, '0'));
+    pub.pub(channel, payload, `${tag}${i}`);
+  }
+}
+
+/** The payload numbers of the MSG frames for `sid`, in arrival order. */
+function numbers(frames: readonly Frame[], sid: string): number[] {
+  return frames.filter((f) => f.line.startsWith(`MSG ${sid} `)).map((f) => Number(f.payload!.toString('latin1', 0, 8)));
+}
+
+/** Waits until `read()` has not changed for `quietMs`. */
+async function settled(read: () => number, quietMs = 300): Promise<number> {
+  let last = read();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, quietMs));
+    const now = read();
+    if (now === last) return now;
+    last = now;
+  }
+}
+
+test('block: a stalled subscriber holds its publisher back, memory stays bounded, and once it reads it gets every message in order with nothing dropped', { timeout: 120_000 }, async () => {
+  const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: 'block' }, session: { outboundHighWater: 64 * 1024 } });
+  try {
+    const counters = broker.server.broker.counters;
+    const sub = await stalled(broker.port, 's', 'mem');
+    const pub = await RawClient.machine(broker.port);
+    const N = 50_000;
+    const SIZE = 1000;
+    flood(pub, 'mem', N, SIZE);
+
+    // The broker stops reading the publisher: what it accepted is what the subscriber's kernel
+    // buffers and its outbound bound hold, plus reads already in hand, far from all 50 MB.
+    const accepted = await settled(() => counters.published);
+    assert.ok(accepted < N, `the publisher was held back (${accepted} of ${N} accepted)`);
+    assert.ok(accepted * SIZE < 24 * 1024 * 1024, `${accepted} messages of ${SIZE} B accepted while the subscriber stalls`);
+    const stats = broker.server.broker.stats(2);
+    assert.equal(stats.heldChannels, 1);
+    assert.equal(stats.waitingPublishers, 1);
+    assert.ok(stats.publisherWaits! >= 1);
+
+    sub.socket.resume();
+    await until(() => numbers(sub.frames, 's').length === N, `all ${N} messages (got ${numbers(sub.frames, 's').length})`, 60_000);
+    assert.deepEqual(numbers(sub.frames, 's'), Array.from({ length: N }, (_, i) => i));
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 30_000);
+    assert.equal(counters.dropped, 0);
+    assert.equal(sub.frames.filter((f) => f.line.startsWith('DROP')).length, 0, 'no drop notice');
+    assert.equal(broker.server.broker.stats(2).heldChannels, 0);
+    await pub.close();
+    await sub.close();
+  } finally {
+    await broker.close();
+  }
+});
+
+test('block: only publishers into the held channel wait; another channel on the same broker flows on', { timeout: 120_000 }, async () => {
+  const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: 'block' }, session: { outboundHighWater: 64 * 1024 } });
+  try {
+    const sub = await stalled(broker.port, 's', 'slow');
+    const held = await RawClient.machine(broker.port);
+    flood(held, 'slow', 30_000, 1000);
+    await until(() => broker.server.broker.stats(3).waitingPublishers === 1, 'the publisher into "slow" waits');
+
+    const other = await RawClient.machine(broker.port);
+    const reader = await RawClient.machine(broker.port);
+    reader.send('SUB r fast');
+    await reader.waitFor((f) => f.line === 'OK r');
+    flood(other, 'fast', 2000, 100);
+    await other.waitFor((f) => f.line.startsWith('ACK 1999 '));
+    await until(() => numbers(reader.frames, 'r').length === 2000, 'every message on "fast"');
+    assert.equal(broker.server.broker.stats(4).waitingPublishers, 1, 'the publisher into "slow" still waits');
+    for (const c of [sub, held, other, reader]) await c.close();
+  } finally {
+    await broker.close();
+  }
+});
+
+test('block: a subscriber that never reads is disconnected after --slow-consumer-timeout, and the publisher and a healthy subscriber go on without loss', { timeout: 120_000 }, async () => {
+  const broker = await startBroker({ storage: 'memory', args: ['--slow-consumer', 'block', '--slow-consumer-timeout', '1s', '--outbound-buffer', '64KiB'] });
+  try {
+    const healthy = await RawClient.machine(broker.port);
+    healthy.send('SUB h mem');
+    await healthy.waitFor((f) => f.line === 'OK h');
+    const stuck = await stalled(broker.port, 's', 'mem');
+    const pub = await RawClient.machine(broker.port);
+    const N = 40_000;
+    flood(pub, 'mem', N, 1000);
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
+    await until(() => numbers(healthy.frames, 'h').length === N, `the healthy subscriber's ${N} messages`, 60_000);
+    assert.deepEqual(numbers(healthy.frames, 'h'), Array.from({ length: N }, (_, i) => i));
+    assert.equal(healthy.frames.filter((f) => f.line.startsWith('DROP')).length, 0);
+
+    // The stuck one reads at last: what was queued for it, then the reason, then the close.
+    stuck.socket.resume();
+    const error = await stuck.waitFor((f) => f.line.startsWith('ERR - SLOW_CONSUMER'), 30_000);
+    assert.match(error.line, /publishers on mem waited \d+\.\d s for this connection to read \(slow-consumer block timeout 1 s\)/);
+    await stuck.closedByPeer();
+    const stats = await healthy.stats();
+    assert.equal(stats.slowDisconnects, 1);
+    assert.equal(stats.dropped, 0);
+    assert.equal(stats.heldChannels, 0);
+    await pub.close();
+    await healthy.close();
+  } finally {
+    await broker.dispose();
+  }
+});
+
+test('block: a queue group whose members all stall holds its publisher at the backlog bound; every task reaches exactly one member', { timeout: 120_000 }, async () => {
+  const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: 'block', queueBacklog: 100 }, session: { outboundHighWater: 4096 } });
+  try {
+    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'jobs queue=workers')));
+    const pub = await RawClient.machine(broker.port);
+    const N = 30_000;
+    flood(pub, 'jobs', N, 500);
+    const accepted = await settled(() => broker.server.broker.counters.published);
+    assert.ok(accepted < N, `the publisher was held back (${accepted} of ${N} accepted)`);
+    assert.equal(broker.server.broker.stats(3).heldChannels, 1);
+
+    for (const m of members) m.socket.resume();
+    const received = (): number[] => members.flatMap((m) => numbers(m.frames, 'w'));
+    await until(() => received().length === N, `all ${N} tasks (got ${received().length})`, 60_000);
+    assert.equal(new Set(received()).size, N, 'no task delivered twice');
+    assert.equal(broker.server.broker.counters.queueDropped, 0);
+    for (const m of members) assert.ok(numbers(m.frames, 'w').length > 0, 'both members got work');
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 30_000);
+    for (const c of [...members, pub]) await c.close();
+  } finally {
+    await broker.close();
+  }
+});
