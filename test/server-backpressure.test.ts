@@ -241,3 +241,20 @@ for (const [bound, args] of [
     }
   });
 }
+
+test('shutdown: a client that stopped reading with bytes queued for it does not keep the broker from closing', { timeout: 60_000 }, async () => {
+  const broker = await startInProcess({ storage: 'memory', session: { outboundHighWater: 64 * 1024 } });
+  const sub = await stalled(broker.port, 's', 'jam');
+  const pub = await RawClient.machine(broker.port);
+  const payload = Buffer.alloc(1000, 0x63);
+  for (let i = 0; i < 20_000; i++) pub.pub('jam', payload, i === 19_999 ? 'last' : '-');
+  await pub.waitFor((f) => f.line.startsWith('ACK last'));
+  const gone = new Promise<void>((resolve) => sub.socket.once('close', () => resolve()));
+  const started = Date.now();
+  await broker.close();
+  // Cut after the grace period, not when the client would have read everything (never).
+  sub.socket.resume();
+  await gone;
+  assert.ok(Date.now() - started < 30_000);
+  await pub.close();
+});

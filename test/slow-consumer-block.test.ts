@@ -84,6 +84,20 @@ test('block: only publishers into the held channel wait; another channel on the 
     flood(held, 'slow', 30_000, 1000);
     await until(() => broker.server.broker.stats(3).waitingPublishers === 1, 'the publisher into "slow" waits');
 
+    // `clients` says who waits for what, and who holds it.
+    const ops = await RawClient.machine(broker.port);
+    ops.send('CLIENTS');
+    await ops.waitFor((f) => f.line === 'END CLIENTS');
+    const rows = ops.frames.filter((f) => f.line.startsWith('CLIENT ')).map((f) => JSON.parse(f.line.slice(7)) as { waitingFor: string[]; holding: string[]; subscriptions: number; messagesIn: number });
+    assert.deepEqual(rows.filter((r) => r.waitingFor.length).map((r) => r.waitingFor), [['slow']]);
+    assert.deepEqual(rows.filter((r) => r.holding.length).map((r) => [r.holding, r.subscriptions]), [[['slow'], 1]]);
+    ops.send('MODE human');
+    ops.send('clients');
+    await ops.waitFor((f) => /clients?$/.test(f.line) && f.line.startsWith('# [I]'));
+    assert.equal(ops.frames.filter((f) => / waiting-for=slow$/.test(f.line)).length, 1, ops.lines().join('\n'));
+    assert.equal(ops.frames.filter((f) => / holding=slow$/.test(f.line)).length, 1, ops.lines().join('\n'));
+    await ops.close();
+
     const other = await RawClient.machine(broker.port);
     const reader = await RawClient.machine(broker.port);
     reader.send('SUB r fast');

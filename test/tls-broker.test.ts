@@ -65,6 +65,8 @@ function run(cmd: string, args: string[], input: string): Promise<{ code: number
       clearTimeout(guard);
       resolve({ code, output });
     });
+    // A client refused during the handshake may exit before it reads its input: EPIPE is expected then.
+    p.stdin.on('error', () => {});
     p.stdin.end(input);
   });
 }

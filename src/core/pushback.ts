@@ -101,6 +101,12 @@ export class Pushback<Holder> {
     }
   }
 
+  /** The channels `holder` holds now (for `clients`). */
+  heldBy(holder: Holder): string[] {
+    const h = this.holding.get(holder);
+    return h === undefined ? [] : [...h.channels];
+  }
+
   /** For `stats`: channels held and publishers waiting now. */
   figures(): { heldChannels: number; waitingPublishers: number } {
     let waitingPublishers = 0;

@@ -29,6 +29,9 @@ export interface StartDeps {
   readonly tlsOptions?: tls.TlsOptions;
 }
 
+/** How long a shutdown waits for clients to take what was queued for them before cutting their connections. */
+const SHUTDOWN_GRACE_MS = 3_000;
+
 export class FluctuatServer {
   private readonly listeners: net.Server[] = [];
   private readonly sessions = new Set<Session>();
@@ -195,7 +198,13 @@ export class FluctuatServer {
       // Stop accepting first; a listener's close callback waits for its connections to end.
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
       for (const s of this.sessions) s.disconnect('SHUTTING_DOWN', 'the broker is shutting down');
+      // A client that stopped reading keeps its connection open for ever (end() waits until the
+      // queued bytes are taken): after a grace period, cut those. Acknowledged data is in storage.
+      const cut = setTimeout(() => {
+        for (const s of this.sessions) s.destroy();
+      }, SHUTDOWN_GRACE_MS);
       await closed;
+      clearTimeout(cut);
       await this.broker.close();
       await this.guard.audit.close();
       await this.syslog?.close();

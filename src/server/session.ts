@@ -78,6 +78,10 @@ export interface ClientInfo {
   /** Round-trip time and clock offset (client minus broker), µs; null before the first answer. */
   rttUs: number | null;
   offsetUs: number | null;
+  /** `slow-consumer block`: held channels this connection published into and waits for. */
+  waitingFor: string[];
+  /** `slow-consumer block`: channels this connection's subscriptions hold (it is past its outbound bound on them). */
+  holding: string[];
 }
 
 /** The server's set of sessions, as a session may see it (a Set<Session> is one). */
@@ -337,6 +341,12 @@ export class Session implements Consumer, FrameHandler, Waiter {
     this.out.flush();
     this.closed = true;
     this.socket.end();
+    this.cleanup();
+  }
+
+  /** Cuts the connection now, whatever is still queued for it (a shutdown's last resort). */
+  destroy(): void {
+    this.socket.destroy();
     this.cleanup();
   }
 
@@ -664,7 +674,8 @@ export class Session implements Consumer, FrameHandler, Waiter {
     }
     for (const r of rows) {
       const clock = r.rttUs === null ? 'clock=unknown' : `rtt=${r.rttUs}us offset=${r.offsetUs}us`;
-      this.out.writeString(`client ${r.id} name=${r.name} remote=${r.remote} mode=${r.mode} subs=${r.subscriptions} in=${r.messagesIn} out=${r.messagesOut} ${clock}\n`);
+      const block = `${r.waitingFor.length ? ` waiting-for=${r.waitingFor.join(',')}` : ''}${r.holding.length ? ` holding=${r.holding.join(',')}` : ''}`;
+      this.out.writeString(`client ${r.id} name=${r.name} remote=${r.remote} mode=${r.mode} subs=${r.subscriptions} in=${r.messagesIn} out=${r.messagesOut} ${clock}${block}\n`);
     }
     this.out.writeString(info(`${rows.length} client${rows.length === 1 ? '' : 's'}`));
   }
@@ -684,7 +695,17 @@ export class Session implements Consumer, FrameHandler, Waiter {
       connectedAt: new Date(this.startedAt).toISOString(),
       rttUs: clock ? Math.round(clock.rttUs) : null,
       offsetUs: clock ? Math.round(clock.offsetUs) : null,
+      waitingFor: [...this.waitingOn].map(displayName),
+      holding: this.holding().map(displayName),
     };
+  }
+
+  private holding(): string[] {
+    const pushback = this.broker.pushback;
+    if (pushback === null) return [];
+    const channels = new Set<string>();
+    for (const sub of this.subs.values()) for (const c of pushback.heldBy(sub)) channels.add(c);
+    return [...channels];
   }
 
   /** Send a clock probe (machine mode only: a person at nc cannot answer). */
