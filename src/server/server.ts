@@ -275,6 +275,15 @@ export class FluctuatServer {
       : net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
           this.attach(socket, { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, secure: false });
         });
+    // A hard cap on the sockets a listener holds, counting those the guard has not seen yet: TLS
+    // handshakes and certificate checks in progress (up to `timeout handshake` each). Above the
+    // guard's own limit, so that a client over it still gets the guard's error line first.
+    const { maxConnections } = this.guard.options;
+    server.maxConnections = maxConnections + Math.max(16, Math.ceil(maxConnections / 10));
+    server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
+      this.guard.counters.refusedConnections++;
+      this.log.debug({ address: d?.remoteAddress, port: d?.remotePort, limit: server.maxConnections }, 'connection dropped: the listener holds its most sockets');
+    });
     this.listeners.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
