@@ -166,3 +166,25 @@ test('block: a queue group whose members all stall holds its publisher at the ba
     await broker.close();
   }
 });
+
+test('block: a queue group whose members never read is disconnected member by member after the timeout, and its publisher goes on', { timeout: 120_000 }, async () => {
+  const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: 'block', blockTimeoutMs: 300, queueBacklog: 10 }, session: { outboundHighWater: 4096 } });
+  try {
+    const counters = broker.server.broker.counters;
+    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'jobs queue=workers')));
+    const pub = await RawClient.machine(broker.port);
+    const N = 20_000;
+    flood(pub, 'jobs', N, 500);
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
+    assert.equal(counters.slowDisconnects, 2, 'both congested members were disconnected');
+    for (const m of members) {
+      m.socket.resume();
+      await m.waitFor((f) => f.line.startsWith('ERR - SLOW_CONSUMER slow consumer: publishers on jobs waited'), 30_000);
+      await m.closedByPeer();
+    }
+    assert.equal(broker.server.broker.stats(1).heldChannels, 0);
+    await pub.close();
+  } finally {
+    await broker.close();
+  }
+});
