@@ -1,5 +1,5 @@
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
-import { isEphemeral, isWildcard, matches } from '../protocol/names.js';
+import { displayName, isEphemeral, isWildcard, matches } from '../protocol/names.js';
 import { payloadOf, type ChannelLog, type ChannelStats, type Log, type PayloadRange, type StartPosition, type StorageEngine, type StoredMessage, type AppendCallback } from '../storage/engine.js';
 import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quotas.js';
 import { SubjectIndex } from './subject-index.js';
@@ -401,7 +401,7 @@ export class Broker {
     }
     if (this.options.slowConsumer === 'disconnect') {
       this.counters.slowDisconnects++;
-      consumer.disconnect(ErrorCode.SLOW_CONSUMER, `slow consumer: outbound buffer full on memory channel ${channel}`);
+      consumer.disconnect(ErrorCode.SLOW_CONSUMER, `slow consumer: outbound buffer full on memory channel ${displayName(channel)}`);
       return;
     }
     this.counters.dropped++;
@@ -461,7 +461,7 @@ export class Broker {
 
   /** `block`: a reader kept publishers waiting past the timeout; what it holds is already released. */
   private overdue(reader: Reader, channel: string, waitedMs: number): void {
-    const reason = `slow consumer: publishers on ${channel} waited ${(waitedMs / 1000).toFixed(1)} s for this connection to read (slow-consumer block timeout ${this.options.blockTimeoutMs / 1000} s)`;
+    const reason = `slow consumer: publishers on ${displayName(channel)} waited ${(waitedMs / 1000).toFixed(1)} s for this connection to read (slow-consumer block timeout ${this.options.blockTimeoutMs / 1000} s)`;
     // A queue group holds when every member is congested: each of them is that slow reader.
     const subs = reader instanceof Subscription ? [reader] : reader.members.filter((m) => m.consumer.congested());
     for (const sub of subs) {
