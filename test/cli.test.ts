@@ -64,3 +64,19 @@ test('CLI errors: bad channel, unreachable broker, bad position, unknown command
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command/);
 });
+
+test('fluctuat --help lists every command; a mistyped one gets a suggestion and exit 2; --version prints the version', async () => {
+  const help = await cli(['--help']);
+  assert.equal(help.code, 0, help.stderr);
+  const listed = [...help.stdout.slice(help.stdout.indexOf('Commands:')).matchAll(/^ {2}([a-z-]+)\b/gm)].map((m) => m[1]);
+  assert.deepEqual(listed, ['serve', 'check', 'pub', 'sub', 'check-config', 'gen-cert', 'user', 'probe', 'swarm', 'torture', 'dns-responder', 'help']);
+  const typo = await cli(['servr']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown command 'servr'\n\(Did you mean serve\?\)/);
+  const version = await cli(['--version']);
+  assert.equal(version.stdout.trim(), '0.1.0');
+  // A command named first loads on its own and still has its whole help.
+  const pubHelp = await cli(['pub', '--help']);
+  assert.equal(pubHelp.code, 0, pubHelp.stderr);
+  assert.match(pubHelp.stdout, /^Usage: fluctuat pub /m);
+});

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { makeConfig, parseListen, ConfigError, type ListenAddress } from '../server/config.js';
-import { FluctuatServer } from '../server/server.js';
 import { runSeparated } from '../privsep/parent.js';
 import type { FsyncPolicy } from '../storage/engine.js';
 import type { SlowConsumerPolicy } from '../core/broker.js';
@@ -183,6 +182,8 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
       server = { rotate: () => separated.rotate(), reloadTls: () => separated.reloadTls(), close: () => separated.stop() };
       exited = separated.exited;
     } else {
+      // Loaded here: a privilege-separating parent never runs the broker itself, so it need not hold it.
+      const { FluctuatServer } = await import('../server/server.js');
       const single = await FluctuatServer.start(config, log);
       if (process.getuid?.() === 0) log.warn({}, 'running as root in one process (--no-privsep): the network-facing broker has every privilege');
       else log.info({ uid: process.getuid?.() }, 'running in one process: not started as root, so no privilege separation');

@@ -19,6 +19,7 @@ import { nullAudit } from '../security/audit.js';
 import { defaultSecurityOptions } from '../security/options.js';
 import { TokenBucket } from '../security/token-bucket.js';
 import { readBudget, type ReadBudget } from './read-budget.js';
+import { VERSION } from '../version.js';
 
 export interface SessionOptions {
   /** Longest command line, in bytes. */
@@ -61,7 +62,6 @@ export const defaultSessionOptions: SessionOptions = Object.freeze({
   turnReadBytes: 1024 * 1024,
 });
 
-export const VERSION = '0.1.0';
 
 /** What `clients` shows of a connection. */
 export interface ClientInfo {
