@@ -5,7 +5,7 @@ import { startBroker } from './helpers/broker.js';
 import { kept, pinsLittle } from '../src/core/broker.js';
 import { payloadOf, storedMessage, type StoredMessage } from '../src/storage/engine.js';
 import { startInProcess } from './helpers/inproc.js';
-import { RawClient, until, type Frame } from './helpers/raw.js';
+import { RawClient, stalledSubscriber as stalled, until, type Frame } from './helpers/raw.js';
 
 /** Resident memory of a process, from /proc. */
 function rssBytes(pid: number): number {
@@ -15,15 +15,6 @@ function rssBytes(pid: number): number {
 
 /** The documented bound (docs/storage.md, "Bounded memory"): broker RSS under this while a subscriber stalls. */
 const RSS_BOUND = 256 * 1024 * 1024;
-
-/** A machine-mode subscriber that stops reading once subscribed (`SUB <sid> <rest>`): the kernel's buffers fill, then the broker's outbound bound. */
-async function stalled(port: number, sid: string, rest: string): Promise<RawClient> {
-  const c = await RawClient.machine(port);
-  c.send(`SUB ${sid} ${rest}`);
-  await c.waitFor((f) => f.line === `OK ${sid}`);
-  c.socket.pause();
-  return c;
-}
 
 test('a subscriber stalled for 10 s while a publisher runs at full speed: memory stays bounded, then it gets every message in order', async () => {
   const broker = await startBroker({ args: ['--fsync', 'never'] });

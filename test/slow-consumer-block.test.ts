@@ -2,20 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startBroker } from './helpers/broker.js';
 import { startInProcess } from './helpers/inproc.js';
-import { RawClient, until, type Frame } from './helpers/raw.js';
+import { RawClient, stalledSubscriber as stalled, until, type Frame } from './helpers/raw.js';
 
 // `slow-consumer block` (core/pushback.ts): on a memory channel a subscriber past its outbound
 // bound makes the channel's publishers wait instead of losing messages; one that never drains
 // is disconnected after the timeout.
-
-/** A machine-mode subscriber that stops reading once subscribed: the kernel's buffers fill, then the broker's outbound bound. */
-async function stalled(port: number, sid: string, rest: string): Promise<RawClient> {
-  const c = await RawClient.machine(port);
-  c.send(`SUB ${sid} ${rest}`);
-  await c.waitFor((f) => f.line === `OK ${sid}`);
-  c.socket.pause();
-  return c;
-}
 
 /** `n` numbered publishes of `size` bytes, written at once (the socket buffers what the broker does not read). */
 function flood(pub: RawClient, channel: string, n: number, size: number, tag = ''): void {

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { makeConfig, parseListen, ConfigError, type ListenAddress } from '../server/config.js';
 import { runSeparated } from '../privsep/parent.js';
 import type { FsyncPolicy } from '../storage/engine.js';
-import type { SlowConsumerPolicy } from '../core/broker.js';
+import { SLOW_CONSUMER_POLICIES, type SlowConsumerPolicy } from '../core/broker.js';
 import { bytes, duration, integer } from './options.js';
 import { parseSyslogAddress, SYSLOG_DEFAULTS, SYSLOG_FACILITY_NAMES, type SyslogFacility } from '../security/syslog.js';
 import { explicitOptions, loadConfigFile, mergeOverrides, type LoadedConfig } from '../config/load.js';
@@ -79,7 +79,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--read-per-turn <bytes>', 'bytes all connections read in one event-loop turn before those still reading wait for the next', bytes, 1024 * 1024)
     .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, 10_000)
     .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
-    .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber (block: its publishers wait)').choices(['drop', 'disconnect', 'block']).default('drop'))
+    .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber (block: its publishers wait)').choices(SLOW_CONSUMER_POLICIES).default('drop'))
     .option('--slow-consumer-timeout <duration>', 'with block: disconnect a subscriber that keeps publishers waiting this long', duration, 10_000)
     .option('--users <file>', 'users file: enables login, tenants and access rules (deny by default)')
     .addOption(new Option('--default-access <effect>', 'with --users: what no rule decides (rules come from the configuration file)').choices(['allow', 'deny']).default('deny'))

@@ -19,7 +19,7 @@
  * has no dependency. The grammar is written out in docs/config.md.
  */
 import path from 'node:path';
-import type { BrokerOptions, SlowConsumerPolicy } from '../core/broker.js';
+import { SLOW_CONSUMER_POLICIES, type BrokerOptions, type SlowConsumerPolicy } from '../core/broker.js';
 import type { FsyncPolicy, StorageOptions } from '../storage/engine.js';
 import type { SessionOptions } from '../server/session.js';
 import type { AccessRule, Operation } from '../security/access.js';
@@ -667,7 +667,7 @@ export class Parser {
   }
 
   private slowConsumer(t: Token): void {
-    const { word } = this.keyword(['drop', 'disconnect', 'block'], 'after "slow-consumer"');
+    const { word } = this.keyword(SLOW_CONSUMER_POLICIES, 'after "slow-consumer"');
     this.once('slow-consumer', t);
     this.broker.slowConsumer = word as SlowConsumerPolicy;
     if (word === 'block') {

@@ -8,7 +8,8 @@ import { QueueGroup, Subscription, type Consumer, type Feed, type FeedEvent, typ
 import { Pushback } from './pushback.js';
 
 /** Memory channels: a subscriber over its bound loses messages (with a notice), its connection, or slows the publishers (pushback.ts). */
-export type SlowConsumerPolicy = 'drop' | 'disconnect' | 'block';
+export const SLOW_CONSUMER_POLICIES = ['drop', 'disconnect', 'block'] as const;
+export type SlowConsumerPolicy = (typeof SLOW_CONSUMER_POLICIES)[number];
 
 export interface BrokerOptions {
   /** Memory channels: what to do with a subscriber over its outbound bound. */

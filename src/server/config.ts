@@ -1,4 +1,4 @@
-import { defaultBrokerOptions, type BrokerOptions } from '../core/broker.js';
+import { defaultBrokerOptions, SLOW_CONSUMER_POLICIES, type BrokerOptions } from '../core/broker.js';
 import { defaultStorageOptions, type StorageOptions } from '../storage/engine.js';
 import { defaultSessionOptions, type SessionOptions } from './session.js';
 import { defaultSecurityOptions, type SecurityOptions } from '../security/options.js';
@@ -75,7 +75,7 @@ function validate(c: ServerConfig): void {
   positive('fsync interval', s.fsyncIntervalMs);
   positive('segment size', s.segmentBytes);
   for (const [name, v] of Object.entries(c.session)) positive(name, v as number);
-  if (!['drop', 'disconnect', 'block'].includes(c.broker.slowConsumer)) throw new ConfigError(`slow-consumer "${c.broker.slowConsumer}": expected drop, disconnect or block`);
+  if (!(SLOW_CONSUMER_POLICIES as readonly string[]).includes(c.broker.slowConsumer)) throw new ConfigError(`slow-consumer "${c.broker.slowConsumer}": expected drop, disconnect or block`);
   positive('slow-consumer block timeout', c.broker.blockTimeoutMs);
 }
 

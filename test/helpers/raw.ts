@@ -131,6 +131,15 @@ export class RawClient {
   }
 }
 
+/** A machine-mode subscriber that stops reading once subscribed (`SUB <sid> <rest>`): the kernel's buffers fill, then the broker's outbound bound. */
+export async function stalledSubscriber(port: number, sid: string, rest: string): Promise<RawClient> {
+  const c = await RawClient.machine(port);
+  c.send(`SUB ${sid} ${rest}`);
+  await c.waitFor((f) => f.line === `OK ${sid}`);
+  c.socket.pause();
+  return c;
+}
+
 /** Poll until a condition holds; fail with a message after the timeout. */
 export async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
