@@ -1,5 +1,6 @@
 // The outbox's chunk grows while a connection fills it within a turn and falls back after a
-// quiet turn; every byte arrives in order either way. Over a real loopback socket.
+// quiet turn; written chunks are reused, never while the socket still holds them; every byte
+// arrives in order either way. Over a real loopback socket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -10,10 +11,10 @@ test('a burst is written in chunks that grow to 256 KiB, a quiet turn brings the
   const { server, client, close } = await socketPair();
   try {
     const writes: number[] = [];
-    const write = server.write.bind(server) as (chunk: Buffer) => boolean;
-    server.write = ((chunk: Buffer) => {
+    const write = server.write.bind(server) as (chunk: Buffer, cb?: () => void) => boolean;
+    server.write = ((chunk: Buffer, cb?: () => void) => {
       writes.push(chunk.length);
-      return write(chunk);
+      return write(chunk, cb);
     }) as typeof server.write;
     let received = Buffer.alloc(0);
     client.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
@@ -50,6 +51,53 @@ test('a burst is written in chunks that grow to 256 KiB, a quiet turn brings the
     const total = Buffer.byteLength(expected);
     for (let i = 0; i < 500 && received.length < total; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(received.toString(), expected);
+  } finally {
+    close();
+  }
+});
+
+test('chunks the socket has written are reused, and one it still holds is never written over', async () => {
+  const { server, client, close } = await socketPair();
+  try {
+    // Which memory each large write came from (small ones are copies from Node's pool).
+    const backing: ArrayBuffer[] = [];
+    const write = server.write.bind(server) as (chunk: Buffer, cb?: () => void) => boolean;
+    server.write = ((chunk: Buffer, cb?: () => void) => {
+      if (chunk.length > 4096) backing.push(chunk.buffer as ArrayBuffer);
+      return write(chunk, cb);
+    }) as typeof server.write;
+    // The client reads nothing at first: the kernel's buffers fill and chunks wait in the socket.
+    client.pause();
+    const out = new Outbox(server, 64 * 1024 * 1024, () => {});
+    const line = (i: number): string => `${String(i).padStart(9, '0')} ${'abcdefghij'.repeat(5)}\n`;
+    let expected = '';
+    let next = 0;
+    const burst = (count: number): void => {
+      for (const end = next + count; next < end; next++) {
+        out.writeAscii(line(next));
+        expected += line(next);
+      }
+    };
+    // ~90 KB a turn (a chunk and a bit) until the socket holds some: how much the kernel takes
+    // first depends on its buffer sizes.
+    for (let turn = 0; turn < 2_000 && server.writableLength < 512 * 1024; turn++) {
+      burst(1_500);
+      await nextTurn();
+    }
+    assert.ok(server.writableLength > 256 * 1024, `writes are waiting in the socket: ${server.writableLength} bytes`);
+
+    let received = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (received += d));
+    client.resume();
+    for (let turn = 0; turn < 40; turn++) {
+      burst(1_500);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    for (let i = 0; i < 500 && received.length < expected.length; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(received.length, expected.length);
+    assert.ok(received === expected, 'every line arrives whole and in order');
+    assert.ok(new Set(backing).size < backing.length / 2, `chunks were reused: ${new Set(backing).size} distinct of ${backing.length} writes`);
   } finally {
     close();
   }

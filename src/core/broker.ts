@@ -6,6 +6,7 @@ import { SubjectIndex } from './subject-index.js';
 import { planFanOut, type FanOutPlan, type Target } from './fan-out-plan.js';
 import { QueueGroup, Subscription, type Consumer, type Feed, type FeedEvent, type SharedEncodings } from './subscription.js';
 import { Pushback } from './pushback.js';
+import { atTurnEnd } from '../loop/turn-end.js';
 
 /** Memory channels: a subscriber over its bound loses messages (with a notice), its connection, or slows the publishers (pushback.ts). */
 export const SLOW_CONSUMER_POLICIES = ['drop', 'disconnect', 'block'] as const;
@@ -75,7 +76,7 @@ const endTurn = (): void => {
 export function turnNow(): number {
   if (turnStamp === 0) {
     turnStamp = now();
-    setImmediate(endTurn);
+    atTurnEnd(endTurn);
   }
   return turnStamp;
 }

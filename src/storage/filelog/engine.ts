@@ -15,6 +15,7 @@ import { RecordListPool } from './record-list.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
 import { checksumImplementation } from '../../native/addon.js';
 import { InlineWrites } from './inline-writes.js';
+import { atTurnEnd } from '../../loop/turn-end.js';
 
 /** How often retention runs and idle descriptors are closed. */
 const MAINTENANCE_MS = 5000;
@@ -152,8 +153,8 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   // --- LogContext: batching across channels ----------------------------------------------------
 
   scheduleFlush(log: FileChannelLog): void {
-    // setImmediate runs after every I/O callback of this loop turn: one write per channel per turn.
-    if (this.toFlush.length === 0) setImmediate(this.flushAll);
+    // After every I/O callback of this loop turn: one write per channel per turn.
+    if (this.toFlush.length === 0) atTurnEnd(this.flushAll);
     this.toFlush.push(log);
   }
 
