@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { makeConfig, parseListen, ConfigError, type ListenAddress } from '../server/config.js';
+import { defaultSessionOptions as session } from '../server/session.js';
 import { runSeparated } from '../privsep/parent.js';
 import type { FsyncPolicy } from '../storage/engine.js';
 import { SLOW_CONSUMER_POLICIES, type SlowConsumerPolicy } from '../core/broker.js';
@@ -70,15 +71,15 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--retain-age <duration>', 'per-channel retention by age (0 = keep all)', duration, 0)
     .option('--retain-messages <n>', 'per-channel retention by count (0 = keep all; memory: 10,000)', integer('--retain-messages'), 0)
     .option('--open-files <n>', 'segment files kept open at once (0 = half the open-file limit)', integer('--open-files'), 0)
-    .option('--max-line <bytes>', 'longest command line', bytes, 4096)
-    .option('--max-payload <bytes>', 'largest message', bytes, 1024 * 1024)
-    .option('--history-max <n>', 'messages replayed by a human "sub" without from=', integer('--history-max', 1), 1000)
-    .option('--outbound-buffer <bytes>', 'per-connection outbound bound before a subscriber counts as slow', bytes, 1024 * 1024)
-    .option('--max-inflight <n>', 'unacknowledged publishes per connection before reading pauses', integer('--max-inflight', 1), 100_000)
-    .option('--max-inflight-bytes <bytes>', 'their payload bytes per connection before reading pauses', bytes, 32 * 1024 * 1024)
-    .option('--read-per-turn <bytes>', 'bytes all connections read in one event-loop turn before those still reading wait for the next', bytes, 1024 * 1024)
-    .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, 10_000)
-    .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), 1000)
+    .option('--max-line <bytes>', 'longest command line', bytes, session.maxLine)
+    .option('--max-payload <bytes>', 'largest message', bytes, session.maxPayload)
+    .option('--history-max <n>', 'messages replayed by a human "sub" without from=', integer('--history-max', 1), session.historyMax)
+    .option('--outbound-buffer <bytes>', 'per-connection outbound bound before a subscriber counts as slow', bytes, session.outboundHighWater)
+    .option('--max-inflight <n>', 'unacknowledged publishes per connection before reading pauses', integer('--max-inflight', 1), session.maxInflight)
+    .option('--max-inflight-bytes <bytes>', 'their payload bytes per connection before reading pauses', bytes, session.maxInflightBytes)
+    .option('--read-per-turn <bytes>', 'bytes all connections read in one event-loop turn before those still reading wait for the next', bytes, session.turnReadBytes)
+    .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, session.clockIntervalMs)
+    .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), session.maxSubscriptions)
     .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber (block: its publishers wait)').choices(SLOW_CONSUMER_POLICIES).default('drop'))
     .option('--slow-consumer-timeout <duration>', 'with block: disconnect a subscriber that keeps publishers waiting this long', duration, 10_000)
     .option('--users <file>', 'users file: enables login, tenants and access rules (deny by default)')

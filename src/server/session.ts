@@ -59,7 +59,9 @@ export const defaultSessionOptions: SessionOptions = Object.freeze({
   requestTimeoutMs: 5000,
   clockIntervalMs: 10_000,
   quitGraceMs: 10_000,
-  turnReadBytes: 1024 * 1024,
+  // 256 KiB: a quarter of the 1 MiB of earlier builds halved what a quiet client waits during a
+  // flood, at no throughput cost measured (docs/performance.md, "Overload"); 128 KiB cost some.
+  turnReadBytes: 256 * 1024,
 });
 
 
