@@ -318,6 +318,32 @@ test('fsync interval: commits come on write, acks only after the group fsync', a
   assert.equal(acked, 10);
 });
 
+test('fsync interval: 1,024 acknowledgements waiting start the group fsync before its interval; fewer, or publishes without a ref, wait for it', async (t) => {
+  const dir = tempDir(t);
+  // An interval so long that only an early group fsync, or close(), can acknowledge anything.
+  const { engine, commits } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8 });
+  const log = engine.channel('early');
+  let acked = 0;
+  const ack = (err: Error | null): void => {
+    assert.equal(err, null);
+    acked++;
+  };
+  const turns = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+  // 2,000 publishes that asked for no acknowledgement (no ref), and 1,023 that did: not enough.
+  for (let i = 0; i < 2000; i++) log.append(msg(`quiet ${i}`), ack);
+  for (let i = 0; i < 1023; i++) log.append(msg(`m${i}`), ack, `r${i}`);
+  while (commits.length < 3023) await turns(1);
+  // Time enough for an fsync that should not have started (an early one takes a few ms).
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(acked, 0, 'under the mark, the acknowledgements wait for the interval');
+  // One more (in another write) crosses it: the group fsync covers everything written.
+  log.append(msg('the 1,024th'), ack, 'last');
+  for (let i = 0; i < 10_000 && acked < 3024; i++) await turns(1);
+  assert.equal(acked, 3024, 'acknowledged by an early group fsync, an interval of 1e8 ms notwithstanding');
+});
+
 test('fsync interval: one group fsync acknowledges several writes, each with its own offset, then the next fsync the rest', async (t) => {
   const dir = tempDir(t);
   const { engine, commits } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8 });

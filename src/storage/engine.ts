@@ -141,7 +141,9 @@ export interface StorageOptions {
   /**
    * always: every write batch is fsynced before its publishes are acknowledged.
    * interval: group commit; publishes are acknowledged after the next fsync, which runs every
-   *           fsyncIntervalMs. never: acknowledged once written to the OS; never fsynced.
+   *           fsyncIntervalMs, or as soon as the last one is done once 1,024 acknowledgements
+   *           (or 4 MiB of their payloads) wait for it. never: acknowledged once written to
+   *           the OS; never fsynced.
    */
   readonly fsync: FsyncPolicy;
   readonly fsyncIntervalMs: number;

@@ -17,6 +17,9 @@ const FIRST_CAPACITY = 16;
 export class AckList {
   /** Records listed. */
   count = 0;
+  /** Records whose publisher asked for an acknowledgement (a ref), and their payload bytes. */
+  acked = 0;
+  ackedBytes = 0;
   /** Whom each record's outcome is told (undefined: nobody). */
   private readonly fns = new Runs<AppendCallback | undefined>();
   private sizes = new Int32Array(FIRST_CAPACITY);
@@ -30,6 +33,10 @@ export class AckList {
     this.fns.push(n, fn);
     if (n === this.sizes.length) this.grow(n * 4);
     this.sizes[n] = bytes;
+    if (ref !== '') {
+      this.acked++;
+      this.ackedBytes += bytes;
+    }
     if (ref !== '' || this.refEnds !== null) this.pushRef(n, ref);
     this.count = n + 1;
   }

@@ -52,8 +52,11 @@ export interface LogContext {
   readonly closed: Error | null;
   /** Call `flush` on this log at the end of the current event-loop turn. */
   scheduleFlush(log: FileChannelLog): void;
-  /** Call `sync` on this log at the next group commit (policy interval). */
-  scheduleSync(log: FileChannelLog): void;
+  /**
+   * Call `sync` on this log at the next group commit (policy interval); `acks` acknowledgements
+   * of `bytes` payload bytes now wait for it.
+   */
+  scheduleSync(log: FileChannelLog, acks: number, bytes: number): void;
 }
 
 /** What recovery found on disk for a channel. */
@@ -306,7 +309,7 @@ export class FileChannelLog implements ChannelLog {
     const last = this.pending[this.pending.length - 1];
     if (acks.count > SMALL_BATCH || last === undefined) this.pending.push({ first, acks });
     else last.acks.concat(acks);
-    if (policy === 'interval') this.ctx.scheduleSync(this);
+    if (policy === 'interval') this.ctx.scheduleSync(this, acks.acked, acks.ackedBytes);
   }
 
   /**
