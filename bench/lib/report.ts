@@ -166,7 +166,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
   text.push(
     "details: median [min–max] of the primary figure, CPU in cores during the measured window (2 cores = 200%); gen thread: the generator's busiest thread (100% = that thread was the limit); broker RSS: the most resident memory of the broker's processes seen during a run (median over runs)",
   );
-  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('gen thread', 11) + pad('broker CPU', 11) + pad('broker RSS', 11) + pad('lost', 8) + pad('drops', 8) + pad('errors', 8) + '  note');
+  text.push(pad('scenario', 20, true) + pad('broker', 14, true) + pad('median', 10) + pad('min–max', 20) + pad('n', 3) + pad('gen CPU', 9) + pad('gen thread', 11) + pad('broker CPU', 11) + pad('broker RSS', 11) + pad('lost', 11) + pad('drops', 11) + pad('errors', 8) + '  note');
   for (const s of scenarios) {
     for (const t of cols) {
       const c = lookup(cells, s, t);
@@ -183,8 +183,8 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
           pad(c.n ? pct(c.generatorBusiest) : '—', 11) +
           pad(c.n ? pct(c.brokerCpu) : '—', 11) +
           pad(c.n ? mib(c.brokerRssPeak) : '—', 11) +
-          pad(String(c.lost), 8) +
-          pad(String(c.drops), 8) +
+          pad(String(c.lost), 11) +
+          pad(String(c.drops), 11) +
           pad(String(c.errors), 8) +
           (note ? `  ${note}` : ''),
       );
