@@ -338,10 +338,14 @@ test('fsync interval: 1,024 acknowledgements waiting start the group fsync befor
   // Time enough for an fsync that should not have started (an early one takes a few ms).
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(acked, 0, 'under the mark, the acknowledgements wait for the interval');
+  assert.equal(engine.counters().storageGroupSyncs, 0);
   // One more (in another write) crosses it: the group fsync covers everything written.
   log.append(msg('the 1,024th'), ack, 'last');
   for (let i = 0; i < 10_000 && acked < 3024; i++) await turns(1);
   assert.equal(acked, 3024, 'acknowledged by an early group fsync, an interval of 1e8 ms notwithstanding');
+  const c = engine.counters();
+  assert.equal(c.storageEarlySyncs, 1, 'stats count it');
+  assert.equal(c.storageGroupSyncs, 1);
 });
 
 test('fsync interval: one group fsync acknowledges several writes, each with its own offset, then the next fsync the rest', async (t) => {

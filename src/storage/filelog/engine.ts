@@ -53,6 +53,9 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   /** Channels whose fsync of the last group is still running. */
   private syncing = 0;
   private earlySyncDue = false;
+  /** Group fsyncs under `interval` since start, and those started early (for `stats`). */
+  private groupSyncs = 0;
+  private earlySyncs = 0;
   private maintenance: NodeJS.Timeout | null = null;
 
   constructor(
@@ -162,7 +165,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
 
   counters(): Readonly<Record<string, number>> {
     const c = this.inline.counts;
-    return { storageInlineWrites: c.inline, storagePoolWrites: c.pool, storageInlineBackoffs: c.backoffs };
+    return { storageInlineWrites: c.inline, storagePoolWrites: c.pool, storageInlineBackoffs: c.backoffs, storageGroupSyncs: this.groupSyncs, storageEarlySyncs: this.earlySyncs };
   }
 
   // --- LogContext: batching across channels ----------------------------------------------------
@@ -202,6 +205,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     this.earlySyncDue = false;
     if (this.syncing !== 0 || this.toSync.size === 0) return;
     if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.earlySyncs++;
     this.syncAll();
   };
 
@@ -212,6 +216,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     this.awaitingBytes = 0;
     const logs = [...this.toSync];
     this.toSync.clear();
+    if (logs.length !== 0) this.groupSyncs++;
     this.syncing += logs.length;
     for (const l of logs) void l.sync().then(this.synced, this.syncThrew);
   };
