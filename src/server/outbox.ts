@@ -25,7 +25,9 @@ const FREE_PER_SIZE = 8;
  * instead of allocating a fresh 64–256 KiB for every flush. Why: every fresh chunk is memory
  * outside V8's heap, and V8 answers that much of it with garbage collections ("external memory
  * pressure"); under an 8→1 flood the subscriber's outbound bytes alone were ~350 MB/s of it.
- * One pool per process: one event loop serves every connection.
+ * One pool per process: one event loop serves every connection. It relies on the transport being
+ * done with a chunk when it calls back: true of net and TLS sockets (the kernel, or TLS's own
+ * buffers, have the bytes by then), not of a stream that hands the chunk on (a PassThrough).
  */
 class ChunkPool {
   private readonly free = new Map<number, Buffer[]>();
