@@ -318,6 +318,18 @@ test('fsync interval: commits come on write, acks only after the group fsync', a
   assert.equal(acked, 10);
 });
 
+test('channels that write in the same turn count as sharing the disk (smaller write groups); one channel alone does not', async (t) => {
+  const dir = tempDir(t);
+  const { engine, commits } = await openEngine(t, dir, { fsync: 'never' });
+  for (let i = 0; i < 100; i++) engine.channel('alone').append(msg(`a${i}`));
+  while (commits.length < 100) await new Promise((r) => setImmediate(r));
+  assert.equal(engine.sharing(), false, 'one channel writing');
+  engine.channel('alone').append(msg('b'));
+  engine.channel('other').append(msg('c'));
+  while (commits.length < 102) await new Promise((r) => setImmediate(r));
+  assert.equal(engine.sharing(), true, 'two channels wrote in one turn');
+});
+
 test('fsync interval: 1,024 acknowledgements waiting start the group fsync before its interval; fewer, or publishes without a ref, wait for it', async (t) => {
   const dir = tempDir(t);
   // An interval so long that only an early group fsync, or close(), can acknowledge anything.

@@ -52,6 +52,8 @@ export interface LogContext {
   readonly closed: Error | null;
   /** Call `flush` on this log at the end of the current event-loop turn. */
   scheduleFlush(log: FileChannelLog): void;
+  /** Whether other channels wrote in the same turns lately (not one channel alone). */
+  sharing(): boolean;
   /**
    * Call `sync` on this log at the next group commit (policy interval); `acks` acknowledgements
    * of `bytes` payload bytes now wait for it.
@@ -85,9 +87,12 @@ const SMALL_BATCH = 32;
 /**
  * Most bytes one write carries when batches have queued up (Stage.takeGroup): a backlog goes
  * out in a few large writes instead of one batch a turn, and a segment overshoots its size
- * by less than this.
+ * by less than this. The smaller bound applies while other channels write too (LogContext
+ * `sharing`): the commit of a group fans all of it out in one callback, and 4 MiB of it held
+ * a quiet channel's messages behind a flooded one (docs/performance.md, "Overload").
  */
 const GROUP_BYTES = 4 * 1024 * 1024;
+const SHARED_GROUP_BYTES = 1024 * 1024;
 
 export class FileChannelLog implements ChannelLog {
   readonly replayable = true;
@@ -208,7 +213,7 @@ export class FileChannelLog implements ChannelLog {
         if (this.rollRequested || (!this.stage.empty && this.mustRoll())) await this.roll();
         if (this.stage.empty) return;
         const room = this.ctx.options.segmentBytes - this.active!.size;
-        await this.write(this.stage.takeGroup(Math.min(GROUP_BYTES, room)));
+        await this.write(this.stage.takeGroup(Math.min(this.ctx.sharing() ? SHARED_GROUP_BYTES : GROUP_BYTES, room)));
       }
       this.failStaged(this.failure);
     } catch (err) {

@@ -19,6 +19,8 @@ import { atTurnEnd } from '../../loop/turn-end.js';
 
 /** How often retention runs and idle descriptors are closed. */
 const MAINTENANCE_MS = 5000;
+/** Channels count as sharing the disk this long after a turn in which several wrote. */
+const SHARING_MS = 100;
 /** Channels recovered in parallel at start. */
 const RECOVERY_PARALLELISM = 8;
 /**
@@ -44,6 +46,8 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   private started = false;
   private closing: Promise<void> | null = null;
   private toFlush: FileChannelLog[] = [];
+  /** When several channels last had writes to start in one turn (performance.now()). */
+  private lastSharedTurn = -Infinity;
   private readonly toSync = new Set<FileChannelLog>();
   private syncTimer: NodeJS.Timeout | null = null;
   private lastSyncAt = 0;
@@ -179,8 +183,13 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   private readonly flushAll = (): void => {
     const logs = this.toFlush;
     this.toFlush = [];
+    if (logs.length > 1) this.lastSharedTurn = performance.now();
     for (const l of logs) l.flush();
   };
+
+  sharing(): boolean {
+    return performance.now() - this.lastSharedTurn < SHARING_MS;
+  }
 
   scheduleSync(log: FileChannelLog, acks: number, bytes: number): void {
     this.toSync.add(log);
