@@ -17,7 +17,7 @@ import { ConfigSyntaxError } from '../src/config/lexer.js';
 import { toOverrides } from '../src/config/load.js';
 import { parseConfig } from '../src/config/parser.js';
 import { makeConfig } from '../src/server/config.js';
-import { caCertificates, OCSP_REASONS, OcspChecker, OcspError, ocspRequest, ocspSubject, postOcsp, readOcspResponse, type OcspSubject, type OcspTransport } from '../src/server/ocsp.js';
+import { caCertificates, OCSP_REASONS, OCSP_RESPONDER_HOLD_MS, OcspChecker, OcspError, ocspRequest, ocspSubject, postOcsp, readOcspResponse, type OcspSubject, type OcspTransport } from '../src/server/ocsp.js';
 import { ROOT, tmpDir } from './helpers/broker.js';
 import { answerOffline, closedPort, indexLine, signer, type Signer } from './helpers/ocsp.js';
 
@@ -180,7 +180,7 @@ describe('the checker', () => {
     assert.equal(r.requests(), 1);
     assert.deepEqual(
       { ...checker.figures() },
-      { ocspChecks: 6, ocspRequests: 1, ocspCacheHits: 1, ocspShared: 4, ocspFailures: 0, ocspRevoked: 0, ocspRefused: 0, ocspCached: 1 },
+      { ocspChecks: 6, ocspRequests: 1, ocspCacheHits: 1, ocspShared: 4, ocspFailures: 0, ocspResponderDown: 0, ocspRevoked: 0, ocspRefused: 0, ocspCached: 1 },
     );
     now += 61_000; // past `cache`: asked again
     await checker.admit(cert('alice'));
@@ -214,10 +214,11 @@ describe('the checker', () => {
     small.close();
   });
 
-  test('revoked is refused whatever the policy; unknown and failures follow it, and are not cached', async () => {
+  test('revoked is refused whatever the policy; unknown and failures follow it, and are not cached; an unreachable responder is not asked again for a while', async () => {
     const r = responder();
-    const refuse = new OcspChecker(settings, { log: quiet, transport: r.transport });
-    const accept = new OcspChecker({ ...settings, onFailure: 'accept' }, { log: quiet, transport: r.transport });
+    let now = Date.now();
+    const refuse = new OcspChecker(settings, { log: quiet, transport: r.transport, now: () => now });
+    const accept = new OcspChecker({ ...settings, onFailure: 'accept' }, { log: quiet, transport: r.transport, now: () => now });
     for (const c of [refuse, accept]) c.setCa(fs.readFileSync(file('ca.crt')));
     for (const c of [refuse, accept]) {
       assert.deepEqual(pick((await c.admit(cert('bob'))).verdict), { accept: false, reason: 'OCSP_REVOKED', message: 'the certificate is revoked (ocsp)' });
@@ -231,8 +232,17 @@ describe('the checker', () => {
     const down = 'its revocation status could not be checked: the OCSP responder could not be reached (ECONNREFUSED)';
     assert.deepEqual(pick((await refuse.admit(cert('dave'))).verdict), { accept: false, reason: 'OCSP_UNAVAILABLE', message: down });
     assert.deepEqual(pick((await accept.admit(cert('dave'))).verdict), { accept: true, warning: { reason: 'OCSP_UNAVAILABLE', message: down } });
+    // Unreachable: the next checks, of any certificate, fail at once without asking it...
+    const asked = r.requests();
     r.fail(false);
+    const held = (await refuse.admit(cert('alice'))).verdict;
+    assert.equal(r.requests(), asked, 'the responder was not asked');
+    assert.deepEqual(pick(held), { accept: false, reason: 'OCSP_UNAVAILABLE', message: `${down}; not asked again for ${OCSP_RESPONDER_HOLD_MS / 1000} s` });
+    assert.equal(refuse.figures().ocspResponderDown, 1);
+    // ...until the hold is over; the failure itself was not cached for the certificate.
+    now += OCSP_RESPONDER_HOLD_MS;
     assert.equal((await refuse.admit(cert('dave'))).verdict.accept, true, 'a failure is not cached');
+    assert.equal(r.requests(), asked + 1);
     // No responder to ask: neither an AIA URL nor `tls ocsp responder`.
     assert.deepEqual(pick((await refuse.admit(cert('noaia'))).verdict), {
       accept: false,

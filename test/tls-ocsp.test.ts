@@ -349,7 +349,8 @@ describe('on-failure accept, and a short cache: re-checked when the answer expir
     // Answered once the check is over (timed out, and accepted by the policy).
     await quiet.waitFor(/^pong /);
     const warned = await logged(broker, (l) => String(l.msg).startsWith('tls client certificate accepted with a warning') && l.subject === 'mute', from);
-    assert.match(String(warned.msg), /the OCSP responder did not answer within 1000 ms$/);
+    // The first check's timeout, shared, or (once it is over) the responder's hold after it.
+    assert.match(String(warned.msg), /the OCSP responder did not answer within 1000 ms(; not asked again for \d s)?$/);
     quiet.close();
   });
 

@@ -64,6 +64,13 @@ const RECHECK_CONCURRENCY = 4;
 const MIN_RECHECK_MS = 1000;
 /** ...and this long after a failed check (or `tls ocsp cache`, if shorter). */
 const RETRY_MS = 60_000;
+/**
+ * A responder that could not be reached (no connection, no answer within the timeout, a broken
+ * one) is not asked again for this long by new connections' checks: they fail at once instead of
+ * each waiting out the timeout, and a responder coming back is not met by every client at once.
+ * Re-checks (SIGHUP, an expired answer) still ask.
+ */
+export const OCSP_RESPONDER_HOLD_MS = 5_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SHA1 = '1.3.14.3.2.26';
@@ -388,7 +395,9 @@ export class OcspChecker {
   private readonly now: () => number;
   private readonly maxEntries: number;
   private closed = false;
-  private readonly counters = { ocspChecks: 0, ocspRequests: 0, ocspCacheHits: 0, ocspShared: 0, ocspFailures: 0, ocspRevoked: 0, ocspRefused: 0 };
+  private readonly counters = { ocspChecks: 0, ocspRequests: 0, ocspCacheHits: 0, ocspShared: 0, ocspFailures: 0, ocspResponderDown: 0, ocspRevoked: 0, ocspRefused: 0 };
+  /** Responders that could not be reached lately: until when they are not asked, and why. */
+  private readonly unreachable = new Map<string, { readonly until: number; readonly error: OcspError }>();
 
   constructor(
     readonly settings: OcspSettings,
@@ -440,22 +449,39 @@ export class OcspChecker {
       this.counters.ocspShared++;
       return pending;
     }
-    const asked = this.ask(subject).finally(() => this.inflight.delete(subject.key));
+    const asked = this.ask(subject, fresh).finally(() => this.inflight.delete(subject.key));
     this.inflight.set(subject.key, asked);
     return asked;
   }
 
-  private async ask(subject: OcspSubject): Promise<OcspOutcome> {
+  private async ask(subject: OcspSubject, fresh: boolean): Promise<OcspOutcome> {
     const responder = this.settings.responder ?? subject.aiaUrl;
     if (!responder) {
       this.counters.ocspFailures++;
       return { error: new OcspError('OCSP_UNAVAILABLE', 'the certificate names no OCSP responder (no AIA OCSP URL) and "tls ocsp responder" is not set'), responder };
     }
+    const down = this.unreachable.get(responder);
+    if (down !== undefined && !fresh && this.now() < down.until) {
+      this.counters.ocspFailures++;
+      this.counters.ocspResponderDown++;
+      const seconds = Math.ceil((down.until - this.now()) / 1000);
+      return { error: new OcspError('OCSP_UNAVAILABLE', `${down.error.message}; not asked again for ${seconds} s`, { cause: down.error }), responder };
+    }
     this.counters.ocspRequests++;
     const started = Date.now();
     try {
       const request = ocspRequest(subject, randomBytes(16));
-      const body = await this.transport(responder, request.der, this.settings.timeoutMs);
+      let body: Buffer;
+      try {
+        body = await this.transport(responder, request.der, this.settings.timeoutMs);
+        this.unreachable.delete(responder);
+      } catch (err) {
+        if (err instanceof OcspError && err.code === 'OCSP_UNAVAILABLE') {
+          if (this.unreachable.size >= this.maxEntries) this.unreachable.clear();
+          this.unreachable.set(responder, { until: this.now() + OCSP_RESPONDER_HOLD_MS, error: err });
+        }
+        throw err;
+      }
       const answer = readOcspResponse(body, { subject, nonce: request.nonce, now: new Date(this.now()), maxAgeMs: this.settings.cacheMaxAgeMs });
       if (answer.status !== 'unknown') this.remember(subject, answer);
       if (answer.status === 'revoked') this.counters.ocspRevoked++;
