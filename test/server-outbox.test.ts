@@ -1,21 +1,27 @@
 // The outbox's chunk grows while a connection fills it within a turn and falls back after a
 // quiet turn; written chunks are reused, never while the socket still holds them; every byte
 // arrives in order either way. Over a real loopback socket.
+import type net from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Outbox } from '../src/server/outbox.js';
 import { socketPair } from './helpers/socket-pair.js';
 
+/** Calls `seen` with every chunk the socket is asked to write, passing the write (and its callback) on. */
+function tapWrites(socket: net.Socket, seen: (chunk: Buffer) => void): void {
+  const write = socket.write.bind(socket) as (chunk: Buffer, cb?: () => void) => boolean;
+  socket.write = ((chunk: Buffer, cb?: () => void) => {
+    seen(chunk);
+    return write(chunk, cb);
+  }) as typeof socket.write;
+}
+
 test('a burst is written in chunks that grow to 256 KiB, a quiet turn brings them back to 64 KiB, and nothing is lost', async () => {
   const { server, client, close } = await socketPair();
   try {
     const writes: number[] = [];
-    const write = server.write.bind(server) as (chunk: Buffer, cb?: () => void) => boolean;
-    server.write = ((chunk: Buffer, cb?: () => void) => {
-      writes.push(chunk.length);
-      return write(chunk, cb);
-    }) as typeof server.write;
+    tapWrites(server, (chunk) => writes.push(chunk.length));
     let received = Buffer.alloc(0);
     client.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
 
@@ -61,11 +67,9 @@ test('chunks the socket has written are reused, and one it still holds is never 
   try {
     // Which memory each large write came from (small ones are copies from Node's pool).
     const backing: ArrayBuffer[] = [];
-    const write = server.write.bind(server) as (chunk: Buffer, cb?: () => void) => boolean;
-    server.write = ((chunk: Buffer, cb?: () => void) => {
+    tapWrites(server, (chunk) => {
       if (chunk.length > 4096) backing.push(chunk.buffer as ArrayBuffer);
-      return write(chunk, cb);
-    }) as typeof server.write;
+    });
     // The client reads nothing at first: the kernel's buffers fill and chunks wait in the socket.
     client.pause();
     const out = new Outbox(server, 64 * 1024 * 1024, () => {});
