@@ -235,7 +235,7 @@ export class FileChannelLog implements ChannelLog {
     const bytes = this.stage.loneBatchBytes;
     const policy = this.ctx.options.fsync;
     if (seg === null || bytes <= 0 || policy === 'always' || this.failure !== null || this.rollRequested || this.mustRoll()) return false;
-    if (!this.ctx.inline.allowed(bytes)) return false;
+    if (!this.ctx.inline.allowed(bytes, this.ctx.sharing())) return false;
     const fd = seg.acquireOpen();
     if (fd < 0) return false;
     const batch = this.stage.take();
@@ -278,7 +278,7 @@ export class FileChannelLog implements ChannelLog {
     try {
       const fd = await seg.acquire();
       try {
-        if (this.ctx.inline.allowed(bytes)) {
+        if (this.ctx.inline.allowed(bytes, this.ctx.sharing())) {
           this.ctx.inline.write(fd, iovecs, bytes, seg.size);
         } else {
           this.ctx.inline.pooled();

@@ -7,18 +7,33 @@
  * connection, so each one is timed and slow ones send all writes back to the pool for
  * `backoffMs`, after which a write tries inline again.
  *
+ * A channel writing alone has its batches (up to 1 MiB, stage.ts) written inline too.
+ * Appending 1 MiB to the page cache takes ~0.1–0.3 ms, and with the pool the loop would sit
+ * idle meanwhile: under a windowed 1→1 stream the whole window is one batch, nothing else is
+ * there to do while it is written, and on two cores the worker also waits for a CPU the load
+ * already uses. Inline, file 1→1 256 B ran ~9% faster (docs/performance.md, sixteenth round).
+ * While channels share the disk (the engine's `sharing`), other channels' traffic can use the
+ * loop during a write, so only small writes go inline; a group of several batches (a
+ * backlog) always goes to the pool.
+ *
  * What counts as a slow disk: one write over `stallMs`, or `strikes` of the last `outOf`
- * writes over `slowMs`. A write just over 1 ms now and then is the loop being preempted (a
- * VM's scheduler), not the disk: counted, at 20,000 msgs/s, ~3 in a second among ~4,000
- * writes. Backing off for those sent a quiet broker's writes through the pool most of the
- * time, at twice the CPU per message. A slow disk makes most writes slow.
+ * writes over `slowMs` plus `slowMsPerMiB` for each MiB written (a large write is slower
+ * without the disk being slow). A write just over 1 ms now and then is the loop being
+ * preempted (a VM's scheduler), not the disk: counted, at 20,000 msgs/s, ~3 in a second
+ * among ~4,000 writes. Backing off for those sent a quiet broker's writes through the pool
+ * most of the time, at twice the CPU per message. A slow disk makes most writes slow.
  */
 import { writeAllSync } from './fsx.js';
 
+const MiB = 1024 * 1024;
+
 export interface InlineWriteOptions {
-  /** Largest batch written inline; bigger ones gain nothing and hold the loop longer. */
+  /** Largest write made inline: one staging batch (which ends past 1 MiB by its last record); a group of them holds the loop too long. */
   readonly maxBytes: number;
+  /** Largest write made inline while channels share the disk. */
+  readonly sharedMaxBytes: number;
   readonly slowMs: number;
+  readonly slowMsPerMiB: number;
   readonly strikes: number;
   readonly outOf: number;
   readonly stallMs: number;
@@ -26,8 +41,10 @@ export interface InlineWriteOptions {
 }
 
 export const defaultInlineWrites: InlineWriteOptions = Object.freeze({
-  maxBytes: 64 * 1024,
+  maxBytes: 1024 * 1024 + 64 * 1024,
+  sharedMaxBytes: 64 * 1024,
   slowMs: 1,
+  slowMsPerMiB: 1,
   strikes: 3,
   outOf: 16,
   stallMs: 20,
@@ -51,8 +68,9 @@ export class InlineWrites {
     this.recent = new Array<boolean>(Math.max(1, options.outOf)).fill(false);
   }
 
-  allowed(bytes: number): boolean {
-    return bytes <= this.options.maxBytes && (this.poolUntil === 0 || this.clock() >= this.poolUntil);
+  /** Whether a write of `bytes` goes inline; `shared`: channels share the disk. */
+  allowed(bytes: number, shared: boolean): boolean {
+    return bytes <= (shared ? this.options.sharedMaxBytes : this.options.maxBytes) && (this.poolUntil === 0 || this.clock() >= this.poolUntil);
   }
 
   /** A write went to the thread pool. */
@@ -64,13 +82,13 @@ export class InlineWrites {
   write(fd: number, buffers: readonly Buffer[], bytes: number, position: number): void {
     const t0 = this.clock();
     writeAllSync(fd, buffers, bytes, position);
-    this.took(this.clock() - t0);
+    this.took(this.clock() - t0, bytes);
   }
 
-  /** How long an inline write took, in ms. */
-  took(ms: number): void {
+  /** How long an inline write of `bytes` took, in ms. */
+  took(ms: number, bytes: number): void {
     this.counts.inline++;
-    const slow = ms > this.options.slowMs;
+    const slow = ms > this.options.slowMs + (bytes / MiB) * this.options.slowMsPerMiB;
     if (this.recent[this.next]) this.slow--;
     this.recent[this.next] = slow;
     this.next = (this.next + 1) % this.recent.length;
