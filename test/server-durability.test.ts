@@ -78,6 +78,31 @@ for (const fsync of ['always', 'interval'] as const) {
   });
 }
 
+test('serve --fsync-acks: that many acknowledgements waiting start the group fsync, an hour-long interval notwithstanding; --fsync-acks 0 --fsync-bytes 0 waits', async () => {
+  for (const [flags, early] of [
+    [['--fsync-acks', '5'], true],
+    [['--fsync-acks', '0', '--fsync-bytes', '0'], false],
+  ] as const) {
+    const broker = await startBroker({ args: ['--fsync', 'interval', '--fsync-interval', '1h', ...flags] });
+    try {
+      const c = await RawClient.machine(broker.port);
+      for (let i = 1; i <= 5; i++) c.pub('early', `m${i}`, `a${i}`);
+      if (early) {
+        await c.waitFor((f) => f.line === 'ACK a5 5', 20_000);
+        assert.deepEqual(c.lines().filter((l) => l.startsWith('ACK ')), ['ACK a1 1', 'ACK a2 2', 'ACK a3 3', 'ACK a4 4', 'ACK a5 5']);
+      } else {
+        c.send('SUB s early from=beginning');
+        await c.waitFor((f) => f.line.startsWith('LIVE s '), 20_000);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.deepEqual(c.lines().filter((l) => l.startsWith('ACK ')), [], `${flags.join(' ')}: acknowledged before the interval`);
+      }
+      await c.close();
+    } finally {
+      await broker.dispose();
+    }
+  }
+});
+
 test('a clean stop lets the next start skip verifying; after kill -9 the start verifies every record', async () => {
   const broker = await startBroker();
   const recovered = () => broker.logs.filter((l) => String(l.msg).startsWith('storage: recovered')).at(-1)!;

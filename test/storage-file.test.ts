@@ -360,6 +360,37 @@ test('fsync interval: 1,024 acknowledgements waiting start the group fsync befor
   assert.equal(c.storageGroupSyncs, 1);
 });
 
+test('fsync interval: the early group fsync follows fsyncAcks and fsyncBytes; 0 turns either off', async (t) => {
+  const turns = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+  // [options, publishes of 100 B with a ref, whether they are acknowledged before the interval]
+  const cases = [
+    [{ fsyncAcks: 10, fsyncBytes: 0 }, 10, true],
+    [{ fsyncAcks: 10, fsyncBytes: 0 }, 9, false],
+    [{ fsyncAcks: 0, fsyncBytes: 1000 }, 10, true],
+    [{ fsyncAcks: 0, fsyncBytes: 1000 }, 9, false],
+    [{ fsyncAcks: 0, fsyncBytes: 0 }, 3000, false],
+  ] as const;
+  for (const [options, n, early] of cases) {
+    const { engine, commits } = await openEngine(t, tempDir(t), { fsync: 'interval', fsyncIntervalMs: 1e8, ...options });
+    const log = engine.channel('early');
+    let acked = 0;
+    for (let i = 0; i < n; i++) log.append(newMessage(Date.now(), 'p', '', Buffer.alloc(100, 0x61)), () => acked++, `r${i}`);
+    while (commits.length < n) await turns(1);
+    if (early) {
+      for (let i = 0; i < 10_000 && acked < n; i++) await turns(1);
+      assert.equal(acked, n, `${JSON.stringify(options)}, ${n} acks: an early group fsync`);
+      assert.equal(engine.counters().storageEarlySyncs, 1);
+    } else {
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(acked, 0, `${JSON.stringify(options)}, ${n} acks: they wait for the interval`);
+      assert.equal(engine.counters().storageGroupSyncs, 0);
+    }
+    await engine.close();
+  }
+});
+
 test('fsync interval: one group fsync acknowledges several writes, each with its own offset, then the next fsync the rest', async (t) => {
   const dir = tempDir(t);
   const { engine, commits } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8 });

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { makeConfig, parseListen, ConfigError, type ListenAddress } from '../server/config.js';
 import { defaultSessionOptions as session } from '../server/session.js';
 import { runSeparated } from '../privsep/parent.js';
-import type { FsyncPolicy } from '../storage/engine.js';
+import { defaultStorageOptions as storage, type FsyncPolicy } from '../storage/engine.js';
 import { SLOW_CONSUMER_POLICIES, type SlowConsumerPolicy } from '../core/broker.js';
 import { bytes, duration, integer } from './options.js';
 import { parseSyslogAddress, SYSLOG_DEFAULTS, SYSLOG_FACILITY_NAMES, type SyslogFacility } from '../security/syslog.js';
@@ -19,6 +19,8 @@ interface ServeOptions {
   storage: string;
   fsync: FsyncPolicy;
   fsyncInterval: number;
+  fsyncAcks: number;
+  fsyncBytes: number;
   segmentSize: number;
   segmentAge: number;
   retainBytes: number;
@@ -64,7 +66,9 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('-d, --data <dir>', 'data directory', './data')
     .addOption(new Option('--storage <driver>', 'storage driver').default('file'))
     .addOption(new Option('--fsync <policy>', 'when a publish is acknowledged').choices(['always', 'interval', 'never']).default('interval'))
-    .option('--fsync-interval <duration>', 'group commit interval', duration, 10)
+    .option('--fsync-interval <duration>', 'group commit interval', duration, storage.fsyncIntervalMs)
+    .option('--fsync-acks <n>', 'interval: acknowledgements waiting that start the group fsync sooner (0 = never sooner)', integer('--fsync-acks'), storage.fsyncAcks)
+    .option('--fsync-bytes <bytes>', 'interval: their payload bytes that do the same (0 = never sooner)', bytes, storage.fsyncBytes)
     .option('--segment-size <bytes>', 'rotate segments at this size', bytes, 64 * 1024 * 1024)
     .option('--segment-age <duration>', 'rotate segments at this age', duration, 24 * 3600 * 1000)
     .option('--retain-bytes <bytes>', 'per-channel retention by size (0 = keep all; memory: 16 MiB)', bytes, 0)
@@ -131,6 +135,8 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         dataDir: o.data,
         fsync: o.fsync,
         fsyncIntervalMs: o.fsyncInterval,
+        fsyncAcks: o.fsyncAcks,
+        fsyncBytes: o.fsyncBytes,
         segmentBytes: o.segmentSize,
         segmentAgeMs: o.segmentAge,
         retainBytes: o.retainBytes,

@@ -516,9 +516,18 @@ export class Parser {
     const { word } = this.keyword(['always', 'interval', 'never'], 'after "fsync"');
     this.once('fsync', t);
     this.storageOptions.fsync = word as FsyncPolicy;
-    if (word === 'interval' && !this.atEnd()) {
-      const d = this.value('a group-commit interval');
-      this.storageOptions.fsyncIntervalMs = this.positive(d, checkDuration(d.text), '"fsync interval"');
+    if (word === 'interval') {
+      // `fsync interval [<duration>] [acks <count>] [bytes <size>]`
+      const next = this.stream.peek();
+      if (!this.atEnd() && next.text !== 'acks' && next.text !== 'bytes') {
+        const d = this.value('a group-commit interval');
+        this.storageOptions.fsyncIntervalMs = this.positive(d, checkDuration(d.text), '"fsync interval"');
+      }
+      this.pairs(['acks', 'bytes'], 'after "fsync interval"', (k) => {
+        const v = this.value(`a ${k === 'acks' ? 'count' : 'size'} after "fsync interval ${k}" (0: not sooner than the interval)`);
+        if (k === 'acks') this.storageOptions.fsyncAcks = this.checked(v, checkCount(v.text), '"fsync interval acks"');
+        else this.storageOptions.fsyncBytes = this.checked(v, checkSize(v.text), '"fsync interval bytes"');
+      });
     }
     this.endOfStatement(`"fsync ${word}"`);
   }

@@ -73,6 +73,9 @@ function validate(c: ServerConfig): void {
   const s = c.storageOptions;
   if (!['always', 'interval', 'never'].includes(s.fsync)) throw new ConfigError(`fsync "${s.fsync}": expected always, interval or never`);
   positive('fsync interval', s.fsyncIntervalMs);
+  for (const [name, v] of [['fsync interval acks', s.fsyncAcks], ['fsync interval bytes', s.fsyncBytes]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new ConfigError(`${name} must be a whole number >= 0, got ${v}`);
+  }
   positive('segment size', s.segmentBytes);
   for (const [name, v] of Object.entries(c.session)) positive(name, v as number);
   if (!(SLOW_CONSUMER_POLICIES as readonly string[]).includes(c.broker.slowConsumer)) throw new ConfigError(`slow-consumer "${c.broker.slowConsumer}": expected drop, disconnect or block`);

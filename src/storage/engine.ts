@@ -141,12 +141,16 @@ export interface StorageOptions {
   /**
    * always: every write batch is fsynced before its publishes are acknowledged.
    * interval: group commit; publishes are acknowledged after the next fsync, which runs every
-   *           fsyncIntervalMs, or as soon as the last one is done once 1,024 acknowledgements
-   *           (or 4 MiB of their payloads) wait for it. never: acknowledged once written to
-   *           the OS; never fsynced.
+   *           fsyncIntervalMs, or as soon as the last one is done once fsyncAcks
+   *           acknowledgements (or fsyncBytes of their payloads) wait for it. never:
+   *           acknowledged once written to the OS; never fsynced.
    */
   readonly fsync: FsyncPolicy;
   readonly fsyncIntervalMs: number;
+  /** `interval`: acknowledgements that start a group fsync before the interval is up (0: never early by count). */
+  readonly fsyncAcks: number;
+  /** `interval`: their payload bytes that do the same (0: never early by bytes). */
+  readonly fsyncBytes: number;
   /** Rotate a segment once it holds this many bytes. */
   readonly segmentBytes: number;
   /** Rotate a segment once its first record is this old (0 = never by age). */
@@ -166,6 +170,8 @@ export const defaultStorageOptions: StorageOptions = Object.freeze({
   dataDir: './data',
   fsync: 'interval',
   fsyncIntervalMs: 10,
+  fsyncAcks: 1024,
+  fsyncBytes: 4 * 1024 * 1024,
   segmentBytes: 64 * 1024 * 1024,
   segmentAgeMs: 24 * 3600 * 1000,
   retainBytes: 0,

@@ -23,15 +23,6 @@ const MAINTENANCE_MS = 5000;
 const SHARING_MS = 100;
 /** Channels recovered in parallel at start. */
 const RECOVERY_PARALLELISM = 8;
-/**
- * Under `interval`, a group fsync starts before its interval is up once this many
- * acknowledgements (or this many of their payload bytes) wait for it and none is in flight.
- * Why: a publisher that keeps N publishes unacknowledged waited for the timer with the disk idle,
- * capped at N per interval (4,096 in flight: ~410,000/s, whatever the disk). A steady trickle
- * never gathers this many within an interval and keeps its one fsync per interval.
- */
-const EARLY_SYNC_ACKS = 1024;
-const EARLY_SYNC_BYTES = 4 * 1024 * 1024;
 
 export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
@@ -201,10 +192,17 @@ export class FileStorageEngine implements StorageEngine, LogContext {
     this.maybeSyncEarly();
   }
 
-  /** Enough acknowledgements wait and the disk is not busy with a group: sync at the turn's end. */
+  /**
+   * Under `interval`, a group fsync starts before its interval is up once `fsyncAcks`
+   * acknowledgements (or `fsyncBytes` of their payloads) wait for it and none is in flight.
+   * Why: a publisher that keeps N publishes unacknowledged waited for the timer with the disk
+   * idle, capped at N per interval (4,096 in flight: ~410,000/s, whatever the disk). A steady
+   * trickle never gathers that many within an interval and keeps its one fsync per interval.
+   */
   private maybeSyncEarly(): void {
     if (this.syncing !== 0 || this.earlySyncDue || this.toSync.size === 0) return;
-    if (this.awaiting < EARLY_SYNC_ACKS && this.awaitingBytes < EARLY_SYNC_BYTES) return;
+    const { fsyncAcks, fsyncBytes } = this.options;
+    if ((fsyncAcks === 0 || this.awaiting < fsyncAcks) && (fsyncBytes === 0 || this.awaitingBytes < fsyncBytes)) return;
     this.earlySyncDue = true;
     // At the turn's end: the writes committed later in this turn join the group.
     atTurnEnd(this.syncEarly);
@@ -255,5 +253,5 @@ function validate(o: StorageOptions): void {
   }
   positive('fsyncIntervalMs', o.fsync === 'interval' ? 1 : 0);
   positive('segmentBytes', 1);
-  for (const name of ['segmentAgeMs', 'retainBytes', 'retainAgeMs', 'retainMessages', 'maxOpenFiles'] as const) positive(name, 0);
+  for (const name of ['fsyncAcks', 'fsyncBytes', 'segmentAgeMs', 'retainBytes', 'retainAgeMs', 'retainMessages', 'maxOpenFiles'] as const) positive(name, 0);
 }
