@@ -7,6 +7,7 @@
  * Every option is a flag or a BENCH_* environment variable (flags win): `npm run bench -- --help`
  * lists them, and docs/performance.md ("Running it") explains them.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { pinGenerator, pinPeer, restoreAll, type Pinning } from './lib/pin.js';
 import { summariseProfiles } from './lib/profile.js';
 import { tables, summarise, type Cell } from './lib/report.js';
 import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type TlsSetup } from './lib/scenarios.js';
-import { ALL_TARGETS, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, type Running, type TargetName } from './lib/targets.js';
+import { ALL_TARGETS, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
 import { detectTls } from './lib/tls.js';
 
 const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, overload, tput-1x1, lat-20k … (default: all)';
@@ -42,6 +43,26 @@ function list(v: string): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/** A built fluctuat checkout, as an absolute path. */
+function checkout(v: string): string {
+  const dir = path.resolve(v);
+  for (const f of ['bin/fluctuat.js', 'dist/src/cli/main.js']) {
+    if (!fs.existsSync(path.join(dir, f))) throw new InvalidArgumentError(`${dir} has no ${f}: a fluctuat checkout after npm ci and npm run build`);
+  }
+  return dir;
+}
+
+/** The baseline's commit and whether its tree differs from it, for the report. */
+function describeCheckout(dir: string): string {
+  const git = (...args: string[]): string | null => {
+    const r = spawnSync('git', ['-C', dir, ...args], { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.trim() : null;
+  };
+  const rev = git('rev-parse', '--short', 'HEAD');
+  if (rev === null) return dir;
+  return `${dir} at ${rev}${git('status', '--porcelain', '--untracked-files=no') ? ' (modified)' : ''}`;
 }
 
 function targetList(v: string): TargetName[] {
@@ -68,6 +89,11 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     .addOption(new Option('--window-bytes <bytes>', 'end-to-end bytes in flight in a throughput run').env('BENCH_WINDOW').argParser(number).default(1 << 20))
     .addOption(new Option('--ack-window <n>', 'unacknowledged durable publishes in flight').env('BENCH_ACK_WINDOW').argParser(whole(1)).default(4096))
     .addOption(new Option('--out <dir>', 'where <date>.json, latest.json and latest.md go').env('BENCH_OUT').default(path.join(ROOT, 'bench', 'results'), 'bench/results'))
+    .addOption(
+      new Option('--baseline <dir>', 'another fluctuat checkout, built (npm ci, npm run build): run beside this tree, file and memory storage, in every pass, with a ratio column ÷ baseline')
+        .env('BENCH_BASELINE')
+        .argParser(checkout),
+    )
     .addOption(new Option('--profile <dir>', 'run every fluctuat broker under --cpu-prof into <dir>, print the top self-time functions and draw a flame graph of each').env('BENCH_PROFILE'))
     .addOption(
       new Option('--pin', 'brokers on every CPU but the last, the load generator on the last (taskset; running peers are moved and put back) (env: BENCH_PIN=1)'),
@@ -94,6 +120,7 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     ackWindow: number;
     out: string;
     profile?: string;
+    baseline?: string;
     pin?: boolean;
     doc?: boolean;
   }>();
@@ -102,7 +129,8 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     seconds: o.seconds,
     latencySeconds: o.latencySeconds,
     warmup: o.warmup,
-    targets: o.targets?.length ? o.targets : [...ALL_TARGETS],
+    // With a baseline, each fluctuat target is followed by its twin: the two builds alternate.
+    targets: ((t: TargetName[]) => (o.baseline ? withBaseline(t) : t))(o.targets?.length ? o.targets : [...ALL_TARGETS]),
     scenarios: o.scenarios ?? [],
     replayMb: o.replayMb,
     replaySize: o.replaySize,
@@ -110,6 +138,7 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     ackWindow: o.ackWindow,
     out: path.resolve(o.out),
     profileDir: o.profile ? path.resolve(o.profile) : undefined,
+    baseline: o.baseline,
     pin: o.pin === true || process.env.BENCH_PIN === '1',
     doc: o.doc === true || process.env.BENCH_DOC === '1',
   };
@@ -178,6 +207,7 @@ async function main(): Promise<void> {
       }
     }
   }
+  if (opts.baseline) versions.baseline = versions['baseline-mem'] = describeCheckout(opts.baseline);
   if (wanted.includes('aedes')) versions.aedes = await peerVersion('aedes', { proto: 'mqtt', host: '127.0.0.1', port: 0 });
   const targets = wanted.filter((t) => !down[t]);
   for (const [t, why] of Object.entries(down)) console.log(`peer ${LABELS[t as TargetName]} left out: ${why}`);
@@ -230,10 +260,16 @@ async function main(): Promise<void> {
       try {
         // Bounded disk for the throughput broker: 16 MiB segments, 64 MiB kept per channel.
         const retention = ['--segment-size', '16m', '--retain-bytes', '64m'];
-        if (needs('fluctuat')) own.push(brokers.set('fluctuat', await startFluctuat({ storage: 'file', extra: retention, profileDir: opts.profileDir })).get('fluctuat')!);
-        if (needs('fluctuat-mem')) own.push(brokers.set('fluctuat-mem', await startFluctuat({ storage: 'memory', profileDir: opts.profileDir })).get('fluctuat-mem')!);
-        if (needs('fluctuat-block')) own.push(brokers.set('fluctuat-block', await startFluctuat({ storage: 'memory', extra: ['--slow-consumer', 'block'], profileDir: opts.profileDir })).get('fluctuat-block')!);
-        if (needs('aedes')) own.push(brokers.set('aedes', await startAedes()).get('aedes')!);
+        const start = (t: TargetName): Promise<Running> => {
+          const root = t === 'baseline' || t === 'baseline-mem' ? opts.baseline : undefined;
+          if (t === 'aedes') return startAedes();
+          if (t === 'fluctuat' || t === 'baseline') return startFluctuat({ storage: 'file', extra: retention, profileDir: opts.profileDir, root });
+          if (t === 'fluctuat-block') return startFluctuat({ storage: 'memory', extra: ['--slow-consumer', 'block'], profileDir: opts.profileDir });
+          return startFluctuat({ storage: 'memory', profileDir: opts.profileDir, root });
+        };
+        for (const t of ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'baseline', 'baseline-mem', 'aedes'] as const) {
+          if (needs(t)) own.push(brokers.set(t, await start(t)).get(t)!);
+        }
         const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };
         for (const s of scenarios) {
           for (const t of targets) {
@@ -259,7 +295,7 @@ async function main(): Promise<void> {
               // A broker of ours that died is restarted, so one failure does not void the rest.
               if (b && own.includes(b) && b.pid !== null && !isAlive(b.pid)) {
                 console.log(`  ${LABELS[t]} died; stderr: ${b.stderr?.().slice(-500)}`);
-                const fresh = t === 'aedes' ? await startAedes() : await startFluctuat({ storage: t === 'fluctuat' ? 'file' : 'memory', extra: t === 'fluctuat' ? retention : [], profileDir: opts.profileDir });
+                const fresh = await start(t);
                 own.push(fresh);
                 brokers.set(t, fresh);
               }

@@ -32,6 +32,7 @@ test('a bad value or an unknown option is refused by name, with exit 1', () => {
     ['run.js', ['--runs', '0'], /option '--runs <n>' argument '0' is invalid\. a whole number of at least 1/],
     ['run.js', ['--targets', 'fluctuat,kafka'], /unknown target kafka/],
     ['run.js', ['--bogus'], /unknown option '--bogus'/],
+    ['run.js', ['--baseline', '/nonexistent'], /\/nonexistent has no bin\/fluctuat\.js: a fluctuat checkout after npm ci and npm run build/],
     ['scale.js', ['--max-channels', 'many'], /option '--max-channels <n>' argument 'many' is invalid/],
     ['hotpath.js', ['--storage', 'disk'], /Allowed choices are memory, file/],
   ];

@@ -48,3 +48,27 @@ test('npm run bench: one scenario against fluctuat writes results of the expecte
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('npm run bench -- --baseline DIR: another build runs beside this one in the same pass, with a ratio column', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-baseline-'));
+  try {
+    // This checkout as its own baseline: what matters is that both run and are compared.
+    const args = [path.join(ROOT, 'dist/bench/run.js'), '--targets', 'fluctuat,fluctuat-mem', '--baseline', ROOT, '--scenarios', 'tput-1x1-16', '--out', out];
+    const env = { ...process.env, BENCH_RUNS: '1', BENCH_SECONDS: '0.3', BENCH_WARMUP: '0.1' };
+    const { code, stdout, stderr } = await runNode(args, { env, cwd: ROOT, timeoutMs: 120_000 });
+    assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
+    const r = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as { cells: { target: string; n: number; runs: { pass?: number }[] }[]; brokers: Record<string, { version: string }> };
+    assert.deepEqual(
+      r.cells.map((c) => c.target),
+      ['fluctuat', 'baseline', 'fluctuat-mem', 'baseline-mem'],
+      'each build of fluctuat is followed by its baseline twin',
+    );
+    for (const c of r.cells) assert.equal(c.n, 1, `${c.target} ran`);
+    assert.ok(r.brokers.baseline!.version.startsWith(ROOT), `the report names the baseline: ${r.brokers.baseline!.version}`);
+    assert.match(stdout, /÷ baseline/);
+    // One ratio for file storage and one in brackets for memory storage, e.g. "1.0 (0.97)".
+    assert.match(stdout, /^1→1, 16 B\s+[\d.]+ \([\d.]+\)\s*$/m, stdout);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});

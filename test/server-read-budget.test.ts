@@ -5,8 +5,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { ReadBudget } from '../src/server/read-budget.js';
+import { inputWaiting } from '../src/loop/input-backlog.js';
 import { startBroker } from './helpers/broker.js';
 import { RawClient, until } from './helpers/raw.js';
+
+test('readers waiting for the next turn\'s budget are input waiting (the file log then writes large batches on the thread pool)', async () => {
+  const budget = new ReadBudget(1000);
+  assert.equal(inputWaiting(), false);
+  assert.equal(budget.spend(1500), false);
+  let resumed = 0;
+  budget.wait(() => resumed++);
+  budget.wait(() => resumed++);
+  assert.equal(inputWaiting(), true, 'two readers wait');
+  await nextTurn();
+  assert.equal(resumed, 2);
+  assert.equal(inputWaiting(), false, 'renewed: nobody waits');
+});
 
 test('a read budget is spent across reads until it runs out; waiters resume in the next turn, in order, with a fresh budget', async () => {
   const b = new ReadBudget(100);

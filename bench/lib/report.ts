@@ -79,7 +79,10 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
   };
 }
 
-const PEERS: readonly TargetName[] = ['nats', 'redis', 'mosquitto', 'aedes'];
+/** What fluctuat is compared with; a baseline build first (its memory-storage twin in brackets). */
+const PEERS: readonly TargetName[] = ['baseline', 'nats', 'redis', 'mosquitto', 'aedes'];
+/** The peer memory storage is compared with: the baseline's own memory storage, or the same peer. */
+const memPeer = (p: TargetName): TargetName => (p === 'baseline' ? 'baseline-mem' : p);
 
 /** A cell's note: why it was skipped or failed, and whether the generator set its rate. */
 function noteOf(c: Cell): string {
@@ -145,7 +148,8 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     text.push('');
     text.push(
       `ratios fluctuat ÷ peer on the primary figure, median of the passes' ratios (throughput: >1 means fluctuat is faster; latency p99: <1 means fluctuat is faster)` +
-        (hasMem ? `; in brackets: fluctuat with --storage memory` : ''),
+        (hasMem ? `; in brackets: fluctuat with --storage memory` : '') +
+        (peers.includes('baseline') ? '; ÷ baseline: this tree ÷ the --baseline build, memory storage against its memory storage in brackets' : ''),
     );
     text.push(pad('scenario', W, true) + peers.map((p) => pad(`÷ ${LABELS[p]}`, CW)).join(''));
     for (const s of scenarios) {
@@ -155,7 +159,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
           peers
             .map((p) => {
               const f = ratioOf(s, 'fluctuat', p);
-              const m = hasMem && lookup(cells, s, 'fluctuat-mem') ? ` (${ratioOf(s, 'fluctuat-mem', p)})` : '';
+              const m = hasMem && lookup(cells, s, 'fluctuat-mem') && lookup(cells, s, memPeer(p)) ? ` (${ratioOf(s, 'fluctuat-mem', memPeer(p))})` : '';
               return pad(lookup(cells, s, p) ? f + m : 'n/a', CW);
             })
             .join(''),
@@ -197,7 +201,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
   for (const s of scenarios) md.push(`| ${s.title} | ${s.unit} | ${cols.map((t) => value(s, lookup(cells, s, t))).join(' | ')} | ${runsOf(s)} |`);
   if (peers.length) {
     md.push('');
-    md.push(`Ratios fluctuat ÷ peer on the primary figure, the median of each pass's ratio (throughput: above 1 fluctuat is faster; latency, on p99: below 1 fluctuat is faster)${hasMem ? '; in brackets fluctuat with `--storage memory`' : ''}:`);
+    md.push(`Ratios fluctuat ÷ peer on the primary figure, the median of each pass's ratio (throughput: above 1 fluctuat is faster; latency, on p99: below 1 fluctuat is faster)${hasMem ? '; in brackets fluctuat with `--storage memory`' : ''}${peers.includes('baseline') ? '; ÷ baseline: this tree ÷ the `--baseline` build, memory storage against its memory storage in brackets' : ''}:`);
     md.push('');
     md.push(`| scenario | ${peers.map((p) => `÷ ${LABELS[p]}`).join(' | ')} |`);
     md.push(`|---|${peers.map(() => '---:').join('|')}|`);
@@ -207,7 +211,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
         `| ${s.title} | ${peers
           .map((p) => {
             if (!lookup(cells, s, p)) return 'n/a';
-            const m = hasMem && lookup(cells, s, 'fluctuat-mem') ? ` (${ratioOf(s, 'fluctuat-mem', p)})` : '';
+            const m = hasMem && lookup(cells, s, 'fluctuat-mem') && lookup(cells, s, memPeer(p)) ? ` (${ratioOf(s, 'fluctuat-mem', memPeer(p))})` : '';
             return ratioOf(s, 'fluctuat', p) + m;
           })
           .join(' | ')} |`,

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { topicFor, type Endpoint } from './conn.js';
 import { run, type Outcome, type Plan } from './gen.js';
 import { createStream } from './jetstream.js';
-import { startFluctuat, type Running, type TargetName } from './targets.js';
+import { startFluctuat, withBaseline, type Running, type TargetName } from './targets.js';
 
 export interface BenchOptions {
   runs: number;
@@ -36,6 +36,8 @@ export interface BenchOptions {
   ackWindow: number;
   out: string;
   profileDir: string | undefined;
+  /** Another fluctuat checkout, built, measured beside this tree (targets baseline, baseline-mem). */
+  baseline?: string | undefined;
 }
 
 export type Group = 'throughput' | 'latency' | 'durable' | 'tls' | 'replay' | 'overload';
@@ -75,9 +77,9 @@ export interface Scenario {
   measure(target: TargetName, ctx: RunContext): Promise<Outcome>;
 }
 
-const PUBSUB: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes'];
+const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes']);
 /** Overload also runs memory storage with `--slow-consumer block`: publishers slowed instead of messages dropped. */
-const OVERLOAD: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'nats', 'redis', 'mosquitto', 'aedes'];
+const OVERLOAD: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'nats', 'redis', 'mosquitto', 'aedes']);
 export const SIZES = [16, 256, 16384] as const;
 export const sizeLabel = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
 const sizeId = (n: number): string => (n >= 1024 ? `${n / 1024}k` : String(n));
@@ -226,7 +228,7 @@ function durable(policy: 'always' | 'interval' | 'never'): Scenario {
     title: `durable pub+ack 16 B: --fsync ${policy} | JetStream`,
     unit: 'acks/s',
     better: 'higher',
-    targets: ['fluctuat', 'nats'],
+    targets: withBaseline(['fluctuat', 'nats']),
     skip: (t, ctx) => (t === 'nats' && !ctx.jetstream ? 'JetStream is not enabled on the NATS server' : null),
     measure: async (t, ctx) => {
       const plan = {
@@ -247,7 +249,7 @@ function durable(policy: 'always' | 'interval' | 'never'): Scenario {
           await stream.remove();
         }
       }
-      const b = await startFluctuat({ storage: 'file', fsync: policy, profileDir: ctx.opts.profileDir });
+      const b = await startFluctuat({ storage: 'file', fsync: policy, profileDir: ctx.opts.profileDir, root: t === 'baseline' ? ctx.opts.baseline : undefined });
       try {
         return await run({ ...plan, endpoint: b.endpoint, topic: topicFor('fluctuat', id('d')), brokerPid: b.pid });
       } finally {

@@ -16,18 +16,32 @@ import { onBrokerCpus } from './pin.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** fluctuat-block: memory storage with `--slow-consumer block`, in the overload scenarios only. */
-export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
+/**
+ * fluctuat-block: memory storage with `--slow-consumer block`, in the overload scenarios only.
+ * baseline, baseline-mem: another build of fluctuat (`--baseline DIR`), file and memory storage,
+ * run next to this tree's in every pass so that each pass's ratio compares the two builds.
+ */
+export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
 export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'nats', 'redis', 'mosquitto', 'aedes'];
 export const LABELS: Record<TargetName, string> = {
   fluctuat: 'fluctuat',
   'fluctuat-mem': 'fluctuat mem',
   'fluctuat-block': 'fluctuat block',
+  baseline: 'baseline',
+  'baseline-mem': 'baseline mem',
   nats: 'NATS',
   redis: 'Redis',
   mosquitto: 'Mosquitto',
   aedes: 'Aedes',
 };
+
+/** This tree's targets and the baseline build's twin of each. */
+export const BASELINE_TWIN: Partial<Record<TargetName, TargetName>> = { fluctuat: 'baseline', 'fluctuat-mem': 'baseline-mem' };
+
+/** `targets` with each target's baseline twin right after it. */
+export function withBaseline(targets: readonly TargetName[]): TargetName[] {
+  return targets.flatMap((t) => (BASELINE_TWIN[t] ? [t, BASELINE_TWIN[t]!] : [t]));
+}
 
 export interface Running {
   name: string;
@@ -50,6 +64,8 @@ export interface FluctuatOptions {
   /** Write a V8 CPU profile of the broker into this directory. */
   profileDir?: string | undefined;
   tls?: Endpoint['tls'];
+  /** The checkout whose bin/fluctuat.js runs (default: this tree; `--baseline` gives another). */
+  root?: string | undefined;
 }
 
 /** Every child this benchmark started: killed if the benchmark itself dies. */
@@ -96,7 +112,7 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
     ...(o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : []),
     // Ad-hoc experiments: Node flags for every fluctuat (and, through fork, its broker child).
     ...(process.env.BENCH_FLUCTUAT_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
-    path.join(ROOT, 'bin/fluctuat.js'),
+    path.join(o.root ?? ROOT, 'bin/fluctuat.js'),
     'serve',
     ...listen,
     '--data',

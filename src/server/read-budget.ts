@@ -1,3 +1,5 @@
+import { noteWaitingReaders } from '../loop/input-backlog.js';
+
 /**
  * How many bytes all connections may read in one event-loop turn before the ones still
  * reading wait for the next turn.
@@ -29,6 +31,7 @@ export class ReadBudget {
     this.used = 0;
     const waiting = this.waiting;
     this.waiting = [];
+    noteWaitingReaders(-waiting.length);
     for (const resume of waiting) resume();
   };
 
@@ -47,6 +50,7 @@ export class ReadBudget {
   wait(resume: () => void): void {
     this.yields++;
     this.waiting.push(resume);
+    noteWaitingReaders(1);
     this.schedule();
   }
 

@@ -7,14 +7,15 @@
  * connection, so each one is timed and slow ones send all writes back to the pool for
  * `backoffMs`, after which a write tries inline again.
  *
- * A channel writing alone has its batches (up to 1 MiB, stage.ts) written inline too.
- * Appending 1 MiB to the page cache takes ~0.1–0.3 ms, and with the pool the loop would sit
- * idle meanwhile: under a windowed 1→1 stream the whole window is one batch, nothing else is
- * there to do while it is written, and on two cores the worker also waits for a CPU the load
- * already uses. Inline, file 1→1 256 B ran ~9% faster (docs/performance.md, sixteenth round).
- * While channels share the disk (the engine's `sharing`), other channels' traffic can use the
- * loop during a write, so only small writes go inline; a group of several batches (a
- * backlog) always goes to the pool.
+ * A batch of up to 1 MiB (stage.ts) goes inline too when the loop has nothing else to do:
+ * appending 1 MiB to the page cache takes ~0.1–0.3 ms, and with the pool the loop would sit
+ * idle meanwhile (at the end of a windowed 1→1 stream's cycle nothing else is there to do
+ * until the batch is delivered), and on two cores the worker also waits for a CPU the load
+ * already uses. Inline, file 1→1 256 B ran ~9% faster (docs/performance.md, sixteenth
+ * round). The loop has other work while channels share the disk (the engine's `sharing`) or
+ * connections wait for the next turn's read budget (loop/input-backlog.ts): then only small
+ * writes go inline, and a large one overlaps that work from the pool. Writing a flood's
+ * batches inline cost it ~11%. A group of several batches (a backlog) always goes to the pool.
  *
  * What counts as a slow disk: one write over `stallMs`, or `strikes` of the last `outOf`
  * writes over `slowMs` plus `slowMsPerMiB` for each MiB written (a large write is slower
@@ -30,7 +31,7 @@ const MiB = 1024 * 1024;
 export interface InlineWriteOptions {
   /** Largest write made inline: one staging batch (which ends past 1 MiB by its last record); a group of them holds the loop too long. */
   readonly maxBytes: number;
-  /** Largest write made inline while channels share the disk. */
+  /** Largest write made inline while the loop has other work (`shared`). */
   readonly sharedMaxBytes: number;
   readonly slowMs: number;
   readonly slowMsPerMiB: number;
@@ -68,7 +69,7 @@ export class InlineWrites {
     this.recent = new Array<boolean>(Math.max(1, options.outOf)).fill(false);
   }
 
-  /** Whether a write of `bytes` goes inline; `shared`: channels share the disk. */
+  /** Whether a write of `bytes` goes inline; `shared`: the loop has other work (channels share the disk, input waits). */
   allowed(bytes: number, shared: boolean): boolean {
     return bytes <= (shared ? this.options.sharedMaxBytes : this.options.maxBytes) && (this.poolUntil === 0 || this.clock() >= this.poolUntil);
   }
