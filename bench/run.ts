@@ -19,7 +19,7 @@ import { pinGenerator, pinPeer, restoreAll, type Pinning } from './lib/pin.js';
 import { summariseProfiles } from './lib/profile.js';
 import { tables, summarise, type Cell } from './lib/report.js';
 import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type TlsSetup } from './lib/scenarios.js';
-import { ALL_TARGETS, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
+import { ALL_TARGETS, BASELINE_TWIN, LABELS, ROOT, peerVersion, probePeer, startAedes, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
 import { detectTls } from './lib/tls.js';
 
 const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, overload, tput-1x1, lat-20k … (default: all)';
@@ -43,6 +43,22 @@ function list(v: string): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/**
+ * The targets with each baseline twin before its original: odd passes use this order, so that
+ * neither build always runs right after the other (a file-storage run leaves the kernel
+ * writing its pages back while the next one runs).
+ */
+function twinsSwapped(targets: readonly TargetName[]): TargetName[] {
+  const out = [...targets];
+  for (let i = 0; i + 1 < out.length; i++) {
+    if (out[i + 1] === BASELINE_TWIN[out[i]!]) {
+      [out[i], out[i + 1]] = [out[i + 1]!, out[i]!];
+      i++;
+    }
+  }
+  return out;
 }
 
 /** A built fluctuat checkout, as an absolute path. */
@@ -272,7 +288,7 @@ async function main(): Promise<void> {
         }
         const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };
         for (const s of scenarios) {
-          for (const t of targets) {
+          for (const t of r % 2 === 1 ? twinsSwapped(targets) : targets) {
             if (!s.targets.includes(t)) continue;
             const k = key(s.id, t);
             const why = s.skip?.(t, ctx) ?? null;
