@@ -7,6 +7,7 @@ import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type Stor
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { InlineWrites } from '../src/storage/filelog/inline-writes.js';
 import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
+import { noteWaitingReaders } from '../src/loop/input-backlog.js';
 
 const quiet: Log = { info() {}, warn() {}, error() {}, debug() {} };
 
@@ -140,4 +141,27 @@ test('stats counts the file driver\'s inline and thread-pool writes and its back
   assert.ok(after.storagePoolWrites! >= 1, `pool writes: ${after.storagePoolWrites}`);
   assert.equal(after.storageInlineWrites! + after.storagePoolWrites!, 3, 'one write per append here');
   assert.equal(after.storageInlineBackoffs, 0);
+});
+
+test('a lone channel writes a batch of 256 KiB from the event loop, but on the thread pool while input waits for the next turn', async (t: TestContext) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-faults-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const engine = new FileStorageEngine({ ...defaultStorageOptions, dataDir: dir, fsync: 'never' }, quiet);
+  await engine.start(() => {});
+  t.after(() => engine.close());
+  const log = engine.channel('lone');
+  await append(log, Buffer.from('opens the segment'));
+  const counts = (): [number, number] => [engine.inline.counts.inline, engine.inline.counts.pool];
+  const [inline0, pool0] = counts();
+  await append(log, Buffer.alloc(256 * 1024, 0x61));
+  assert.deepEqual(counts(), [inline0 + 1, pool0], 'nothing else to do: inline');
+  noteWaitingReaders(1);
+  try {
+    await append(log, Buffer.alloc(256 * 1024, 0x62));
+    assert.deepEqual(counts(), [inline0 + 1, pool0 + 1], 'input waiting: the pool');
+  } finally {
+    noteWaitingReaders(-1);
+  }
+  await append(log, Buffer.alloc(100 * 1024, 0x63));
+  assert.deepEqual(counts(), [inline0 + 2, pool0 + 1], 'inline again');
 });
