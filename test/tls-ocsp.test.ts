@@ -7,7 +7,7 @@
  * `fluctuat gen-cert` with `--ocsp-url`, the responders' CA database is openssl's index.txt.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -190,6 +190,22 @@ after(async () => {
   for (const s of muted) s.destroy();
   mute?.close();
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('serve --tls-ocsp refuse: turns OCSP on for the --config TLS settings; refused without them', async () => {
+  const alone = spawnSync(process.execPath, [BIN, 'serve', '--storage', 'memory', '--no-privsep', '--tls-ocsp', 'refuse'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /--tls-ocsp needs a TLS listener/);
+  const bad = spawnSync(process.execPath, [BIN, 'serve', '--tls-ocsp', 'maybe'], { encoding: 'utf8', timeout: 30_000 });
+  assert.match(bad.stderr, /Allowed choices are refuse, accept/);
+  const broker = await startBroker({ config: configFile('flag', []), storage: 'memory', args: ['--no-privsep', '--tls-ocsp', 'refuse'] });
+  try {
+    await roundTrip(broker.port, 'alice', 'ocsp.flag');
+    const out = await sClient(broker.port, 'bob', 'ping\nquit\n');
+    assert.match(out, /^-ERR CERT_REFUSED client certificate refused: the certificate is revoked \(ocsp\) \(OCSP_REVOKED\)$/m);
+  } finally {
+    await broker.dispose();
+  }
 });
 
 describe('tls ocsp on, answers from the certificates\' responders, on-failure refuse', () => {

@@ -11,6 +11,7 @@ import { bytes, duration, integer } from './options.js';
 import { parseSyslogAddress, SYSLOG_DEFAULTS, SYSLOG_FACILITY_NAMES, type SyslogFacility } from '../security/syslog.js';
 import { explicitOptions, loadConfigFile, mergeOverrides, type LoadedConfig } from '../config/load.js';
 import { ConfigSyntaxError } from '../config/lexer.js';
+import { OCSP_DEFAULTS, type OcspFailurePolicy } from '../config/schema.js';
 
 interface ServeOptions {
   config?: string;
@@ -55,6 +56,7 @@ interface ServeOptions {
   allow: string[];
   deny: string[];
   tlsCrl?: string;
+  tlsOcsp?: OcspFailurePolicy;
 }
 
 export function serveCommand(program: Command, done: (p: Promise<number>) => void): void {
@@ -100,6 +102,9 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--allow <cidr>', 'admit only these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--deny <cidr>', 'refuse these addresses (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--tls-crl <file>', 'certificate revocation list (PEM) for client certificates; needs TLS in --config (tls crl)')
+    .addOption(
+      new Option('--tls-ocsp <on-failure>', "check client certificates with their OCSP responders; when no answer comes: refuse or accept; needs TLS with client certificates in --config (tls ocsp on)").choices(['refuse', 'accept']),
+    )
     .option('--user <name>', 'started as root: run the network-facing broker as this user', 'nobody')
     .option('--no-privsep', 'started as root: stay in one process (not recommended)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
@@ -121,9 +126,11 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
     for (const w of file.warnings) process.stderr.write(`fluctuat serve: ${w}\n`);
     o = explicitOptions(o, (k) => cmd?.getOptionValueSource(k));
   }
-  if (o.tlsCrl && !file?.tls) {
-    process.stderr.write('fluctuat serve: --tls-crl needs a TLS listener: tls certificate, key and ca in the --config file\n');
-    return 2;
+  for (const [flag, given] of [['--tls-crl', o.tlsCrl], ['--tls-ocsp', o.tlsOcsp]] as const) {
+    if (given && !file?.tls) {
+      process.stderr.write(`fluctuat serve: ${flag} needs a TLS listener: tls certificate, key and ca in the --config file\n`);
+      return 2;
+    }
   }
   const log = pino({ level: o.logLevel ?? file?.logLevel ?? 'info', base: { pid: process.pid } });
   let config;
@@ -156,7 +163,16 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         clockIntervalMs: o.clockInterval,
       },
       broker: { slowConsumer: o.slowConsumer, blockTimeoutMs: o.slowConsumerTimeout },
-      ...(o.tlsCrl && file?.tls ? { tls: { ...file.tls, crl: path.resolve(o.tlsCrl) } } : {}),
+      ...(file?.tls && (o.tlsCrl || o.tlsOcsp)
+        ? {
+            tls: {
+              ...file.tls,
+              ...(o.tlsCrl ? { crl: path.resolve(o.tlsCrl) } : {}),
+              // The file's responder, timeout and cache, if it has `tls ocsp` settings; the flag's policy.
+              ...(o.tlsOcsp ? { ocsp: { ...OCSP_DEFAULTS, ...file.tls.ocsp, onFailure: o.tlsOcsp } } : {}),
+            },
+          }
+        : {}),
       security: {
         usersFile: o.users ?? null,
         defaultAccess: o.defaultAccess,

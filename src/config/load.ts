@@ -223,7 +223,7 @@ export const FILE_SETTABLE_FLAGS: ReadonlySet<string> = new Set([
   'listen', 'data', 'storage', 'fsync', 'fsyncInterval', 'fsyncAcks', 'fsyncBytes', 'segmentSize', 'segmentAge', 'retainBytes', 'retainAge', 'retainMessages', 'openFiles',
   'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'maxInflight', 'maxInflightBytes', 'readPerTurn', 'clockInterval', 'slowConsumer', 'slowConsumerTimeout', 'logLevel',
   'users', 'defaultAccess', 'auditLog', 'auditSyslog', 'auditSyslogFacility', 'allowPlaintextPasswords', 'loginTimeout',
-  'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny', 'tlsCrl',
+  'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny', 'tlsCrl', 'tlsOcsp',
 ]);
 
 /** The options, less the file-settable ones that were not given on the command line (commander defaults). */
