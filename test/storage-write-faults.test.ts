@@ -13,18 +13,21 @@ const quiet: Log = { info() {}, warn() {}, error() {}, debug() {} };
 
 test('inline writes: small batches only; a run of slow writes or one stall sends every write to the thread pool for the back-off', () => {
   let now = 1000;
-  const inline = new InlineWrites({ maxBytes: 1024, sharedMaxBytes: 100, slowMs: 1, slowMsPerMiB: 1, strikes: 3, outOf: 16, stallMs: 20, backoffMs: 5000 }, () => now);
-  assert.equal(inline.allowed(1024, false), true);
-  assert.equal(inline.allowed(1025, false), false);
-  assert.equal(inline.allowed(100, true), true, 'while channels share the disk');
-  assert.equal(inline.allowed(101, true), false, 'while channels share the disk');
+  let busy = false;
+  const inline = new InlineWrites({ maxBytes: 1024, sharedMaxBytes: 100, slowMs: 1, slowMsPerMiB: 1, strikes: 3, outOf: 16, stallMs: 20, backoffMs: 5000 }, () => now, () => busy);
+  assert.equal(inline.allowed(1024), true);
+  assert.equal(inline.allowed(1025), false);
+  busy = true;
+  assert.equal(inline.allowed(100), true, 'while the loop has other work');
+  assert.equal(inline.allowed(101), false, 'while the loop has other work');
+  busy = false;
   inline.took(0.9, 100);
-  assert.equal(inline.allowed(10, false), true, 'a fast write changes nothing');
+  assert.equal(inline.allowed(10), true, 'a fast write changes nothing');
 
   // A slow write now and then among fast ones (a preempted loop) never adds up to a back-off.
   for (let i = 0; i < 200; i++) {
     inline.took(i % 8 === 0 ? 3 : 0.1, 100);
-    assert.equal(inline.allowed(10, false), true, `write ${i}: two slow ones in any 16 at most`);
+    assert.equal(inline.allowed(10), true, `write ${i}: two slow ones in any 16 at most`);
   }
 
   // Three slow among the last sixteen: the disk is slow.
@@ -32,31 +35,31 @@ test('inline writes: small batches only; a run of slow writes or one stall sends
   inline.took(3, 100);
   inline.took(0.1, 100);
   inline.took(3, 100);
-  assert.equal(inline.allowed(10, false), true, 'two strikes');
+  assert.equal(inline.allowed(10), true, 'two strikes');
   inline.took(3, 100);
-  assert.equal(inline.allowed(10, false), false, 'third strike: backing off');
+  assert.equal(inline.allowed(10), false, 'third strike: backing off');
   now += 4999;
-  assert.equal(inline.allowed(10, false), false);
+  assert.equal(inline.allowed(10), false);
   now += 1;
-  assert.equal(inline.allowed(10, false), true, 'tries inline again after the back-off');
+  assert.equal(inline.allowed(10), true, 'tries inline again after the back-off');
 
   // The strikes before the back-off do not count after it.
   inline.took(3, 100);
   inline.took(3, 100);
-  assert.equal(inline.allowed(10, false), true, 'the count starts over');
+  assert.equal(inline.allowed(10), true, 'the count starts over');
 
   // One write past stallMs is enough.
   now += 10_000;
   for (let i = 0; i < 16; i++) inline.took(0.1, 100);
   inline.took(25, 100);
-  assert.equal(inline.allowed(10, false), false, 'a stall backs off at once');
+  assert.equal(inline.allowed(10), false, 'a stall backs off at once');
 
   // A large write may take longer: 1 ms, plus 1 ms for each MiB.
   now += 10_000;
   for (let i = 0; i < 16; i++) inline.took(4.5, 4 * 1024 * 1024);
-  assert.equal(inline.allowed(10, false), true, '4 MiB in 4.5 ms is not slow');
+  assert.equal(inline.allowed(10), true, '4 MiB in 4.5 ms is not slow');
   for (let i = 0; i < 3; i++) inline.took(5.5, 4 * 1024 * 1024);
-  assert.equal(inline.allowed(10, false), false, '4 MiB in 5.5 ms is');
+  assert.equal(inline.allowed(10), false, '4 MiB in 5.5 ms is');
 });
 
 function append(log: ChannelLog, payload: Buffer): Promise<number> {

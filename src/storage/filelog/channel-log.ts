@@ -22,7 +22,6 @@ import type {
   StoredMessage,
 } from '../engine.js';
 import type { SegmentRecord } from './clean-shutdown.js';
-import { inputWaiting } from '../../loop/input-backlog.js';
 import { asError, fdatasync, fsyncDir, ftruncate, writeAll } from './fsx.js';
 import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
@@ -236,7 +235,7 @@ export class FileChannelLog implements ChannelLog {
     const bytes = this.stage.loneBatchBytes;
     const policy = this.ctx.options.fsync;
     if (seg === null || bytes <= 0 || policy === 'always' || this.failure !== null || this.rollRequested || this.mustRoll()) return false;
-    if (!this.ctx.inline.allowed(bytes, this.ctx.sharing() || inputWaiting())) return false;
+    if (!this.ctx.inline.allowed(bytes)) return false;
     const fd = seg.acquireOpen();
     if (fd < 0) return false;
     const batch = this.stage.take();
@@ -279,7 +278,7 @@ export class FileChannelLog implements ChannelLog {
     try {
       const fd = await seg.acquire();
       try {
-        if (this.ctx.inline.allowed(bytes, this.ctx.sharing() || inputWaiting())) {
+        if (this.ctx.inline.allowed(bytes)) {
           this.ctx.inline.write(fd, iovecs, bytes, seg.size);
         } else {
           this.ctx.inline.pooled();

@@ -14,7 +14,8 @@ import { ChunkPool } from './stage.js';
 import { RecordListPool } from './record-list.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
 import { checksumImplementation } from '../../native/addon.js';
-import { InlineWrites } from './inline-writes.js';
+import { InlineWrites, defaultInlineWrites } from './inline-writes.js';
+import { inputWaiting } from '../../loop/input-backlog.js';
 import { atTurnEnd } from '../../loop/turn-end.js';
 
 /** How often retention runs and idle descriptors are closed. */
@@ -28,7 +29,8 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
   readonly pool = new ChunkPool();
   readonly lists = new RecordListPool();
-  readonly inline = new InlineWrites();
+  /** Large batches go inline only while the loop has nothing else to do (inline-writes.ts). */
+  readonly inline = new InlineWrites(defaultInlineWrites, undefined, () => this.sharing() || inputWaiting());
   readonly files: FdPool;
   onCommit: CommitHandler = () => {};
   closed: Error | null = null;

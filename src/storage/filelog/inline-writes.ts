@@ -31,7 +31,7 @@ const MiB = 1024 * 1024;
 export interface InlineWriteOptions {
   /** Largest write made inline: one staging batch (which ends past 1 MiB by its last record); a group of them holds the loop too long. */
   readonly maxBytes: number;
-  /** Largest write made inline while the loop has other work (`shared`). */
+  /** Largest write made inline while the loop has other work (`busy`). */
   readonly sharedMaxBytes: number;
   readonly slowMs: number;
   readonly slowMsPerMiB: number;
@@ -65,13 +65,16 @@ export class InlineWrites {
   constructor(
     private readonly options: InlineWriteOptions = defaultInlineWrites,
     private readonly clock: () => number = () => performance.now(),
+    /** Whether the loop has other work to do during a write (the engine: channels share the disk, input waits). */
+    private readonly busy: () => boolean = () => false,
   ) {
     this.recent = new Array<boolean>(Math.max(1, options.outOf)).fill(false);
   }
 
-  /** Whether a write of `bytes` goes inline; `shared`: the loop has other work (channels share the disk, input waits). */
-  allowed(bytes: number, shared: boolean): boolean {
-    return bytes <= (shared ? this.options.sharedMaxBytes : this.options.maxBytes) && (this.poolUntil === 0 || this.clock() >= this.poolUntil);
+  /** Whether a write of `bytes` goes inline. */
+  allowed(bytes: number): boolean {
+    if (this.poolUntil !== 0 && this.clock() < this.poolUntil) return false;
+    return bytes <= this.options.sharedMaxBytes || (bytes <= this.options.maxBytes && !this.busy());
   }
 
   /** A write went to the thread pool. */
