@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AppendCallback } from '../src/storage/engine.js';
+import type { AppendCallback, AppendRef } from '../src/storage/engine.js';
 import { AckList } from '../src/storage/filelog/ack-list.js';
 
-type Call = [string, Error | null, number, string, string, number];
+type Call = [string, Error | null, number, AppendRef, string, number];
 
 function recorder(name: string, calls: Call[]): AppendCallback {
   return (err, offset, ref, channel, bytes) => calls.push([name, err, offset, ref, channel, bytes]);
@@ -19,8 +19,10 @@ test('every record is told once, in order, with its offset, ref and size, across
   // than the first capacity (16) and its growth (64), so the sizes move twice.
   for (let i = 0; i < 300; i++) {
     const fn = i < 20 ? a : i < 25 ? undefined : i % 50 < 40 ? b : a;
-    // Refs from record 100 on, some not ASCII (kept as UTF-8 bytes, read back as strings).
-    const ref = i >= 100 && i % 3 === 0 ? (i % 7 === 0 ? `ñ✓${i}😀` : `id${i}`) : '';
+    // Number refs from record 30 on (0 among them), string refs from record 100 on, some not
+    // ASCII (kept as UTF-8 bytes, read back as strings), and records with neither between.
+    const ref: AppendRef =
+      i >= 100 && i % 3 === 0 ? (i % 7 === 0 ? `ñ✓${i}😀` : `id${i}`) : i >= 30 && i % 4 === 0 ? (i === 60 ? 0 : i * 2 ** 40 + 5) : '';
     list.push(fn, ref, i * 1000 + 7);
     if (fn) expected.push([fn === a ? 'a' : 'b', null, 500 + i, ref, 'chan', i * 1000 + 7]);
   }
@@ -58,8 +60,9 @@ test('concat lists the other records after these, runs, refs and sizes kept', ()
   second.push(b, '', 8);
   for (let i = 0; i < 40; i++) second.push(undefined, '', 0);
   second.push(b, 'r46', 9);
+  second.push(b, 2 ** 50 + 3, 10);
   first.concat(second);
-  assert.equal(first.count, 45);
+  assert.equal(first.count, 46);
   first.call(1, 'c', null, () => assert.fail('nothing throws'));
   assert.deepEqual(calls, [
     ['a', null, 1, '', 'c', 5],
@@ -67,5 +70,6 @@ test('concat lists the other records after these, runs, refs and sizes kept', ()
     ['a', null, 3, 'r3', 'c', 7],
     ['b', null, 4, '', 'c', 8],
     ['b', null, 45, 'r46', 'c', 9],
+    ['b', null, 46, 2 ** 50 + 3, 'c', 10],
   ]);
 });

@@ -7,6 +7,7 @@ import {
   defaultStorageOptions,
   newMessage,
   payloadOf,
+  type AppendRef,
   type ChannelLog,
   type Log,
   type NewMessage,
@@ -395,7 +396,7 @@ test('fsync interval: one group fsync acknowledges several writes, each with its
   const dir = tempDir(t);
   const { engine, commits } = await openEngine(t, dir, { fsync: 'interval', fsyncIntervalMs: 1e8 });
   const log = engine.channel('grouped') as FileChannelLog;
-  const acks: [number, string][] = [];
+  const acks: [number, AppendRef][] = [];
   const put = (i: number): void => log.append(msg(`m${i}`), (err, offset, ref) => { assert.equal(err, null); acks.push([offset, ref]); }, `r${i}`);
   // Five writes (one per turn) before the fsync: small ones are copied onto a run, a large one
   // (over 32) is kept as it is, and the small ones after it are copied onto that.
@@ -684,7 +685,7 @@ test('a refused append is told after append returns, takes no offset, and the ne
   const { engine, commits } = await openEngine(t, dir);
   const log = engine.channel('refusals');
   const outcomes: string[] = [];
-  const told = (label: string) => (err: Error | null, offset: number, ref: string, channel: string, bytes: number) =>
+  const told = (label: string) => (err: Error | null, offset: number, ref: AppendRef, channel: string, bytes: number) =>
     outcomes.push(`${label} ${err ? `${err.name}: ${err.message.split(' (')[0]}` : 'ok'} ${offset} ${ref} ${channel} ${bytes}`);
   // A publisher name past the record format's 65,535 bytes cannot be stored.
   log.append(msg('too big a name', Date.now(), 'p'.repeat(70_000)), told('long'), 'r1');

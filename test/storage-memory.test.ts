@@ -5,6 +5,7 @@ import {
   defaultStorageOptions,
   newMessage,
   payloadOf,
+  type AppendRef,
   type ChannelLog,
   type Log,
   type NewMessage,
@@ -79,7 +80,7 @@ test('memory: the appends of one callback are committed together right after it:
 test('memory: a batch mixing appends with and without a callback tells each callback its own offset and ref', async () => {
   const { engine, events } = await memory();
   const log = engine.channel('mixed');
-  const told = (err: Error | null, offset: number, ref: string, channel: string, bytes: number) => events.push(`ack ${offset} ${ref} ${channel} ${bytes} ${String(err)}`);
+  const told = (err: Error | null, offset: number, ref: AppendRef, channel: string, bytes: number) => events.push(`ack ${offset} ${ref} ${channel} ${bytes} ${String(err)}`);
   log.append(msg('a'));
   log.append(msg('bb'));
   log.append(msg('ccc'), told, 'r3');

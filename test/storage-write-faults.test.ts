@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultStorageOptions, newMessage, type ChannelLog, type Log, type StoredMessage } from '../src/storage/engine.js';
+import { defaultStorageOptions, newMessage, type AppendRef, type ChannelLog, type Log, type StoredMessage } from '../src/storage/engine.js';
 import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { InlineWrites } from '../src/storage/filelog/inline-writes.js';
 import { Broker, defaultBrokerOptions } from '../src/core/broker.js';
@@ -116,7 +116,7 @@ test('a refused append reports its payload size although the caller reuses its m
   const log = engine.channel('closed');
   await engine.close();
   const reused = { timestamp: Date.now(), publisher: 'p', reply: '', data: Buffer.from('after'), start: 0, end: 5 };
-  const outcome = new Promise<[Error | null, number, string]>((resolve) =>
+  const outcome = new Promise<[Error | null, number, AppendRef]>((resolve) =>
     log.append(reused, (err, _offset, ref, _channel, bytes) => resolve([err, bytes, ref]), 'ack-7'),
   );
   reused.data = Buffer.alloc(0); // what Broker.publish does right after append

@@ -1,6 +1,6 @@
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
 import { displayName, isEphemeral, isWildcard, matches } from '../protocol/names.js';
-import { payloadOf, type ChannelLog, type ChannelStats, type Log, type PayloadRange, type StartPosition, type StorageEngine, type StoredMessage, type AppendCallback } from '../storage/engine.js';
+import { payloadOf, type ChannelLog, type ChannelStats, type Log, type PayloadRange, type StartPosition, type StorageEngine, type StoredMessage, type AppendCallback, type AppendRef } from '../storage/engine.js';
 import { NO_REFUSALS, noQuotas, TenantQuotas, type QuotaSettings } from './quotas.js';
 import { SubjectIndex } from './subject-index.js';
 import { planFanOut, type FanOutPlan, type Target } from './fan-out-plan.js';
@@ -188,7 +188,7 @@ export class Broker {
    * Returns true when the publish created the channel. `done` runs once the durability
    * policy holds, with the message's offset and `ref` (one callback serves many publishes).
    */
-  publish(channel: string, data: Buffer, start: number, end: number, reply: string, publisher: string, done?: AppendCallback, ref = ''): boolean {
+  publish(channel: string, data: Buffer, start: number, end: number, reply: string, publisher: string, done?: AppendCallback, ref: AppendRef = ''): boolean {
     const size = end - start;
     if (this.closing) {
       done?.(new ProtocolError(ErrorCode.SHUTTING_DOWN, 'the broker is shutting down; publish not accepted'), 0, ref, channel, size);

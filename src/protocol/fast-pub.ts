@@ -1,3 +1,4 @@
+import { type AckRef, packAckId } from './ack-id.js';
 import { nameProblem } from './names.js';
 
 /**
@@ -7,7 +8,8 @@ import { nameProblem } from './names.js';
  */
 export interface PubHeader {
   channel: string;
-  ackId: string;
+  /** '', the id, or a short id packed: no string is made for most (ack-id.ts). */
+  ackId: AckRef;
   reply: string;
   size: number;
   /** The previous frame's channel bytes and name: a publisher repeats one channel, mostly. */
@@ -73,11 +75,14 @@ export function parsePubFast(line: Buffer, start: number, end: number, out: PubH
       out.lastChannel = channel;
     }
   }
-  let ackId = '';
+  let ackId: AckRef = '';
   if (!(s2 === s1 + 2 && line[s1 + 1] === DASH)) {
-    if (s2 - s1 - 1 > 32) return false;
-    for (let i = s1 + 1; i < s2; i++) if (!isIdByte(line[i]!)) return false;
-    ackId = line.latin1Slice(s1 + 1, s2);
+    ackId = packAckId(line, s1 + 1, s2);
+    if (ackId < 0) {
+      if (s2 - s1 - 1 > 32) return false;
+      for (let i = s1 + 1; i < s2; i++) if (!isIdByte(line[i]!)) return false;
+      ackId = line.latin1Slice(s1 + 1, s2);
+    }
   }
   let reply = '';
   if (!(s3 === s2 + 2 && line[s2 + 1] === DASH)) {

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
+import { type AckRef, PACKED_MAX, writePackedAckId } from '../protocol/ack-id.js';
 import { copyAll, writeDecimal } from '../protocol/ascii.js';
 import { deliveryEncoder, INLINE_DELIVERY } from '../protocol/encode.js';
 import { payloadOf, type PayloadRange, type StoredMessage } from '../storage/engine.js';
@@ -149,15 +150,17 @@ export class Outbox {
   }
 
   /** `ACK <id> <offset>\n`, written in place: one per acknowledged publish. */
-  writeAck(ackId: string, offset: number): void {
-    if (this.used + ackId.length + 24 > this.buf.length) this.flush();
+  writeAck(ackId: AckRef, offset: number): void {
+    const packed = typeof ackId === 'number';
+    if (this.used + (packed ? PACKED_MAX : ackId.length) + 24 > this.buf.length) this.flush();
     const buf = this.buf;
     let at = this.used;
     buf[at++] = 0x41; // A
     buf[at++] = 0x43; // C
     buf[at++] = 0x4b; // K
     buf[at++] = 0x20;
-    at += buf.latin1Write(ackId, at);
+    if (packed) at = writePackedAckId(buf, at, ackId);
+    else at += buf.latin1Write(ackId, at);
     buf[at++] = 0x20;
     at = writeDecimal(buf, at, offset);
     buf[at++] = 0x0a;

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { type Command, HUMAN_HELP, parseHuman, parseMachine } from '../protocol/commands.js';
+import { type AckRef, ackIdText } from '../protocol/ack-id.js';
 import { copyBytes } from '../protocol/ascii.js';
 import { debug, humanDelivery, humanError, info, machineBlock, machineDelivery, machineError, micros, warning } from '../protocol/encode.js';
 import { ErrorCode, ProtocolError } from '../protocol/errors.js';
@@ -9,7 +10,7 @@ import type { Broker } from '../core/broker.js';
 import type { Consumer, FeedEvent, SharedEncodings, Subscription } from '../core/subscription.js';
 import type { Pushback, Waiter } from '../core/pushback.js';
 import { QuotaError } from '../core/quotas.js';
-import type { Log, StartPosition, StoredMessage } from '../storage/engine.js';
+import type { AppendRef, Log, StartPosition, StoredMessage } from '../storage/engine.js';
 import { ClockEstimator } from './clock.js';
 import { Outbox } from './outbox.js';
 import { displayName, isReserved, tenantPrefix } from '../protocol/names.js';
@@ -447,7 +448,7 @@ export class Session implements Consumer, FrameHandler, Waiter {
   }
 
   /** Publishes data[start, end) (a range, not a view: engine.ts, NewMessage). */
-  private publish(channel: string, data: Buffer, start: number, end: number, reply: string, ackId: string): void {
+  private publish(channel: string, data: Buffer, start: number, end: number, reply: string, ackId: AckRef): void {
     if (this.bucket || this.guard.options.userPublishRate > 0) {
       const wait = Math.max(this.bucket?.take() ?? 0, this.guard.userBucket(this.identity!.user)?.take() ?? 0);
       if (wait > 0) {
@@ -469,7 +470,7 @@ export class Session implements Consumer, FrameHandler, Waiter {
   }
 
   /** Every publish's outcome, once its durability policy holds: one function, no closure each. */
-  private readonly stored = (err: Error | null, offset: number, ackId: string, channel: string, bytes: number): void => {
+  private readonly stored = (err: Error | null, offset: number, ackId: AppendRef, channel: string, bytes: number): void => {
     this.inflight--;
     this.inflightBytes -= bytes;
     if (this.closed) return;
@@ -479,7 +480,7 @@ export class Session implements Consumer, FrameHandler, Waiter {
       this.error(code, `publish to ${displayName(channel)} not stored: ${err.message}`, ackId);
     } else if (this.mode === 'human') {
       this.out.writeString(debug(`published ${displayName(channel)} #${offset}`));
-    } else if (ackId) {
+    } else if (ackId !== '') {
       this.out.writeAck(ackId, offset);
     }
     this.maybeResumeInput();
@@ -767,9 +768,9 @@ export class Session implements Consumer, FrameHandler, Waiter {
     this.error(err.code, err.message, ref);
   }
 
-  private error(code: string, message: string, ref: string): void {
+  private error(code: string, message: string, ref: AckRef): void {
     if (this.closed) return;
-    this.out.writeString(this.mode === 'human' ? humanError(code, message) : machineError(ref, code, message));
+    this.out.writeString(this.mode === 'human' ? humanError(code, message) : machineError(ackIdText(ref), code, message));
   }
 
   /** A subscriber of `channel` is over its bound: stop reading this publisher until it drains. */

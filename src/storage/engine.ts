@@ -75,7 +75,13 @@ export type StartPosition =
  * with the `ref` given to `append`, the channel and the payload's size: one callback can serve
  * every publish of a connection, so a publish costs no closure.
  */
-export type AppendCallback = (err: Error | null, offset: number, ref: string, channel: string, bytes: number) => void;
+export type AppendCallback = (err: Error | null, offset: number, ref: AppendRef, channel: string, bytes: number) => void;
+
+/**
+ * What the appender gets back with the outcome, kept as given: '' for nothing, else a string
+ * or a number (the server's ack ids, short ones packed: protocol/ack-id.ts).
+ */
+export type AppendRef = string | number;
 
 /**
  * Called, in offset order, with every batch of messages that became readable on a channel. The
@@ -108,7 +114,7 @@ export interface ChannelLog {
    * `message` is read during the call only (the caller reuses it): the log keeps its own
    * StoredMessage. `ref` is handed back to `done`.
    */
-  append(message: NewMessage, done?: AppendCallback, ref?: string): void;
+  append(message: NewMessage, done?: AppendCallback, ref?: AppendRef): void;
   /** Messages with offset >= from, at most `maxMessages` and about `maxBytes`, never past head. */
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]>;
   /** The first offset at which to start for a position (head + 1 for 'new'). */

@@ -29,6 +29,7 @@ import { CopyList, DEFER_OVER } from '../native/copy-list.js';
 import { copyAll, copyBytes } from '../protocol/ascii.js';
 import type {
   AppendCallback,
+  AppendRef,
   ChannelLog,
   ChannelStats,
   CommitHandler,
@@ -102,7 +103,7 @@ interface Pending {
    * asked to be told (publishes without ack ids): two arrays less to grow per message.
    */
   done: (AppendCallback | undefined)[] | null;
-  refs: string[] | null;
+  refs: AppendRef[] | null;
 }
 
 export class MemoryChannelLog implements ChannelLog {
@@ -153,7 +154,7 @@ export class MemoryChannelLog implements ChannelLog {
     return this.size > 0 ? this.last - this.size + 1 : this.last + 1;
   }
 
-  append(message: NewMessage, done?: AppendCallback, ref = ''): void {
+  append(message: NewMessage, done?: AppendCallback, ref: AppendRef = ''): void {
     // The live message: handed to the commit handler and dropped, the ring keeps a packed copy.
     const stored: StoredMessage = {
       channel: this.name,
@@ -176,7 +177,7 @@ export class MemoryChannelLog implements ChannelLog {
       if (p.done === null || p.refs === null) {
         const before = p.messages.length - 1;
         p.done = new Array<AppendCallback | undefined>(before).fill(undefined);
-        p.refs = new Array<string>(before).fill('');
+        p.refs = new Array<AppendRef>(before).fill('');
       }
       p.done.push(done);
       p.refs.push(ref);

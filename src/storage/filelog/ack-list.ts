@@ -5,10 +5,11 @@
  * slot per record they were most of what every scavenge had to copy (~1 MB and 1–3 ms each at
  * a million messages a second, against 0.2 ms on memory storage). So: callbacks as runs (a
  * connection's publishes share one), sizes in a typed array, whose bytes the GC does not copy
- * once it is large, and refs (a client's ack ids, a fresh string each) as UTF-8 bytes, kept
- * only once one is not empty, made into strings again when their callback runs.
+ * once it is large, and refs in typed arrays too: numbers (the server's short ack ids,
+ * packed) as they are, strings as UTF-8 bytes made into strings again when their callback
+ * runs. Each kind is kept only once a ref of that kind came.
  */
-import type { AppendCallback } from '../engine.js';
+import type { AppendCallback, AppendRef } from '../engine.js';
 import { Runs, grown } from './runs.js';
 
 /** Small enough that V8 keeps the typed array on the heap: no backing store for a lone message. */
@@ -27,8 +28,10 @@ export class AckList {
   private refBytes: Buffer | null = null;
   private refEnds: Int32Array | null = null;
   private refUsed = 0;
+  /** Number refs by record, NaN where the ref is a string (or ''); null while none came. */
+  private refNumbers: Float64Array | null = null;
 
-  push(fn: AppendCallback | undefined, ref: string, bytes: number): void {
+  push(fn: AppendCallback | undefined, ref: AppendRef, bytes: number): void {
     const n = this.count;
     this.fns.push(n, fn);
     if (n === this.sizes.length) this.grow(n * 4);
@@ -37,7 +40,13 @@ export class AckList {
       this.acked++;
       this.ackedBytes += bytes;
     }
-    if (ref !== '' || this.refEnds !== null) this.pushRef(n, ref);
+    if (typeof ref === 'number') {
+      (this.refNumbers ??= new Float64Array(this.sizes.length).fill(NaN))[n] = ref;
+      if (this.refEnds !== null) this.refEnds[n] = this.refUsed;
+    } else {
+      if (this.refNumbers !== null) this.refNumbers[n] = NaN;
+      if (ref !== '' || this.refEnds !== null) this.pushRef(n, ref);
+    }
     this.count = n + 1;
   }
 
@@ -47,7 +56,9 @@ export class AckList {
   }
 
   /** The ref of record i. */
-  ref(i: number): string {
+  ref(i: number): AppendRef {
+    const numbers = this.refNumbers;
+    if (numbers !== null && numbers[i] === numbers[i]) return numbers[i]!; // not NaN
     const ends = this.refEnds;
     if (ends === null) return '';
     const start = i === 0 ? 0 : ends[i - 1]!;
@@ -82,6 +93,7 @@ export class AckList {
   private grow(capacity: number): void {
     this.sizes = grown(this.sizes, capacity);
     if (this.refEnds !== null) this.refEnds = grown(this.refEnds, capacity);
+    if (this.refNumbers !== null) this.refNumbers = grown(this.refNumbers, capacity);
   }
 
   /** Lists `other`'s records after these (they follow them in the log). */

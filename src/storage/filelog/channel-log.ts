@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   AppendCallback,
+  AppendRef,
   ChannelLog,
   ChannelStats,
   CommitHandler,
@@ -163,7 +164,7 @@ export class FileChannelLog implements ChannelLog {
 
   // --- writing -------------------------------------------------------------------------------
 
-  append(message: NewMessage, done?: AppendCallback, ref = ''): void {
+  append(message: NewMessage, done?: AppendCallback, ref: AppendRef = ''): void {
     const refused = this.failure ?? this.ctx.closed;
     if (refused) {
       if (done) this.refuseLater(done, refused, ref, message.end - message.start);
@@ -187,7 +188,7 @@ export class FileChannelLog implements ChannelLog {
    * Its own method: a closure in `append` made V8 allocate a context on every call (~95 bytes
    * a message, the largest allocation of a publish), not only when one was refused.
    */
-  private refuseLater(done: AppendCallback, err: Error, ref: string, bytes: number): void {
+  private refuseLater(done: AppendCallback, err: Error, ref: AppendRef, bytes: number): void {
     queueMicrotask(() => done(err, 0, ref, this.name, bytes));
   }
 

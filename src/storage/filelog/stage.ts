@@ -11,7 +11,7 @@
  * ranges of the chunks (channel-log.ts, `commit`), and die young.
  */
 import { copyBytes } from '../../protocol/ascii.js';
-import { type AppendCallback, type NewMessage, payloadOf } from '../engine.js';
+import { type AppendCallback, type AppendRef, type NewMessage, payloadOf } from '../engine.js';
 import { AckList } from './ack-list.js';
 import { CopyList, DEFER_OVER } from '../../native/copy-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
@@ -126,7 +126,7 @@ export class Stage {
    * Encodes a record at `offset` (the one after the last staged, or any offset when nothing is
    * staged); throws a RangeError (and stages nothing) when it cannot be stored.
    */
-  add(m: NewMessage, offset: number, done: AppendCallback | undefined, ref = ''): void {
+  add(m: NewMessage, offset: number, done: AppendCallback | undefined, ref: AppendRef = ''): void {
     const publisher = this.encodePublisher(m.publisher);
     const publisherBytes = publisher.length;
     const replyBytes = m.reply === '' ? 0 : Buffer.byteLength(m.reply);

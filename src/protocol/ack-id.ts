@@ -1,0 +1,62 @@
+/**
+ * Ack ids of up to 8 characters, packed into a number.
+ *
+ * Why: an ack id goes through the broker and comes back in the publisher's `ACK` line. As a
+ * string it cost a string on the way in (parsing), its UTF-8 bytes while the file log held
+ * it, a second string when its callback ran, and an encoding into the outbox. On the file
+ * path with acks that was ~10% of the CPU per message (docs/performance.md, seventeenth
+ * round). The id alphabet `[A-Za-z0-9_-]` has exactly 64 characters, so 8 of them take 48
+ * bits; with 3 more for the length the packed id is an integer below 2^51, which a double
+ * holds exactly. Longer ids (up to 32 characters) stay strings.
+ *
+ * A ref (`AckRef`) is therefore a string ('' for none, or an id too long to pack) or the packed
+ * number of a short id. Storage keeps either as it came and gives it back to the callback.
+ */
+
+/** An ack id as the broker carries it: '' (none), the id, or a short id packed (`packAckId`). */
+export type AckRef = string | number;
+
+/** Longest id that packs. */
+export const PACKED_MAX = 8;
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
+
+/** Byte → its 6-bit code, or -1 for a byte no ack id holds. */
+const CODE = new Int8Array(256).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) CODE[ALPHABET.charCodeAt(i)] = i;
+const BYTE = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
+
+/**
+ * The id in buf[start, end) packed, or -1 when it does not pack (empty, longer than
+ * PACKED_MAX, or a byte outside the id alphabet).
+ */
+export function packAckId(buf: Uint8Array, start: number, end: number): number {
+  const len = end - start;
+  if (len < 1 || len > PACKED_MAX) return -1;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = CODE[buf[i]!]!;
+    if (c < 0) return -1;
+    v = v * 64 + c;
+  }
+  return v * 8 + (len - 1);
+}
+
+/** Writes a packed id's characters to out at `at`; returns the index after them. */
+export function writePackedAckId(out: Uint8Array, at: number, packed: number): number {
+  const len = (packed % 8) + 1;
+  let v = Math.floor(packed / 8);
+  for (let i = at + len - 1; i >= at; i--) {
+    const c = v % 64;
+    out[i] = BYTE[c]!;
+    v = (v - c) / 64;
+  }
+  return at + len;
+}
+
+/** The id a ref stands for, as text ('' for none). */
+export function ackIdText(ref: AckRef): string {
+  if (typeof ref === 'string') return ref;
+  const bytes = new Uint8Array(PACKED_MAX);
+  return Buffer.from(bytes.buffer, 0, writePackedAckId(bytes, 0, ref)).toString('latin1');
+}
