@@ -26,30 +26,36 @@ const CODE = new Int8Array(256).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) CODE[ALPHABET.charCodeAt(i)] = i;
 const BYTE = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
 
+/** 2^27: the packed id is `high * LOW + low`, each part a small integer (see packAckId). */
+const LOW = 134_217_728;
+
 /**
  * The id in buf[start, end) packed, or -1 when it does not pack (empty, longer than
- * PACKED_MAX, or a byte outside the id alphabet).
+ * PACKED_MAX, or a byte outside the id alphabet). Layout: `low` holds the length - 1 (3 bits)
+ * and characters 1–4 (6 bits each), `high` characters 5–8; both are int32 arithmetic, and
+ * the number is only assembled (and split again when written) with one multiplication.
  */
 export function packAckId(buf: Uint8Array, start: number, end: number): number {
   const len = end - start;
   if (len < 1 || len > PACKED_MAX) return -1;
-  let v = 0;
-  for (let i = start; i < end; i++) {
-    const c = CODE[buf[i]!]!;
+  let low = len - 1;
+  let high = 0;
+  for (let k = 0; k < len; k++) {
+    const c = CODE[buf[start + k]!]!;
     if (c < 0) return -1;
-    v = v * 64 + c;
+    if (k < 4) low |= c << (3 + 6 * k);
+    else high |= c << (6 * (k - 4));
   }
-  return v * 8 + (len - 1);
+  return high * LOW + low;
 }
 
 /** Writes a packed id's characters to out at `at`; returns the index after them. */
 export function writePackedAckId(out: Uint8Array, at: number, packed: number): number {
-  const len = (packed % 8) + 1;
-  let v = Math.floor(packed / 8);
-  for (let i = at + len - 1; i >= at; i--) {
-    const c = v % 64;
-    out[i] = BYTE[c]!;
-    v = (v - c) / 64;
+  const high = Math.floor(packed / LOW);
+  const low = packed - high * LOW;
+  const len = (low & 7) + 1;
+  for (let k = 0; k < len; k++) {
+    out[at + k] = BYTE[k < 4 ? (low >>> (3 + 6 * k)) & 63 : (high >>> (6 * (k - 4))) & 63]!;
   }
   return at + len;
 }
