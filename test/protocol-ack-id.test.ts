@@ -53,9 +53,10 @@ for (const storage of ['memory', 'file'] as const) {
     const broker = await startInProcess({ storage, session: { maxPayload: 1024 } });
     try {
       const c = await RawClient.machine(broker.port);
-      const ids = ['0', '007', 'p1', 'a', '--', '_-_', 'Zz9', '12345678', '123456789', 'abcdefgh', 'abcdefghi', 'x'.repeat(32), 'k1'];
-      // One write: the fast parser reads them all ('-' alone means no ack id); and one id through
-      // the full parser (extra spaces are not routine).
+      const ids = ['A', '0', '007', 'p1', 'a', '--', '_-_', 'Zz9', '12345678', '123456789', 'abcdefgh', 'abcdefghi', 'x'.repeat(32), 'k1'];
+      // 'A' packs to 0, which must still be acknowledged. One write: the fast parser reads
+      // them all ('-' alone means no ack id); and one id through the full parser (extra
+      // spaces are not routine).
       c.send(ids.map((a, i) => `PUB ack.ids ${a} - ${String(i).length}\n${i}`).join('\n') + '\n');
       c.send('PUB  ack.ids  viaFull  -  2\nxx\n');
       for (const [i, a] of ids.entries()) await c.waitFor((f) => f.line === `ACK ${a} ${i + 1}`);
