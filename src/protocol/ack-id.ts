@@ -13,8 +13,13 @@
  * number of a short id. Storage keeps either as it came and gives it back to the callback.
  */
 
-/** An ack id as the broker carries it: '' (none), the id, or a short id packed (`packAckId`). */
-export type AckRef = string | number;
+import type { AppendRef } from '../storage/engine.js';
+
+/**
+ * An ack id as the broker carries it: '' (none), the id, or a short id packed (`packAckId`);
+ * storage hands it back as it was given (its `AppendRef`).
+ */
+export type AckRef = AppendRef;
 
 /** Longest id that packs. */
 export const PACKED_MAX = 8;
