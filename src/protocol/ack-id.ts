@@ -31,6 +31,11 @@ const CODE = new Int8Array(256).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) CODE[ALPHABET.charCodeAt(i)] = i;
 const BYTE = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
 
+/** Whether byte `c` may appear in an ack id (`[A-Za-z0-9_-]`). */
+export function isAckIdByte(c: number): boolean {
+  return CODE[c]! >= 0;
+}
+
 /** 2^27: the packed id is `high * LOW + low`, each part a small integer (see packAckId). */
 const LOW = 134_217_728;
 
@@ -68,6 +73,6 @@ export function writePackedAckId(out: Uint8Array, at: number, packed: number): n
 /** The id a ref stands for, as text ('' for none). */
 export function ackIdText(ref: AckRef): string {
   if (typeof ref === 'string') return ref;
-  const bytes = new Uint8Array(PACKED_MAX);
-  return Buffer.from(bytes.buffer, 0, writePackedAckId(bytes, 0, ref)).toString('latin1');
+  const text = Buffer.allocUnsafe(PACKED_MAX);
+  return text.toString('latin1', 0, writePackedAckId(text, 0, ref));
 }

@@ -1,4 +1,4 @@
-import { type AckRef, packAckId } from './ack-id.js';
+import { type AckRef, isAckIdByte, packAckId } from './ack-id.js';
 import { nameProblem } from './names.js';
 
 /**
@@ -35,10 +35,6 @@ function channelOk(name: string): boolean {
   if (valid.size >= MAX_VALID) valid.clear();
   valid.add(name);
   return true;
-}
-
-function isIdByte(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === DASH;
 }
 
 function sameBytes(a: Buffer, from: number, b: Buffer, len: number): boolean {
@@ -80,7 +76,7 @@ export function parsePubFast(line: Buffer, start: number, end: number, out: PubH
     ackId = packAckId(line, s1 + 1, s2);
     if (ackId < 0) {
       if (s2 - s1 - 1 > 32) return false;
-      for (let i = s1 + 1; i < s2; i++) if (!isIdByte(line[i]!)) return false;
+      for (let i = s1 + 1; i < s2; i++) if (!isAckIdByte(line[i]!)) return false;
       ackId = line.latin1Slice(s1 + 1, s2);
     }
   }
