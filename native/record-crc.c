@@ -10,10 +10,14 @@
  * a byte). Layout of a record: u32 length at +4, u32 CRC at +8 of bytes 12 .. end.
  */
 #include <node_api.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static uint32_t table[8][256];
 
@@ -255,6 +259,33 @@ static napi_value copy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * heapPad(bytes): how much free memory glibc keeps at the top of the heap when it grows or
+ * trims it (M_TOP_PAD); true if set, false where the C library is not glibc.
+ * Why: every socket read in Node is a fresh 64 KiB buffer, freed when V8 collects it. With
+ * glibc's default pad (128 KiB) the heap shrinks back after each collection and grows again
+ * under the next reads, and the kernel zeroes and maps those pages each time: relaying 1 GB
+ * through one Node process took ~1.2 s of CPU, ~0.95 s with a 16 MiB pad
+ * (npm run bench:relay; docs/performance.md, eighteenth round).
+ */
+static napi_value heap_pad(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  double bytes = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_double(env, argv[0], &bytes) != napi_ok || !(bytes >= 0 && bytes <= 1073741824.0)) {
+    napi_throw_range_error(env, NULL, "heapPad: bytes must be a number from 0 to 1 GiB");
+    return NULL;
+  }
+  bool done = false;
+#if defined(__GLIBC__)
+  done = mallopt(M_TOP_PAD, (int)bytes) == 1;
+#endif
+  napi_value result;
+  napi_get_boolean(env, done, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   init_table();
 #ifdef HAVE_CLMUL_CODE
@@ -271,6 +302,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "crc32", fn);
   napi_create_function(env, "copy", NAPI_AUTO_LENGTH, copy, NULL, &fn);
   napi_set_named_property(env, exports, "copy", fn);
+  napi_create_function(env, "heapPad", NAPI_AUTO_LENGTH, heap_pad, NULL, &fn);
+  napi_set_named_property(env, exports, "heapPad", fn);
   return exports;
 }
 

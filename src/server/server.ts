@@ -16,6 +16,7 @@ import { SyslogForwarder } from '../security/syslog.js';
 import { FileAuthenticator, type Authenticator } from '../security/authenticator.js';
 import { Guard, type TransportInfo } from '../security/guard.js';
 import { LoopHealth } from './loop-health.js';
+import { padHeap } from '../native/addon.js';
 
 /**
  * Wires a broker to its storage engine (chosen by name) and its listeners. The only place
@@ -80,6 +81,7 @@ export class FluctuatServer {
    * that asks the separate authentication process.
    */
   static async start(config: ServerConfig, log: Log, deps: StartDeps = {}): Promise<FluctuatServer> {
+    const heapPad = padHeap(); // first: a bad FLUCTUAT_HEAP_PAD stops the start before anything opens
     const engine = getDriver(config.storage).create(config.storageOptions, log);
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
@@ -87,6 +89,7 @@ export class FluctuatServer {
     // collection marks, and a busy broker at 16 KiB runs one every few ms (docs/performance.md).
     const Checker = config.tls?.ocsp ? (await import('./ocsp.js')).OcspChecker : null;
     const server = new FluctuatServer(config, broker, engine, log, deps, Checker);
+    log.info({ heapPad }, 'heap pad for socket reads');
     server.startClockProbes();
     const health = server.loopHealth.start();
     broker.addGauges(() => health.figures());

@@ -1,0 +1,72 @@
+// The broker's heap pad (native/record-crc.c `heapPad`, src/native/addon.ts `padHeap`): glibc
+// takes the setting, bad values are refused before anything opens, and the broker says what it
+// applied. Whether it makes socket reads cheaper is a benchmark's question (npm run bench:relay).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { DEFAULT_HEAP_PAD, padHeap, recordCrcAddon, checksumImplementation } from '../src/native/addon.js';
+import { BIN, ROOT, startBroker, tmpDir } from './helpers/broker.js';
+import { runNode } from './helpers/child.js';
+
+const run = promisify(execFile);
+const addon = recordCrcAddon;
+const noAddon = addon === null ? `the addon is not loaded here: ${checksumImplementation()}` : false;
+const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime;
+
+test('heapPad: glibc takes the pad; a value out of range is a RangeError', { skip: noAddon }, () => {
+  if (glibc) assert.equal(addon!.heapPad(DEFAULT_HEAP_PAD), true, `mallopt(M_TOP_PAD) refused on glibc ${glibc}`);
+  else assert.equal(addon!.heapPad(DEFAULT_HEAP_PAD), false);
+  for (const bad of [-1, 2 ** 31, Number.NaN]) assert.throws(() => addon!.heapPad(bad), RangeError, String(bad));
+  assert.throws(() => (addon!.heapPad as (v: unknown) => boolean)('16m'), RangeError);
+  assert.throws(() => (addon!.heapPad as () => boolean)(), RangeError);
+});
+
+test('padHeap: 16 MiB unless FLUCTUAT_HEAP_PAD says otherwise; 0 leaves glibc alone; garbage throws', { skip: noAddon }, () => {
+  const applied = glibc ? /^16777216 bytes kept free/ : /not glibc/;
+  assert.match(padHeap({}), applied);
+  assert.match(padHeap({ FLUCTUAT_HEAP_PAD: '' }), applied);
+  assert.match(padHeap({ FLUCTUAT_HEAP_PAD: '1048576' }), glibc ? /^1048576 bytes kept free/ : /not glibc/);
+  assert.match(padHeap({ FLUCTUAT_HEAP_PAD: '0' }), /glibc's own \(FLUCTUAT_HEAP_PAD=0\)/);
+  for (const bad of ['16m', '-1', '1.5', '2147483648', 'abc']) {
+    assert.throws(() => padHeap({ FLUCTUAT_HEAP_PAD: bad }), (err: Error) => err instanceof RangeError && err.message.includes(`FLUCTUAT_HEAP_PAD=${bad}:`), bad);
+  }
+  // Back to the default for the rest of this process.
+  padHeap({});
+});
+
+test('serve: a bad FLUCTUAT_HEAP_PAD stops the start with its name; a good one is in the startup log', async () => {
+  const dir = tmpDir();
+  const bad = await runNode([BIN, 'serve', '--listen', '127.0.0.1:0', '--storage', 'memory', '--data', path.join(dir, 'data')], {
+    cwd: ROOT,
+    env: { ...process.env, FLUCTUAT_HEAP_PAD: '64k' },
+    timeoutMs: 20_000,
+  });
+  assert.equal(bad.code, 69, `exit code; stderr: ${bad.stderr}`);
+  assert.match(bad.stderr, /cannot start: FLUCTUAT_HEAP_PAD=64k: expected a whole number of bytes/);
+  assert.doesNotMatch(bad.stdout, /"msg":"listening"/, 'nothing listened');
+
+  const broker = await startBroker({ storage: 'memory', env: { FLUCTUAT_HEAP_PAD: '8388608' } });
+  try {
+    const line = broker.logs.find((l) => l.msg === 'heap pad for socket reads');
+    assert.ok(line, `a heap pad line in ${JSON.stringify(broker.logs.map((l) => l.msg))}`);
+    if (noAddon) assert.match(String(line.heapPad), /native addon/);
+    else assert.match(String(line.heapPad), glibc ? /^8388608 bytes kept free/ : /not glibc/);
+  } finally {
+    await broker.dispose();
+  }
+});
+
+test('the console example in docs/operations.md prints what it shows', { skip: noAddon || (!glibc && 'not glibc') }, async () => {
+  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('### Memory kept for socket reads'));
+  const lines = /```console\n([^`]*)```/.exec(section)![1]!.trimEnd().split('\n');
+  assert.equal(lines.length, 4);
+  for (let i = 0; i < lines.length; i += 2) {
+    const command = lines[i]!.replace(/^\$ /, '');
+    const { stdout } = await run('bash', ['-c', command], { cwd: ROOT });
+    assert.equal(stdout.trim(), lines[i + 1], command);
+  }
+});
