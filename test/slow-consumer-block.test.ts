@@ -179,3 +179,65 @@ test('block: a queue group whose members never read is disconnected member by me
     await broker.close();
   }
 });
+
+/**
+ * A file channel with a size retention: a stalled subscriber falls behind onto the log, and
+ * with `block` its publisher is held before retention can remove what the subscriber has
+ * still to read; with the default `drop` retention overtakes it and a GAP says so (which
+ * shows the first case is not luck).
+ */
+async function fileRetentionRun(slowConsumer: 'block' | 'drop'): Promise<{ got: number[]; gaps: string[]; heldWhileStalled: number; accepted: number }> {
+  const broker = await startInProcess({
+    storage: 'file',
+    broker: { slowConsumer },
+    session: { outboundHighWater: 64 * 1024 },
+    storageOptions: { segmentBytes: 256 * 1024, retainBytes: 2 * 1024 * 1024 },
+  });
+  try {
+    const counters = broker.server.broker.counters;
+    const sub = await stalled(broker.port, 's', 'disk');
+    const pub = await RawClient.machine(broker.port);
+    const N = 20_000; // ~20 MB: far more than the channel keeps
+    const SIZE = 1000;
+    flood(pub, 'disk', N, SIZE);
+    // Past the retention pass that runs every second, and past what a stall takes to be held.
+    const accepted = await settled(() => counters.published, 1500);
+    const heldWhileStalled = broker.server.broker.stats(2).heldChannels ?? 0;
+    sub.socket.resume();
+    const done = (): boolean => numbers(sub.frames, 's').length + gapped(sub.frames) >= N;
+    await until(done, `every message or a GAP for it (got ${numbers(sub.frames, 's').length})`, 90_000);
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
+    const result = { got: numbers(sub.frames, 's'), gaps: sub.frames.filter((f) => f.line.startsWith('GAP ')).map((f) => f.line), heldWhileStalled, accepted };
+    await pub.close();
+    await sub.close();
+    return result;
+  } finally {
+    await broker.close();
+  }
+}
+
+/** Offsets the GAP frames say were removed. */
+function gapped(frames: readonly Frame[]): number {
+  let n = 0;
+  for (const f of frames) {
+    const m = /^GAP \S+ \S+ (\d+) (\d+)$/.exec(f.line);
+    if (m) n += Number(m[2]) - Number(m[1]) + 1;
+  }
+  return n;
+}
+
+test('block on a file channel with a size retention: the publisher is held before retention overtakes a stalled subscriber, which then gets every message in order', { timeout: 180_000 }, async () => {
+  const r = await fileRetentionRun('block');
+  assert.deepEqual(r.gaps, [], 'no GAP');
+  assert.equal(r.heldWhileStalled, 1, 'the channel was held while the subscriber stalled');
+  assert.ok(r.accepted < 20_000, `the publisher was held back (${r.accepted} accepted while stalled)`);
+  assert.deepEqual(r.got, Array.from({ length: 20_000 }, (_, i) => i));
+});
+
+test('drop on the same file channel: retention overtakes the stalled subscriber and GAP frames name what it missed', { timeout: 180_000 }, async () => {
+  const r = await fileRetentionRun('drop');
+  assert.ok(r.gaps.length >= 1, 'at least one GAP');
+  assert.equal(r.heldWhileStalled, 0);
+  assert.equal(r.got.length + r.gaps.reduce((n, g) => { const [, , , a, b] = g.split(' '); return n + Number(b) - Number(a) + 1; }, 0), 20_000, 'every offset delivered or named in a GAP');
+  assert.deepEqual(r.got, [...r.got].sort((a, b) => a - b), 'in order');
+});

@@ -86,7 +86,7 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--read-per-turn <bytes>', 'bytes all connections read in one event-loop turn before those still reading wait for the next', bytes, session.turnReadBytes)
     .option('--clock-interval <duration>', 'how often to probe each machine-mode client\'s clock', duration, session.clockIntervalMs)
     .option('--max-subscriptions <n>', 'subscriptions per connection', integer('--max-subscriptions', 1), session.maxSubscriptions)
-    .addOption(new Option('--slow-consumer <policy>', 'memory channels: what happens to a slow subscriber (block: its publishers wait)').choices(SLOW_CONSUMER_POLICIES).default('drop'))
+    .addOption(new Option('--slow-consumer <policy>', 'what happens to a slow subscriber of a memory channel (block: its publishers wait; block also holds file channels before size retention overtakes a subscriber)').choices(SLOW_CONSUMER_POLICIES).default('drop'))
     .option('--slow-consumer-timeout <duration>', 'with block: disconnect a subscriber that keeps publishers waiting this long', duration, 10_000)
     .option('--users <file>', 'users file: enables login, tenants and access rules (deny by default)')
     .addOption(new Option('--default-access <effect>', 'with --users: what no rule decides (rules come from the configuration file)').choices(['allow', 'deny']).default('deny'))

@@ -8,6 +8,9 @@ import { QueueGroup, Subscription, type Consumer, type Feed, type FeedEvent, typ
 import { Pushback } from './pushback.js';
 import { atTurnEnd } from '../loop/turn-end.js';
 
+/** `slow-consumer block`: a subscriber reading a log this close to retention (room, 0–1) holds the channel. */
+const HOLD_BELOW_ROOM = 0.5;
+
 /** Memory channels: a subscriber over its bound loses messages (with a notice), its connection, or slows the publishers (pushback.ts). */
 export const SLOW_CONSUMER_POLICIES = ['drop', 'disconnect', 'block'] as const;
 export type SlowConsumerPolicy = (typeof SLOW_CONSUMER_POLICIES)[number];
@@ -381,7 +384,15 @@ export class Broker {
 
   private offer(sub: Subscription, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {
     const channel = msg.channel;
-    if (sub.feeds.size !== 0 && sub.feeds.has(channel)) return; // it reads this from the log
+    if (sub.feeds.size !== 0 && sub.feeds.has(channel)) {
+      // It reads this from the log. Stalled there (no read in progress to look), it may still
+      // have to hold the channel before retention overtakes it; checked every 64th offset.
+      if (this.pushback !== null && (msg.offset & 63) === 0 && log?.retentionRoom) {
+        const feed = sub.feeds.get(channel)!;
+        if (!feed.reading && feed.next >= 0) this.holdAhead(sub, channel, log.retentionRoom(feed.next));
+      }
+      return;
+    }
     const consumer = sub.consumer;
     if (!consumer.congested()) {
       this.counters.delivered++;
@@ -500,9 +511,13 @@ export class Broker {
       while (current()) {
         if (feed.next > log.head) {
           reader.feeds.delete(feed.channel);
-          if (reader instanceof Subscription) reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
+          if (reader instanceof Subscription) {
+            this.holdAhead(reader, feed.channel, 1);
+            reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
+          }
           return;
         }
+        if (reader instanceof Subscription && log.retentionRoom) this.holdAhead(reader, feed.channel, log.retentionRoom(feed.next));
         if (!hasRoom(reader)) return;
         const batch = await log.read(feed.next, this.options.readBatchMessages, this.options.readBatchBytes);
         if (!current()) return;
@@ -533,6 +548,21 @@ export class Broker {
     } finally {
       feed.reading = false;
     }
+  }
+
+  /**
+   * `slow-consumer block` on a log with a size or count retention: a subscriber catching up
+   * from so far behind that less than half of the bounds is left before retention removes
+   * what it has still to read holds the channel, so its publishers wait (pushback.ts) instead
+   * of retention overtaking it (a `GAP`). Half: what the publishers had read when the hold
+   * began still arrives. The hold ends when it is back within half, goes live, or drains (it
+   * is then taken again if still needed); the block timeout bounds it as for memory channels.
+   */
+  private holdAhead(sub: Subscription, channel: string, room: number): void {
+    const pushback = this.pushback;
+    if (pushback === null) return;
+    if (room < HOLD_BELOW_ROOM) pushback.hold(sub, channel);
+    else if (pushback.isHeld(channel)) pushback.release(sub);
   }
 
   private storageFailed(reader: Reader, feed: Feed, err: unknown): void {

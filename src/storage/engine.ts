@@ -115,6 +115,14 @@ export interface ChannelLog {
    * StoredMessage. `ref` is handed back to `done`.
    */
   append(message: NewMessage, done?: AppendCallback, ref?: AppendRef): void;
+  /**
+   * How much of the size and count retention is still free before the stored data holding
+   * `offset` may be removed: 1 when nothing after it counts against the bounds (or there are
+   * none), 0 when it may go at the next pass. Age retention is not counted: nothing a publisher
+   * does brings it sooner. Absent where nothing is removed by size (memory logs keep their own
+   * bound and are not replayable).
+   */
+  retentionRoom?(offset: number): number;
   /** Messages with offset >= from, at most `maxMessages` and about `maxBytes`, never past head. */
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]>;
   /** The first offset at which to start for a position (head + 1 for 'new'). */

@@ -158,6 +158,24 @@ export class FileChannelLog implements ChannelLog {
     return this.committed + 1;
   }
 
+  /** See ChannelLog: retention removes whole segments, so what counts is what lies after `offset`'s. */
+  retentionRoom(offset: number): number {
+    const { retainBytes, retainMessages } = this.ctx.options;
+    if (retainBytes <= 0 && retainMessages <= 0) return 1;
+    let bytes = 0;
+    let count = 0;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const seg = this.segments[i]!;
+      if (seg.count > 0 && seg.base <= offset) break;
+      bytes += seg.size;
+      count += seg.count;
+    }
+    let room = 1;
+    if (retainBytes > 0) room = Math.min(room, 1 - bytes / retainBytes);
+    if (retainMessages > 0) room = Math.min(room, 1 - count / retainMessages);
+    return Math.max(0, room);
+  }
+
   stats(): ChannelStats {
     return { channel: this.name, first: this.first, head: this.committed, messages: this.totalCount, bytes: this.totalBytes };
   }
