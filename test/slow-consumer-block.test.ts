@@ -191,18 +191,23 @@ async function fileRetentionRun(slowConsumer: 'block' | 'drop'): Promise<{ got: 
     storage: 'file',
     broker: { slowConsumer },
     session: { outboundHighWater: 64 * 1024 },
-    storageOptions: { segmentBytes: 256 * 1024, retainBytes: 2 * 1024 * 1024 },
+    storageOptions: { segmentBytes: 1024 * 1024, retainBytes: 16 * 1024 * 1024 },
   });
   try {
     const counters = broker.server.broker.counters;
     const sub = await stalled(broker.port, 's', 'disk');
     const pub = await RawClient.machine(broker.port);
-    const N = 20_000; // ~20 MB: far more than the channel keeps
+    const N = 48_000; // ~48 MB: three times what the channel keeps
     const SIZE = 1000;
     flood(pub, 'disk', N, SIZE);
     // Past the retention pass that runs every second, and past what a stall takes to be held.
     const accepted = await settled(() => counters.published, 1500);
     const heldWhileStalled = broker.server.broker.stats(2).heldChannels ?? 0;
+    if (slowConsumer === 'drop') {
+      // Retention runs every 5 s: let it remove what the stalled subscriber has not read.
+      const log = broker.server.broker.engine.channel('disk');
+      await until(() => log.first > 1, 'retention to remove the oldest segments', 20_000);
+    }
     sub.socket.resume();
     const done = (): boolean => numbers(sub.frames, 's').length + gapped(sub.frames) >= N;
     await until(done, `every message or a GAP for it (got ${numbers(sub.frames, 's').length})`, 90_000);
@@ -230,14 +235,14 @@ test('block on a file channel with a size retention: the publisher is held befor
   const r = await fileRetentionRun('block');
   assert.deepEqual(r.gaps, [], 'no GAP');
   assert.equal(r.heldWhileStalled, 1, 'the channel was held while the subscriber stalled');
-  assert.ok(r.accepted < 20_000, `the publisher was held back (${r.accepted} accepted while stalled)`);
-  assert.deepEqual(r.got, Array.from({ length: 20_000 }, (_, i) => i));
+  assert.ok(r.accepted < 48_000, `the publisher was held back (${r.accepted} accepted while stalled)`);
+  assert.deepEqual(r.got, Array.from({ length: 48_000 }, (_, i) => i));
 });
 
 test('drop on the same file channel: retention overtakes the stalled subscriber and GAP frames name what it missed', { timeout: 180_000 }, async () => {
   const r = await fileRetentionRun('drop');
   assert.ok(r.gaps.length >= 1, 'at least one GAP');
   assert.equal(r.heldWhileStalled, 0);
-  assert.equal(r.got.length + r.gaps.reduce((n, g) => { const [, , , a, b] = g.split(' '); return n + Number(b) - Number(a) + 1; }, 0), 20_000, 'every offset delivered or named in a GAP');
+  assert.equal(r.got.length + r.gaps.reduce((n, g) => { const [, , , a, b] = g.split(' '); return n + Number(b) - Number(a) + 1; }, 0), 48_000, 'every offset delivered or named in a GAP');
   assert.deepEqual(r.got, [...r.got].sort((a, b) => a - b), 'in order');
 });

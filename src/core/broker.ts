@@ -292,7 +292,12 @@ export class Broker {
   /** The consumer has room again: resume its catch-up reads, send drop notices, feed queue groups. */
   drained(sub: Subscription): void {
     if (sub.closed) return;
-    this.pushback?.release(sub);
+    if (this.pushback !== null) {
+      // Still too far behind on a log: its publishers keep waiting. Released on each drain,
+      // they would publish a turn's reads every time and could outrun its catching up.
+      if (this.behindOnLog(sub)) this.pushback.progressed(sub);
+      else this.pushback.release(sub);
+    }
     for (const [channel, count] of sub.drops) {
       sub.consumer.notify(sub, { kind: 'drop', channel, count });
     }
@@ -563,6 +568,17 @@ export class Broker {
     if (pushback === null) return;
     if (room < HOLD_BELOW_ROOM) pushback.hold(sub, channel);
     else if (pushback.isHeld(channel)) pushback.release(sub);
+  }
+
+  /** Whether `sub` reads some log from so far behind that it must go on holding (holdAhead). */
+  private behindOnLog(sub: Subscription): boolean {
+    if (sub.feeds.size === 0) return false;
+    for (const feed of sub.feeds.values()) {
+      if (feed.next < 0 || !this.engine.has(feed.channel)) continue;
+      const log = this.engine.channel(feed.channel);
+      if (log.retentionRoom && log.retentionRoom(feed.next) < HOLD_BELOW_ROOM) return true;
+    }
+    return false;
   }
 
   private storageFailed(reader: Reader, feed: Feed, err: unknown): void {

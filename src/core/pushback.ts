@@ -16,8 +16,8 @@ export interface Waiter {
 }
 
 interface Holding {
-  /** Date.now() when the holder began holding without draining since. */
-  readonly since: number;
+  /** Date.now() when the holder began holding without draining (or making progress) since. */
+  since: number;
   readonly channels: Set<string>;
 }
 
@@ -80,6 +80,15 @@ export class Pushback<Holder> {
       }
     }
     if (this.holding.size === 0) this.stopSweeper();
+  }
+
+  /**
+   * `holder` drained but goes on holding (it is still too far behind on a log, not over its
+   * bound): the timeout counts from now, as it would from a release.
+   */
+  progressed(holder: Holder): void {
+    const h = this.holding.get(holder);
+    if (h !== undefined) h.since = Date.now();
   }
 
   /** `waiter` published into a held channel: it is told when the channel is free. */
