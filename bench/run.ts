@@ -281,9 +281,10 @@ async function main(): Promise<void> {
           if (t === 'aedes') return startAedes();
           if (t === 'fluctuat' || t === 'baseline') return startFluctuat({ storage: 'file', extra: retention, profileDir: opts.profileDir, root });
           if (t === 'fluctuat-block') return startFluctuat({ storage: 'memory', extra: ['--slow-consumer', 'block'], profileDir: opts.profileDir });
+          if (t === 'fluctuat-file-block') return startFluctuat({ storage: 'file', extra: [...retention, '--slow-consumer', 'block'], profileDir: opts.profileDir });
           return startFluctuat({ storage: 'memory', profileDir: opts.profileDir, root });
         };
-        for (const t of ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'baseline', 'baseline-mem', 'aedes'] as const) {
+        for (const t of ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'baseline', 'baseline-mem', 'aedes'] as const) {
           if (needs(t)) own.push(brokers.set(t, await start(t)).get(t)!);
         }
         const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };

@@ -78,8 +78,11 @@ export interface Scenario {
 }
 
 const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes']);
-/** Overload also runs memory storage with `--slow-consumer block`: publishers slowed instead of messages dropped. */
-const OVERLOAD: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'nats', 'redis', 'mosquitto', 'aedes']);
+/**
+ * Overload also runs `--slow-consumer block`, memory and file storage: publishers slowed
+ * instead of messages dropped (memory) or removed by retention before a subscriber read them (file).
+ */
+const OVERLOAD: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'mosquitto', 'aedes']);
 export const SIZES = [16, 256, 16384] as const;
 export const sizeLabel = (n: number): string => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
 const sizeId = (n: number): string => (n >= 1024 ? `${n / 1024}k` : String(n));

@@ -18,15 +18,18 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 /**
  * fluctuat-block: memory storage with `--slow-consumer block`, in the overload scenarios only.
+ * fluctuat-file-block: file storage with the throughput broker's retention and `--slow-consumer
+ * block` (publishers held before retention overtakes a subscriber), in the overload scenarios only.
  * baseline, baseline-mem: another build of fluctuat (`--baseline DIR`), file and memory storage,
  * run next to this tree's in every pass so that each pass's ratio compares the two builds.
  */
-export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
-export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'nats', 'redis', 'mosquitto', 'aedes'];
+export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'fluctuat-file-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
+export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'mosquitto', 'aedes'];
 export const LABELS: Record<TargetName, string> = {
   fluctuat: 'fluctuat',
   'fluctuat-mem': 'fluctuat mem',
   'fluctuat-block': 'fluctuat block',
+  'fluctuat-file-block': 'file block',
   baseline: 'baseline',
   'baseline-mem': 'baseline mem',
   nats: 'NATS',
