@@ -11,7 +11,11 @@ import { atTurnEnd } from '../loop/turn-end.js';
 /** `slow-consumer block`: a subscriber reading a log this close to retention (room, 0–1) holds the channel. */
 const HOLD_BELOW_ROOM = 0.5;
 
-/** Memory channels: a subscriber over its bound loses messages (with a notice), its connection, or slows the publishers (pushback.ts). */
+/**
+ * Memory channels: a subscriber over its bound loses messages (with a notice), its connection,
+ * or slows the publishers (pushback.ts). File channels: `block` also holds publishers before
+ * a size or count retention overtakes a subscriber reading from behind (`holdAhead`).
+ */
 export const SLOW_CONSUMER_POLICIES = ['drop', 'disconnect', 'block'] as const;
 export type SlowConsumerPolicy = (typeof SLOW_CONSUMER_POLICIES)[number];
 
@@ -559,15 +563,16 @@ export class Broker {
    * `slow-consumer block` on a log with a size or count retention: a subscriber catching up
    * from so far behind that less than half of the bounds is left before retention removes
    * what it has still to read holds the channel, so its publishers wait (pushback.ts) instead
-   * of retention overtaking it (a `GAP`). Half: what the publishers had read when the hold
-   * began still arrives. The hold ends when it is back within half, goes live, or drains (it
-   * is then taken again if still needed); the block timeout bounds it as for memory channels.
+   * of retention overtaking it (a `GAP`). Half: what the publishers had sent when the hold
+   * began still arrives (a turn's reads, the batches being written). The hold ends once it is
+   * back within half on every log it reads, or live; a drain does not end it meanwhile
+   * (`drained`), and the block timeout counts from the last drain.
    */
   private holdAhead(sub: Subscription, channel: string, room: number): void {
     const pushback = this.pushback;
     if (pushback === null) return;
     if (room < HOLD_BELOW_ROOM) pushback.hold(sub, channel);
-    else if (pushback.isHeld(channel)) pushback.release(sub);
+    else if (pushback.isHeld(channel) && !this.behindOnLog(sub)) pushback.release(sub);
   }
 
   /** Whether `sub` reads some log from so far behind that it must go on holding (holdAhead). */
