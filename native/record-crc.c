@@ -261,7 +261,8 @@ static napi_value copy(napi_env env, napi_callback_info info) {
 
 /*
  * heapPad(bytes): how much free memory glibc keeps at the top of the heap when it grows or
- * trims it (M_TOP_PAD); true if set, false where the C library is not glibc.
+ * trims it (M_TOP_PAD), with blocks up to 32 MiB from the heap (M_MMAP_THRESHOLD, below);
+ * true if set, false where the C library is not glibc.
  * Why: every socket read in Node is a fresh 64 KiB buffer, freed when V8 collects it. With
  * glibc's default pad (128 KiB) the heap shrinks back after each collection and grows again
  * under the next reads, and the kernel zeroes and maps those pages each time: relaying 1 GB
@@ -279,7 +280,11 @@ static napi_value heap_pad(napi_env env, napi_callback_info info) {
   }
   bool done = false;
 #if defined(__GLIBC__)
-  done = mallopt(M_TOP_PAD, (int)bytes) == 1;
+  /* Setting any of these turns off glibc's sliding mmap threshold, which would otherwise have
+   * risen to the largest block freed so far: without it every block from 128 KiB up (the file
+   * log's read windows) was mapped and unmapped afresh, and replays ran at half speed. So the
+   * threshold is fixed where the sliding one stops (32 MiB on 64-bit). */
+  done = mallopt(M_TOP_PAD, (int)bytes) == 1 && mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
 #endif
   napi_value result;
   napi_get_boolean(env, done, &result);
