@@ -155,7 +155,7 @@ function startPeer(data: PeerData): Promise<{ port: number; done: Promise<number
   });
 }
 
-/** Compiles bench/relay.c into a temporary directory; null (with the reason) without a compiler. */
+/** Compiles bench/relay.c into a temporary directory, or says why it could not (no compiler). */
 function compileC(): { binary: string } | { skipped: string } {
   const source = path.join(here, '..', '..', 'bench', 'relay.c');
   const binary = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-relay-')), 'relay');

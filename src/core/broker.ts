@@ -521,7 +521,7 @@ export class Broker {
         if (feed.next > log.head) {
           reader.feeds.delete(feed.channel);
           if (reader instanceof Subscription) {
-            this.holdAhead(reader, feed.channel, 1);
+            this.holdAhead(reader, feed.channel, 1); // live: nothing left for retention to overtake
             reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
           }
           return;
