@@ -31,7 +31,7 @@ const whole = (min: number) => (v: string): number => {
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`a whole number of at least ${min}`);
   return n;
 };
-// Flags, or the environment variables earlier rounds' commands use (docs/performance.md).
+// Flags, or the environment variables earlier rounds' commands use (docs/performance-history.md).
 const opts = new Command('bench:hotpath')
   .description("The broker's CPU per message without sockets: pre-encoded PUB frames into a publisher session, deliveries into sinks. Compare two builds side by side.")
   .addOption(new Option('--storage <driver>', 'storage driver').choices(['memory', 'file']).env('STORAGE').default('memory'))

@@ -12,7 +12,7 @@
  *
  * It reports each relay's throughput and CPU per GB (user and system) and the CPU that makes a
  * 16 KiB message: the floor under any Node broker's large-message throughput, next to C's
- * (docs/performance.md, eighteenth round).
+ * (docs/performance-history.md, eighteenth round).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';

@@ -56,7 +56,7 @@ export const DEFAULT_HEAP_PAD = 16 * 1024 * 1024;
  * a fresh 64 KiB buffer, freed by V8 later, and with glibc's 128 KiB pad the heap shrank and
  * grew again under a stream of reads, the kernel zeroing and mapping its pages every time:
  * relaying 1 GB through one process cost ~1.2 s of CPU, ~0.95 s with 16 MiB (`npm run
- * bench:relay`, docs/performance.md, eighteenth round). At most that much more resident memory.
+ * bench:relay`, docs/performance-history.md, eighteenth round). At most that much more resident memory.
  * Throws a RangeError for a value that is not a number of bytes.
  */
 export function padHeap(env: NodeJS.ProcessEnv = process.env): string {

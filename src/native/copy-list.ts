@@ -15,7 +15,7 @@
  * Tried and dropped: deferring each delivery's payload copy into the outboxes the same way.
  * Its sources include the file log's staging chunks, reused once their batch is committed, so
  * their pool had to make every outbox's pending copies first; in-process CPU fell by ~0.02 µs
- * a message at 256 B and end to end nothing changed (docs/performance.md, twelfth round).
+ * a message at 256 B and end to end nothing changed (docs/performance-history.md, twelfth round).
  */
 import { grown } from '../storage/filelog/runs.js';
 import { recordCrcAddon } from './addon.js';

@@ -4,8 +4,8 @@
  * Why: an ack id goes through the broker and comes back in the publisher's `ACK` line. As a
  * string it cost a string on the way in (parsing), its UTF-8 bytes while the file log held
  * it, a second string when its callback ran, and an encoding into the outbox. On the file
- * path with acks that was ~10% of the CPU per message (docs/performance.md, seventeenth
- * round). The id alphabet `[A-Za-z0-9_-]` has exactly 64 characters, so 8 of them take 48
+ * path with acks that was ~10% of the CPU per message (docs/performance-history.md,
+ * seventeenth round). The id alphabet `[A-Za-z0-9_-]` has exactly 64 characters, so 8 of them take 48
  * bits; with 3 more for the length the packed id is an integer below 2^51, which a double
  * holds exactly. Longer ids (up to 32 characters) stay strings.
  *

@@ -86,7 +86,7 @@ export class FluctuatServer {
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
     // Loaded only when used: its ASN.1 libraries are ~1.7 MB of heap, which every major
-    // collection marks, and a busy broker at 16 KiB runs one every few ms (docs/performance.md).
+    // collection marks, and a busy broker at 16 KiB runs one every few ms (docs/performance.md, "Overload").
     const Checker = config.tls?.ocsp ? (await import('./ocsp.js')).OcspChecker : null;
     const server = new FluctuatServer(config, broker, engine, log, deps, Checker);
     log.info({ heapPad }, 'heap pad for socket reads');

@@ -372,7 +372,7 @@ export class MemoryChannelLog implements ChannelLog {
  * Settled once: `then` on it queues the commit's microtask. queueMicrotask wraps each in an
  * AsyncResource (a bound function, async-hooks bookkeeping before and after it runs): at one
  * message a turn (20,000 msgs/s, paced) that was ~160 bytes a message more than `then`, 15% of
- * what the broker allocated (sampling heap profile, docs/performance.md, twelfth round).
+ * what the broker allocated (sampling heap profile, docs/performance-history.md, twelfth round).
  */
 const SETTLED = Promise.resolve();
 

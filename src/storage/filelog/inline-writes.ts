@@ -11,8 +11,8 @@
  * appending 1 MiB to the page cache takes ~0.1–0.3 ms, and with the pool the loop would sit
  * idle meanwhile (at the end of a windowed 1→1 stream's cycle nothing else is there to do
  * until the batch is delivered), and on two cores the worker also waits for a CPU the load
- * already uses. Inline, file 1→1 256 B ran ~9% faster (docs/performance.md, sixteenth
- * round). The loop has other work while channels share the disk (the engine's `sharing`) or
+ * already uses. Inline, file 1→1 256 B ran ~9% faster (docs/performance-history.md,
+ * sixteenth round). The loop has other work while channels share the disk (the engine's `sharing`) or
  * connections wait for the next turn's read budget (loop/input-backlog.ts): then only small
  * writes go inline, and a large one overlaps that work from the pool. Writing a flood's
  * batches inline cost it ~11%. A group of several batches (a backlog) always goes to the pool.
