@@ -88,7 +88,7 @@ function targetList(v: string): TargetName[] {
 }
 
 /** Every option is a flag or a BENCH_* variable; flags win. */
-function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } {
+function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean; render?: string } {
   const program = new Command('bench')
     .description(
       'fluctuat side by side with NATS, Redis and Mosquitto (when they answer on their usual loopback ports) and Aedes (started here): ' +
@@ -116,6 +116,7 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     )
     // Not .env(): commander turns a boolean on whenever its variable is set, BENCH_DOC=0 too.
     .addOption(new Option('--doc', 'also rewrite the results section of docs/performance.md (env: BENCH_DOC=1)'))
+    .addOption(new Option('--render <json>', 'measure nothing: print the tables of a saved run (bench/results/<date>.json), and with --doc write them into docs/performance.md'))
     .addHelpText(
       'after',
       '\nExperiments: BENCH_FLUCTUAT_ARGS (extra serve flags), BENCH_FLUCTUAT_NODE_ARGS (Node flags), BENCH_FLUCTUAT_OUTPUT (a file for the brokers\' output).\n' +
@@ -139,6 +140,7 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     baseline?: string;
     pin?: boolean;
     doc?: boolean;
+    render?: string;
   }>();
   return {
     runs: o.runs,
@@ -157,7 +159,64 @@ function options(argv: string[]): BenchOptions & { pin: boolean; doc: boolean } 
     baseline: o.baseline,
     pin: o.pin === true || process.env.BENCH_PIN === '1',
     doc: o.doc === true || process.env.BENCH_DOC === '1',
+    ...(o.render !== undefined ? { render: path.resolve(o.render) } : {}),
   };
+}
+
+/** What a run writes to <date>.json, as far as the tables and their header need it. */
+interface SavedRun {
+  date: string;
+  command: string;
+  machine: { cores: number; cpu: string; node: string; loadavgStart: number[]; loadavgEnd: number[] };
+  brokers: Record<string, { label: string; version: string }>;
+  leftOut: Record<string, string>;
+  pinning: string;
+  scenarios: { id: string }[];
+  cells: Cell[];
+}
+
+/** The lines above the Markdown tables, in latest.md and docs/performance.md. */
+function resultHeader(run: SavedRun): string {
+  const m = run.machine;
+  // A version is known for peers only (fluctuat is 'this tree', an unknown peer '?').
+  const named = Object.values(run.brokers).map((b) => (b.version === 'this tree' || b.version === '?' ? b.label : `${b.label} ${b.version}`));
+  const down = Object.entries(run.leftOut);
+  return [
+    `Measured ${run.date} with \`${run.command}\` on ${m.cores} cores (${m.cpu}), node ${m.node}; load average ${m.loadavgStart.join(' ')} at the start, ${m.loadavgEnd.join(' ')} at the end.`,
+    `Brokers: ${named.join(', ')}.${down.length ? ` Left out: ${down.map(([t, w]) => `${t} (${w})`).join(', ')}.` : ''} Pinning: ${run.pinning}.`,
+    `Latency cells are p50/p99/p99.9 in µs. Each figure is the median of the runs in the last column.`,
+    '',
+  ].join('\n');
+}
+
+/** Replaces the section between docs/performance.md's bench:results markers. */
+function rewriteDoc(header: string, markdown: string): void {
+  const doc = path.join(ROOT, 'docs', 'performance.md');
+  const text = fs.readFileSync(doc, 'utf8');
+  const a = text.indexOf('<!-- bench:results:start -->');
+  const b = text.indexOf('<!-- bench:results:end -->');
+  if (a < 0 || b < a) {
+    console.log('docs/performance.md has no bench:results markers; not rewritten');
+    return;
+  }
+  fs.writeFileSync(doc, text.slice(0, a) + '<!-- bench:results:start -->\n' + header + '\n' + markdown + '\n' + text.slice(b));
+  console.log('docs/performance.md: results section rewritten');
+}
+
+/** `--render`: the tables of a saved run, without measuring anything. */
+function renderSaved(file: string, doc: boolean): void {
+  const run = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedRun;
+  if (!Array.isArray(run.cells) || !Array.isArray(run.scenarios) || typeof run.brokers !== 'object') throw new Error(`${file} is not a saved benchmark run`);
+  const ids = run.scenarios.map((s) => s.id);
+  const known = selectScenarios(ids);
+  const unknown = ids.filter((id) => !known.some((s) => s.id === id));
+  if (unknown.length) throw new Error(`${file} has scenarios this tree does not know: ${unknown.join(', ')}`);
+  const targets = Object.keys(run.brokers) as TargetName[];
+  const { text, markdown } = tables(known, run.cells, targets);
+  const header = resultHeader(run);
+  console.log(header);
+  console.log(text);
+  if (doc) rewriteDoc(header, markdown);
 }
 
 /** The exact command, as typed: BENCH_* variables, then npm or node with the arguments. */
@@ -171,7 +230,16 @@ function commandLine(): string {
   return [...envs, ...cmd].join(' ');
 }
 
-function machine(): Record<string, unknown> {
+interface Machine {
+  cores: number;
+  cpu: string;
+  memGiB: number;
+  node: string;
+  os: string;
+  loadavg: number[];
+}
+
+function machine(): Machine {
   const cpus = os.cpus();
   return {
     cores: cpus.length,
@@ -185,6 +253,10 @@ function machine(): Record<string, unknown> {
 
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
+  if (opts.render) {
+    renderSaved(opts.render, opts.doc);
+    return;
+  }
   process.on('SIGINT', () => process.exit(130));
   process.on('SIGTERM', () => process.exit(143));
   const scenarios = selectScenarios(opts.scenarios);
@@ -363,25 +435,10 @@ async function main(): Promise<void> {
   const json = JSON.stringify(result, null, 1) + '\n';
   fs.writeFileSync(path.join(opts.out, `${stamp}.json`), json);
   fs.writeFileSync(path.join(opts.out, 'latest.json'), json);
-  const header = [
-    `Measured ${started.toISOString()} with \`${command}\` on ${m0.cores} cores (${m0.cpu}), node ${m0.node}; load average ${(m0.loadavg as number[]).join(' ')} at the start, ${(m1.loadavg as number[]).join(' ')} at the end.`,
-    `Brokers: ${targets.map((t) => `${LABELS[t]}${versions[t] ? ' ' + versions[t] : ''}`).join(', ')}.${Object.keys(down).length ? ` Left out: ${Object.entries(down).map(([t, w]) => `${t} (${w})`).join(', ')}.` : ''} Pinning: ${pinNote}.`,
-    `Latency cells are p50/p99/p99.9 in µs. Each figure is the median of the runs in the last column.`,
-    '',
-  ].join('\n');
+  const header = resultHeader(result as SavedRun);
   fs.writeFileSync(path.join(opts.out, 'latest.md'), header + '\n' + markdown + '\n');
   console.log(`results: ${path.relative(process.cwd(), path.join(opts.out, `${stamp}.json`))}, latest.json, latest.md`);
-  if (opts.doc) {
-    const doc = path.join(ROOT, 'docs', 'performance.md');
-    const text0 = fs.readFileSync(doc, 'utf8');
-    const a = text0.indexOf('<!-- bench:results:start -->');
-    const b = text0.indexOf('<!-- bench:results:end -->');
-    if (a < 0 || b < a) console.log('docs/performance.md has no bench:results markers; not rewritten');
-    else {
-      fs.writeFileSync(doc, text0.slice(0, a) + '<!-- bench:results:start -->\n' + header + '\n' + markdown + '\n' + text0.slice(b));
-      console.log('docs/performance.md: results section rewritten');
-    }
-  }
+  if (opts.doc) rewriteDoc(header, markdown);
   if (opts.profileDir) {
     console.log('');
     const summary = summariseProfiles(opts.profileDir, 25);

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from './helpers/broker.js';
@@ -45,4 +46,26 @@ test('a bad value or an unknown option is refused by name, with exit 1', () => {
   const { code, err } = run('run.js', [], { BENCH_SECONDS: 'soon' });
   assert.equal(code, 1);
   assert.match(err, /option '--seconds <s>' value 'soon' from env 'BENCH_SECONDS' is invalid/);
+});
+
+test('--render prints the tables of a saved run without measuring, as docs/performance.md shows them', () => {
+  // The run whose tables docs/performance.md holds (its header names the start time).
+  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'performance.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('<!-- bench:results:start -->'), doc.indexOf('<!-- bench:results:end -->'));
+  const measured = /^Measured (\S+) with .*$/m.exec(section);
+  assert.ok(measured, 'the results section starts with its header');
+  const file = path.join(ROOT, 'bench', 'results', `${measured[1]!.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  assert.ok(fs.existsSync(file), `${file} is committed with the section it produced`);
+  const { code, out } = run('run.js', ['--render', file]);
+  assert.equal(code, 0);
+  assert.ok(out.startsWith(measured[0]), `the same header line:\n${out.slice(0, 300)}`);
+  assert.match(out, /^ratios fluctuat ÷ peer/m);
+  assert.doesNotMatch(out, /^run \d+\//m, 'nothing was measured');
+  // Each figure of the section's first table row is in the rendered table.
+  const row = /^\| 1→1, 16 B \| msgs\/s \| (.+) \| \d+ \|$/m.exec(section)!;
+  for (const figure of row[1]!.split(' | ')) assert.ok(out.includes(figure), `${figure} rendered`);
+
+  const bad = run('run.js', ['--render', path.join(ROOT, 'package.json')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /package\.json is not a saved benchmark run/);
 });
