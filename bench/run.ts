@@ -266,7 +266,7 @@ async function main(): Promise<void> {
   const m0 = machine();
   console.log(`fluctuat comparative benchmark — ${started.toISOString()}`);
   console.log(`command: ${command}`);
-  console.log(`machine: ${m0.cores} cores (${m0.cpu}), ${m0.memGiB} GiB, node ${m0.node}, load average ${(m0.loadavg as number[]).join(' ')}`);
+  console.log(`machine: ${m0.cores} cores (${m0.cpu}), ${m0.memGiB} GiB, node ${m0.node}, load average ${m0.loadavg.join(' ')}`);
   console.log(`runs: ${opts.runs} per scenario and broker; ${opts.warmup} s warm-up + ${opts.seconds} s measured; loopback only`);
   // Before any worker thread or broker exists: they inherit this process's CPUs.
   let pinned: Pinning | null = null;
@@ -414,7 +414,7 @@ async function main(): Promise<void> {
   console.log(text);
   const m1 = machine();
   console.log('');
-  console.log(`done in ${((finished.getTime() - started.getTime()) / 60000).toFixed(1)} min; load average at the end ${(m1.loadavg as number[]).join(' ')}`);
+  console.log(`done in ${((finished.getTime() - started.getTime()) / 60000).toFixed(1)} min; load average at the end ${m1.loadavg.join(' ')}`);
 
   const result = {
     date: started.toISOString(),
@@ -435,7 +435,7 @@ async function main(): Promise<void> {
   const json = JSON.stringify(result, null, 1) + '\n';
   fs.writeFileSync(path.join(opts.out, `${stamp}.json`), json);
   fs.writeFileSync(path.join(opts.out, 'latest.json'), json);
-  const header = resultHeader(result as SavedRun);
+  const header = resultHeader(result);
   fs.writeFileSync(path.join(opts.out, 'latest.md'), header + '\n' + markdown + '\n');
   console.log(`results: ${path.relative(process.cwd(), path.join(opts.out, `${stamp}.json`))}, latest.json, latest.md`);
   if (opts.doc) rewriteDoc(header, markdown);
