@@ -104,7 +104,9 @@ test('block: only publishers into the held channel wait; another channel on the 
 });
 
 test('block: a subscriber that never reads is disconnected after --slow-consumer-timeout, and the publisher and a healthy subscriber go on without loss', { timeout: 120_000 }, async () => {
-  const broker = await startBroker({ storage: 'memory', args: ['--slow-consumer', 'block', '--slow-consumer-timeout', '1s', '--outbound-buffer', '64KiB'] });
+  // 3 s, not 1: the healthy reader is this test's own process, which shares two cores with
+  // another test file in CI; a stall of it past the timeout would rightly get it disconnected.
+  const broker = await startBroker({ storage: 'memory', args: ['--slow-consumer', 'block', '--slow-consumer-timeout', '3s', '--outbound-buffer', '64KiB'] });
   try {
     const healthy = await RawClient.machine(broker.port);
     healthy.send('SUB h mem');
@@ -114,14 +116,15 @@ test('block: a subscriber that never reads is disconnected after --slow-consumer
     const N = 40_000;
     flood(pub, 'mem', N, 1000);
     await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
-    await until(() => numbers(healthy.frames, 'h').length === N, `the healthy subscriber's ${N} messages`, 60_000);
+    const seen = (): string => `the healthy subscriber's ${N} messages (got ${numbers(healthy.frames, 'h').length}, ${healthy.closed ? 'closed' : 'open'}; last lines ${JSON.stringify(healthy.lines().slice(-3))})`;
+    await until(() => numbers(healthy.frames, 'h').length === N, seen, 60_000);
     assert.deepEqual(numbers(healthy.frames, 'h'), Array.from({ length: N }, (_, i) => i));
     assert.equal(healthy.frames.filter((f) => f.line.startsWith('DROP')).length, 0);
 
     // The stuck one reads at last: what was queued for it, then the reason, then the close.
     stuck.socket.resume();
     const error = await stuck.waitFor((f) => f.line.startsWith('ERR - SLOW_CONSUMER'), 30_000);
-    assert.match(error.line, /publishers on mem waited \d+\.\d s for this connection to read \(slow-consumer block timeout 1 s\)/);
+    assert.match(error.line, /publishers on mem waited \d+\.\d s for this connection to read \(slow-consumer block timeout 3 s\)/);
     await stuck.closedByPeer();
     const stats = await healthy.stats();
     assert.equal(stats.slowDisconnects, 1);

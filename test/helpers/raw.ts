@@ -140,11 +140,11 @@ export async function stalledSubscriber(port: number, sid: string, rest: string)
   return c;
 }
 
-/** Poll until a condition holds; fail with a message after the timeout. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+/** Poll until a condition holds; fail with a message after the timeout (`what` may be computed then, to say what was seen). */
+export async function until(condition: () => boolean, what: string | (() => string), timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
