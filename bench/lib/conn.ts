@@ -13,6 +13,8 @@ export interface Endpoint {
   port: number;
   /** TLS: connect with TLS, trusting this CA (PEM), or any certificate when `insecure`. */
   tls?: { ca?: string; insecure?: boolean; servername?: string } | undefined;
+  /** Redis: publish by appending to a stream of the topic's name (XADD) instead of PUBLISH. */
+  stream?: boolean;
 }
 
 let clientSeq = 0;
@@ -25,9 +27,11 @@ export class Conn {
     readonly socket: net.Socket,
     readonly topic: string,
   ) {
-    this.reader = makeReader(ep.proto, topic);
+    this.reader = makeReader(ep, topic);
     this.reader.onEvent = (e, detail) => {
       if (e === 'ping' && ep.proto === 'nats') socket.write(nats.pong);
+      // A stream reader asks for the next entries once a reply's are in.
+      if (e === 'batch') socket.write(redis.xread(topic, detail));
       if (e === 'error') {
         for (const w of this.waiters.splice(0)) w.reject(new Error(`${ep.proto}: ${detail}`));
         return;
@@ -102,6 +106,12 @@ export class Conn {
 
   /** Subscribe to this connection's topic; resolves once the broker confirmed it. */
   async subscribe(from = 'new', timeoutMs = 10_000): Promise<void> {
+    if (this.ep.stream) {
+      // A stream is read, not subscribed to: every run uses a new key, so reading it from its
+      // beginning misses nothing and there is no confirmation to wait for.
+      this.socket.write(redis.xread(this.topic, '0-0'));
+      return;
+    }
     const ok = this.wait('subscribed', timeoutMs);
     switch (this.ep.proto) {
       case 'fluctuat':
@@ -128,7 +138,7 @@ export class Conn {
       case 'nats':
         return nats.publish(this.topic, payload, opts.reply ?? null);
       case 'redis':
-        return redis.publish(this.topic, payload);
+        return this.ep.stream ? redis.xadd(this.topic, payload) : redis.publish(this.topic, payload);
       case 'mqtt':
         return mqtt.publish(this.topic, payload);
     }
@@ -143,14 +153,14 @@ export class Conn {
   }
 }
 
-function makeReader(proto: Proto, topic: string): Reader {
-  switch (proto) {
+function makeReader(ep: Endpoint, topic: string): Reader {
+  switch (ep.proto) {
     case 'fluctuat':
       return new FluctuatReader();
     case 'nats':
       return new NatsReader();
     case 'redis':
-      return new RedisReader(topic);
+      return new RedisReader(topic, ep.stream === true);
     case 'mqtt':
       return new MqttReader();
   }

@@ -80,7 +80,7 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
 }
 
 /** What fluctuat is compared with; a baseline build first (its memory-storage twin in brackets). */
-const PEERS: readonly TargetName[] = ['baseline', 'nats', 'redis', 'mosquitto', 'aedes'];
+const PEERS: readonly TargetName[] = ['baseline', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes'];
 /** The peer memory storage is compared with: the baseline's own memory storage, or the same peer. */
 const memPeer = (p: TargetName): TargetName => (p === 'baseline' ? 'baseline-mem' : p);
 
@@ -124,6 +124,9 @@ export interface Tables {
   text: string;
   markdown: string;
 }
+
+/** Text for a Markdown table cell: a `|` would end the cell. */
+const cell = (text: string): string => text.replace(/\|/g, '\\|');
 
 export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName[]): Tables {
   const cols = targets;
@@ -198,7 +201,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
   const md: string[] = [];
   md.push(`| scenario | unit | ${cols.map((t) => LABELS[t]).join(' | ')} | runs |`);
   md.push(`|---|---|${cols.map(() => '---:').join('|')}|---:|`);
-  for (const s of scenarios) md.push(`| ${s.title} | ${s.unit} | ${cols.map((t) => value(s, lookup(cells, s, t))).join(' | ')} | ${runsOf(s)} |`);
+  for (const s of scenarios) md.push(`| ${cell(s.title)} | ${s.unit} | ${cols.map((t) => value(s, lookup(cells, s, t))).join(' | ')} | ${runsOf(s)} |`);
   if (peers.length) {
     md.push('');
     md.push(`Ratios fluctuat ÷ peer on the primary figure, the median of each pass's ratio (throughput: above 1 fluctuat is faster; latency, on p99: below 1 fluctuat is faster)${hasMem ? '; in brackets fluctuat with `--storage memory`' : ''}${peers.includes('baseline') ? '; ÷ baseline: this tree ÷ the `--baseline` build, memory storage against its memory storage in brackets' : ''}:`);
@@ -208,7 +211,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     for (const s of scenarios) {
       if (!peers.some((p) => lookup(cells, s, p))) continue;
       md.push(
-        `| ${s.title} | ${peers
+        `| ${cell(s.title)} | ${peers
           .map((p) => {
             if (!lookup(cells, s, p)) return 'n/a';
             const m = hasMem && lookup(cells, s, 'fluctuat-mem') && lookup(cells, s, memPeer(p)) ? ` (${ratioOf(s, 'fluctuat-mem', memPeer(p))})` : '';
@@ -227,7 +230,7 @@ export function tables(scenarios: Scenario[], cells: Cell[], targets: TargetName
     for (const t of cols) {
       const c = lookup(cells, s, t);
       if (!c) continue;
-      const note = noteOf(c).replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 160);
+      const note = cell(noteOf(c)).replace(/\n/g, ' ').slice(0, 160);
       md.push(`| ${s.id} | ${LABELS[t]} | ${c.n ? pct(c.generatorCpu) : '—'} | ${c.n ? pct(c.generatorBusiest) : '—'} | ${c.n ? pct(c.brokerCpu) : '—'} | ${c.n ? mib(c.brokerRssPeak) : '—'} | ${c.lost} | ${c.drops} | ${c.errors} | ${note} |`);
     }
   }

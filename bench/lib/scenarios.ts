@@ -2,11 +2,13 @@
  * The comparative scenarios of issue 5 and how each is measured on each broker.
  *
  *  - throughput: 1→1, fan-out 1→8, fan-in 8→1 for 16 B, 256 B and 16 KiB: deliveries per
- *    second summed over subscribers, with an end-to-end window (see worker.ts);
+ *    second summed over subscribers, with an end-to-end window (see worker.ts); Redis twice,
+ *    pub/sub and a stream with an append-only file;
  *  - latency: one publisher at a fixed rate (20,000 and 100,000 msgs/s), 16 B, each payload
  *    carrying its send time; p50 / p99 / p99.9 of receive − send, µs, after a warm-up;
  *  - durable: publishes acknowledged once durable, fluctuat under each --fsync policy against
- *    NATS JetStream (file storage, async publish with a window of outstanding acks);
+ *    NATS JetStream (file storage, async publish with a window of outstanding acks) and Redis
+ *    with an append-only file under the matching `appendfsync` (XADD, the same window);
  *  - tls: fluctuat's 1→1 and latency over its TLS listener (when the broker has one);
  *  - replay: a channel of --replay-mb written once, then read from the beginning by a new
  *    subscriber after a broker restart, with the files' page cache dropped first;
@@ -20,7 +22,7 @@ import path from 'node:path';
 import { topicFor, type Endpoint } from './conn.js';
 import { run, type Outcome, type Plan } from './gen.js';
 import { createStream } from './jetstream.js';
-import { startFluctuat, withBaseline, type Running, type TargetName } from './targets.js';
+import { APPENDFSYNC, startFluctuat, startRedisAof, withBaseline, type Running, type TargetName } from './targets.js';
 
 export interface BenchOptions {
   runs: number;
@@ -79,6 +81,12 @@ export interface Scenario {
 
 const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes']);
 /**
+ * Throughput also runs Redis AOF, a stream appended to and read (XADD, XREAD) with
+ * `appendfsync everysec`: a durable log like fluctuat's file storage under `--fsync interval`,
+ * where Redis pub/sub keeps nothing.
+ */
+const THROUGHPUT: readonly TargetName[] = [...PUBSUB.slice(0, PUBSUB.indexOf('redis') + 1), 'redis-aof', ...PUBSUB.slice(PUBSUB.indexOf('redis') + 1)];
+/**
  * Overload also runs `--slow-consumer block`, memory and file storage: publishers slowed
  * instead of messages dropped (memory) or removed by retention before a subscriber read them (file).
  */
@@ -110,7 +118,7 @@ function throughput(topo: string, pubs: number, subs: number, size: number): Sce
     title: `${arrow}, ${sizeLabel(size)}`,
     unit: subs > 1 ? 'deliveries/s' : 'msgs/s',
     better: 'higher',
-    targets: PUBSUB,
+    targets: THROUGHPUT,
     measure: (t, ctx) => {
       const b = broker(ctx, t);
       return run({
@@ -228,10 +236,12 @@ function durable(policy: 'always' | 'interval' | 'never'): Scenario {
   return {
     id: `durable-${policy}`,
     group: 'durable',
-    title: `durable pub+ack 16 B: --fsync ${policy} | JetStream`,
+    // The peers' matching settings (JetStream's file storage, Redis's appendfsync) are in
+    // performance.md's scenario table: a title fits one column of the text table.
+    title: `durable pub+ack 16 B: --fsync ${policy}`,
     unit: 'acks/s',
     better: 'higher',
-    targets: withBaseline(['fluctuat', 'nats']),
+    targets: withBaseline(['fluctuat', 'nats', 'redis-aof']),
     skip: (t, ctx) => (t === 'nats' && !ctx.jetstream ? 'JetStream is not enabled on the NATS server' : null),
     measure: async (t, ctx) => {
       const plan = {
@@ -250,6 +260,14 @@ function durable(policy: 'always' | 'interval' | 'never'): Scenario {
           return await run({ ...plan, endpoint: ep.endpoint, topic: stream.subject, jetstreamReply: `_INBOX.fluctuatbench.${id('r')}`, brokerPid: ep.pid });
         } finally {
           await stream.remove();
+        }
+      }
+      if (t === 'redis-aof') {
+        const r = await startRedisAof(policy);
+        try {
+          return await run({ ...plan, endpoint: r.endpoint, topic: topicFor('redis', id('d')), brokerPid: r.pid });
+        } finally {
+          await r.stop();
         }
       }
       const b = await startFluctuat({ storage: 'file', fsync: policy, profileDir: ctx.opts.profileDir, root: t === 'baseline' ? ctx.opts.baseline : undefined });

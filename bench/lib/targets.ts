@@ -1,9 +1,12 @@
 /**
  * The brokers under test. fluctuat and Aedes are child processes this benchmark starts on free
  * loopback ports (and stops); NATS, Redis and Mosquitto are used only if they already answer on
- * their usual local ports, and are never started, configured or stopped from here.
+ * their usual local ports, and are never started, configured or stopped from here. The durable
+ * peer Redis AOF is a `redis-server` of our own (when one is installed), started per run with
+ * an append-only file in a temporary directory, since the local Redis's persistence is not ours
+ * to change.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,9 +25,10 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * block` (publishers held before retention overtakes a subscriber), in the overload scenarios only.
  * baseline, baseline-mem: another build of fluctuat (`--baseline DIR`), file and memory storage,
  * run next to this tree's in every pass so that each pass's ratio compares the two builds.
+ * redis-aof: Redis with an append-only file, appends (XADD) acknowledged, in the durable scenarios.
  */
-export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'fluctuat-file-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'mosquitto' | 'aedes';
-export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'mosquitto', 'aedes'];
+export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'fluctuat-file-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'redis-aof' | 'mosquitto' | 'aedes';
+export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes'];
 export const LABELS: Record<TargetName, string> = {
   fluctuat: 'fluctuat',
   'fluctuat-mem': 'fluctuat mem',
@@ -34,6 +38,7 @@ export const LABELS: Record<TargetName, string> = {
   'baseline-mem': 'baseline mem',
   nats: 'NATS',
   redis: 'Redis',
+  'redis-aof': 'Redis AOF',
   mosquitto: 'Mosquitto',
   aedes: 'Aedes',
 };
@@ -188,6 +193,67 @@ export async function startAedes(): Promise<Running> {
   });
   proc.removeAllListeners('exit');
   return { name: 'aedes', endpoint: { proto: 'mqtt', host: '127.0.0.1', port }, pid: proc.pid ?? null, stderr, stop: () => stopChild(proc) };
+}
+
+/** fluctuat's `--fsync` policies and the `appendfsync` setting that promises the same. */
+export const APPENDFSYNC = { always: 'always', interval: 'everysec', never: 'no' } as const;
+
+/** The installed `redis-server`'s version, or why there is none (the Redis AOF peer is then left out). */
+export function redisServerVersion(): { version: string } | { down: string } {
+  try {
+    const out = execFileSync('redis-server', ['--version'], { encoding: 'utf8', timeout: 5000 });
+    return { version: /v=(\S+)/.exec(out)?.[1] ?? '?' };
+  } catch (err) {
+    return { down: `redis-server cannot be run here (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+}
+
+/** A loopback port nothing listens on now (redis-server needs a number; port 0 turns TCP off). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A `redis-server` of our own with an append-only file under `appendfsync` in a fresh temporary
+ * directory, no snapshots: an XADD's reply then means what an ACK under the matching `--fsync`
+ * policy means (written for `everysec` and `no`, on disk for `always`).
+ */
+export async function startRedisAof(fsync: keyof typeof APPENDFSYNC): Promise<Running> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-redis-'));
+  tempDirs.add(dir);
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', APPENDFSYNC[fsync], '--protected-mode', 'yes', '--daemonize', 'no'];
+  const proc = track(spawn(...onBrokerCpus('redis-server', args), { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let output = '';
+  for (const s of [proc.stdout!, proc.stderr!]) s.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  const endpoint: Endpoint = { proto: 'redis', host: '127.0.0.1', port, stream: true };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}: ${output}`);
+    try {
+      (await Conn.open(endpoint, 'bench.probe', 1000)).close();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${port} in 20 s: ${(err as Error).message} ${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    name: 'redis-aof',
+    endpoint,
+    pid: proc.pid ?? null,
+    dataDir: dir,
+    stderr: () => output,
+    stop: async () => {
+      await stopChild(proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+    },
+  };
 }
 
 const PEER_PORTS = { nats: 4222, redis: 6379, mosquitto: 1883 } as const;

@@ -1,6 +1,7 @@
 /**
  * Minimal, hand-written protocol writers and readers for the load generator: fluctuat machine
- * mode, NATS core (and JetStream publish acks), Redis RESP pub/sub and MQTT 3.1.1 QoS 0.
+ * mode, NATS core (and JetStream publish acks), Redis RESP pub/sub (and stream appends) and MQTT
+ * 3.1.1 QoS 0.
  *
  * Why not the libraries (`nats`, `ioredis`, `mqtt`)? They allocate an object, a string or a
  * promise per message and parse every field; measured on this machine they top out well below
@@ -17,14 +18,14 @@
 export type Proto = 'fluctuat' | 'nats' | 'redis' | 'mqtt';
 
 /** What a reader saw besides deliveries: handshake answers, errors. */
-export type WireEvent = 'ready' | 'subscribed' | 'live' | 'ping' | 'error' | 'info';
+export type WireEvent = 'ready' | 'subscribed' | 'live' | 'ping' | 'error' | 'info' | 'batch';
 
 export abstract class Reader {
   /** Deliveries (MSG, PUBLISH, Redis "message"). */
   messages = 0;
   /** Messages the broker says it dropped (fluctuat DROP). */
   drops = 0;
-  /** Publish acknowledgements (fluctuat ACK, Redis integer replies, JetStream acks). */
+  /** Publish acknowledgements (fluctuat ACK, Redis integer replies and XADD's entry ids, JetStream acks). */
   acks = 0;
   errors = 0;
   lastError = '';
@@ -189,7 +190,7 @@ export class NatsReader extends Reader {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redis RESP2 pub/sub
+// Redis RESP2 pub/sub, and XADD for a Redis with an append-only file (the durable peer)
 
 function resp(...args: (string | Buffer)[]): Buffer {
   const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
@@ -207,12 +208,37 @@ export const redis = {
     const frame = resp('PUBLISH', channel, payload);
     return { frame, payloadAt: frame.length - 2 - payload.length };
   },
+  /**
+   * An append to stream `key`, trimmed (approximately, as Redis users do) to about what the
+   * benchmark's fluctuat keeps per channel (`--retain-bytes 64m`); the reply, the new entry's
+   * id, is the acknowledgement.
+   */
+  xadd(key: string, payload: Buffer): { frame: Buffer; payloadAt: number } {
+    const keep = Math.max(1000, Math.floor(STREAM_KEEP_BYTES / Math.max(16, payload.length)));
+    const frame = resp('XADD', key, 'MAXLEN', '~', String(keep), '*', 'p', payload);
+    return { frame, payloadAt: frame.length - 2 - payload.length };
+  },
+  /** The next entries of stream `key` after entry `after`, waiting for them if there are none. */
+  xread: (key: string, after: string): Buffer => resp('XREAD', 'COUNT', String(STREAM_READ_COUNT), 'BLOCK', '0', 'STREAMS', key, after),
 };
+
+/** What a benchmark stream keeps, as fluctuat's throughput broker keeps 64 MiB per channel. */
+const STREAM_KEEP_BYTES = 64 * 1024 * 1024;
+/** Entries per XREAD: enough that a read's round trip is spread over many messages. */
+const STREAM_READ_COUNT = 512;
 
 export class RedisReader extends Reader {
   /** `*3\r\n$7\r\nmessage\r\n$<n>\r\n<channel>\r\n$` : the fixed start of a delivery. */
   private readonly prefix: Buffer;
-  constructor(channel: string) {
+  /** Stream mode (XREAD replies): entries of the current reply still to come. */
+  private entriesLeft = 0;
+  /** Stream mode: the id of the last entry read, where the next XREAD starts. */
+  lastId = '0-0';
+  /** @param stream read XREAD replies of stream `channel` instead of pub/sub deliveries */
+  constructor(
+    channel: string,
+    private readonly stream = false,
+  ) {
     super();
     const ch = Buffer.from(channel);
     this.prefix = Buffer.concat([Buffer.from(`*3\r\n$7\r\nmessage\r\n$${ch.length}\r\n`), ch, Buffer.from('\r\n$')]);
@@ -226,6 +252,7 @@ export class RedisReader extends Reader {
     return true;
   }
   protected frame(buf: Buffer, pos: number, end: number): number {
+    if (this.stream) return this.entriesLeft > 0 ? this.entry(buf, pos, end) : this.streamReply(buf, pos, end);
     const plen = this.prefix.length;
     if (buf[pos] === 0x2a /* * */ && end - pos > plen && this.startsDelivery(buf, pos)) {
       let i = pos + plen;
@@ -243,6 +270,67 @@ export class RedisReader extends Reader {
     }
     return this.value(buf, pos, end, true);
   }
+  /**
+   * The head of an XREAD reply, `*1 *2 $<n> <key> *<entries>`, read as one frame so that each
+   * entry is a frame of its own (a reply of 512 16 KiB entries is not gathered into one buffer).
+   * A null reply (no entries) ends the batch at once.
+   */
+  private streamReply(buf: Buffer, pos: number, end: number): number {
+    if (buf[pos] !== 0x2a /* * */) return this.value(buf, pos, end, true); // +PONG, -ERR
+    const head = buf.indexOf(NL, pos);
+    if (head < 0) return -1;
+    if (buf[pos + 1] === 0x2d /* *-1 */) {
+      this.event('batch', this.lastId);
+      return head + 1;
+    }
+    const pair = buf.indexOf(NL, head + 1); // *2
+    if (pair < 0) return -1;
+    const keyLen = buf.indexOf(NL, pair + 1); // $<n>, then the key's bytes, which may hold anything
+    if (keyLen < 0) return -1;
+    const afterKey = keyLen + 1 + Number(buf.toString('latin1', pair + 2, keyLen - 1)) + 2;
+    if (afterKey >= end) return -1;
+    const count = buf.indexOf(NL, afterKey); // *<entries>
+    if (count < 0) return -1;
+    this.entriesLeft = Number(buf.toString('latin1', afterKey + 1, count - 1));
+    if (this.entriesLeft === 0) this.event('batch', this.lastId);
+    return count + 1;
+  }
+
+  /** One entry, `*2 $<n> <id> *2 $1 p $<size> <payload>`: a message. */
+  private entry(buf: Buffer, pos: number, end: number): number {
+    let nl = buf.indexOf(NL, pos); // *2
+    if (nl < 0 || nl >= end) return -1;
+    const idHead = nl + 1;
+    nl = buf.indexOf(NL, idHead); // $<n>
+    if (nl < 0 || nl >= end) return -1;
+    const idAt = nl + 1;
+    const idLen = Number(buf.toString('latin1', idHead + 1, nl - 1));
+    let p = idAt + idLen + 2;
+    for (let k = 0; k < 3; k++) {
+      // *2, $1, p
+      nl = p < end ? buf.indexOf(NL, p) : -1;
+      if (nl < 0 || nl >= end) return -1;
+      p = nl + 1;
+    }
+    nl = p < end ? buf.indexOf(NL, p) : -1; // $<size>
+    if (nl < 0 || nl >= end) return -1;
+    let size = 0;
+    for (let i = p + 1; buf[i] !== CR; i++) size = size * 10 + buf[i]! - 48;
+    const start = nl + 1;
+    const stop = start + size + 2;
+    if (this.onPayload !== null) {
+      if (stop > end) return -1;
+      this.onPayload(buf, start, size);
+    }
+    this.messages++;
+    if (--this.entriesLeft === 0) {
+      // The reply's last entry: the next read starts after it.
+      this.lastId = buf.toString('latin1', idAt, idAt + idLen);
+      this.event('batch', this.lastId);
+    }
+    return stop;
+  }
+
   /** Any other RESP value (replies, subscribe confirmations): parsed in full. */
   private value(buf: Buffer, pos: number, end: number, top: boolean): number {
     const nl = buf.indexOf(NL, pos);
@@ -263,7 +351,9 @@ export class RedisReader extends Reader {
     if (t === 0x24 /* $ */) {
       const n = Number(buf.toString('latin1', pos + 1, nl - 1));
       const stop = n < 0 ? nl + 1 : nl + 1 + n + 2;
-      return stop > end ? -1 : stop;
+      if (stop > end) return -1;
+      if (top && n >= 0) this.acks++; // XADD's entry id
+      return stop;
     }
     if (t === 0x2a /* * */) {
       const n = Number(buf.toString('latin1', pos + 1, nl - 1));
