@@ -81,7 +81,7 @@ export interface Scenario {
 
 const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes']);
 /**
- * Throughput also runs Redis AOF, a stream appended to and read (XADD, XREAD) with
+ * Throughput and latency also run Redis AOF, a stream appended to and read (XADD, XREAD) with
  * `appendfsync everysec`: a durable log like fluctuat's file storage under `--fsync interval`,
  * where Redis pub/sub keeps nothing.
  */
@@ -207,7 +207,7 @@ function latency(rate: number, endpointOf?: (ctx: RunContext) => Promise<{ endpo
     title: `${endpointOf ? 'TLS ' : ''}latency @${rate / 1000}k msgs/s, 16 B (p50/p99/p99.9)`,
     unit: 'µs',
     better: 'lower',
-    targets: endpointOf ? ['fluctuat'] : PUBSUB,
+    targets: endpointOf ? ['fluctuat'] : THROUGHPUT,
     ...(endpointOf ? { skip: (_t: TargetName, ctx: RunContext) => ('skip' in ctx.tls ? ctx.tls.skip : null) } : {}),
     measure: async (t, ctx) => {
       const b = endpointOf ? await endpointOf(ctx) : broker(ctx, t);
