@@ -13,7 +13,7 @@ export interface Endpoint {
   port: number;
   /** TLS: connect with TLS, trusting this CA (PEM), or any certificate when `insecure`. */
   tls?: { ca?: string; insecure?: boolean; servername?: string } | undefined;
-  /** Redis: publish by appending to a stream of the topic's name (XADD) instead of PUBLISH. */
+  /** Redis: a stream of the topic's name, appended to (XADD) and read (XREAD), instead of pub/sub. */
   stream?: boolean;
 }
 

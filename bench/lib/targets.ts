@@ -25,7 +25,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * block` (publishers held before retention overtakes a subscriber), in the overload scenarios only.
  * baseline, baseline-mem: another build of fluctuat (`--baseline DIR`), file and memory storage,
  * run next to this tree's in every pass so that each pass's ratio compares the two builds.
- * redis-aof: Redis with an append-only file, appends (XADD) acknowledged, in the durable scenarios.
+ * redis-aof: Redis with an append-only file and a stream (XADD, XREAD), in the throughput, latency
+ * and durable scenarios.
  */
 export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'fluctuat-file-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'redis-aof' | 'mosquitto' | 'aedes';
 export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes'];

@@ -1,7 +1,7 @@
 /**
  * Minimal, hand-written protocol writers and readers for the load generator: fluctuat machine
- * mode, NATS core (and JetStream publish acks), Redis RESP pub/sub (and stream appends) and MQTT
- * 3.1.1 QoS 0.
+ * mode, NATS core (and JetStream publish acks), Redis RESP pub/sub (and streams: XADD, XREAD) and
+ * MQTT 3.1.1 QoS 0.
  *
  * Why not the libraries (`nats`, `ioredis`, `mqtt`)? They allocate an object, a string or a
  * promise per message and parse every field; measured on this machine they top out well below
@@ -21,7 +21,7 @@ export type Proto = 'fluctuat' | 'nats' | 'redis' | 'mqtt';
 export type WireEvent = 'ready' | 'subscribed' | 'live' | 'ping' | 'error' | 'info' | 'batch';
 
 export abstract class Reader {
-  /** Deliveries (MSG, PUBLISH, Redis "message"). */
+  /** Deliveries (MSG, PUBLISH, Redis "message", Redis stream entries). */
   messages = 0;
   /** Messages the broker says it dropped (fluctuat DROP). */
   drops = 0;
@@ -190,7 +190,7 @@ export class NatsReader extends Reader {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redis RESP2 pub/sub, and XADD for a Redis with an append-only file (the durable peer)
+// Redis RESP2 pub/sub, and streams (XADD, XREAD) for a Redis with an append-only file (the durable peer)
 
 function resp(...args: (string | Buffer)[]): Buffer {
   const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
