@@ -224,6 +224,17 @@ async function freePort(): Promise<number> {
  * policy means (written for `everysec` and `no`, on disk for `always`).
  */
 export async function startRedisAof(fsync: keyof typeof APPENDFSYNC): Promise<Running> {
+  // The free port is free when asked, not necessarily when redis-server binds it: another go.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRedisAofOnce(fsync);
+    } catch (err) {
+      if (attempt === 3 || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startRedisAofOnce(fsync: keyof typeof APPENDFSYNC): Promise<Running> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-redis-'));
   tempDirs.add(dir);
   const port = await freePort();
@@ -234,7 +245,11 @@ export async function startRedisAof(fsync: keyof typeof APPENDFSYNC): Promise<Ru
   const endpoint: Endpoint = { proto: 'redis', host: '127.0.0.1', port, stream: true };
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}: ${output}`);
+    if (proc.exitCode !== null) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+      throw new Error(`redis-server exited with ${proc.exitCode}: ${output}`);
+    }
     try {
       (await Conn.open(endpoint, 'bench.probe', 1000)).close();
       break;
