@@ -19,7 +19,7 @@ import { pinGenerator, pinPeer, restoreAll, type Pinning } from './lib/pin.js';
 import { summariseProfiles } from './lib/profile.js';
 import { tables, summarise, type Cell } from './lib/report.js';
 import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type TlsSetup } from './lib/scenarios.js';
-import { ALL_TARGETS, BASELINE_TWIN, LABELS, ROOT, peerVersion, probePeer, redisServerVersion, startAedes, startRedisAof, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
+import { ALL_TARGETS, BASELINE_TWIN, LABELS, ROOT, peerVersion, probePeer, redisServerVersion, startAedes, startNodeFloor, startRedisAof, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
 import { detectTls } from './lib/tls.js';
 
 const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, overload, tput-1x1, lat-20k … (default: all)';
@@ -301,6 +301,7 @@ async function main(): Promise<void> {
     else versions['redis-aof'] = v.version;
   }
   if (opts.baseline) versions.baseline = versions['baseline-mem'] = describeCheckout(opts.baseline);
+  if (wanted.includes('node-floor')) versions['node-floor'] = process.version;
   if (wanted.includes('aedes')) versions.aedes = await peerVersion('aedes', { proto: 'mqtt', host: '127.0.0.1', port: 0 });
   const targets = wanted.filter((t) => !down[t]);
   for (const [t, why] of Object.entries(down)) console.log(`peer ${LABELS[t as TargetName]} left out: ${why}`);
@@ -357,12 +358,13 @@ async function main(): Promise<void> {
           const root = t === 'baseline' || t === 'baseline-mem' ? opts.baseline : undefined;
           if (t === 'aedes') return startAedes();
           if (t === 'redis-aof') return startRedisAof('interval');
+          if (t === 'node-floor') return startNodeFloor();
           if (t === 'fluctuat' || t === 'baseline') return startFluctuat({ storage: 'file', extra: retention, profileDir: opts.profileDir, root });
           if (t === 'fluctuat-block') return startFluctuat({ storage: 'memory', extra: ['--slow-consumer', 'block'], profileDir: opts.profileDir });
           if (t === 'fluctuat-file-block') return startFluctuat({ storage: 'file', extra: [...retention, '--slow-consumer', 'block'], profileDir: opts.profileDir });
           return startFluctuat({ storage: 'memory', profileDir: opts.profileDir, root });
         };
-        for (const t of ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'baseline', 'baseline-mem', 'redis-aof', 'aedes'] as const) {
+        for (const t of ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'baseline', 'baseline-mem', 'redis-aof', 'aedes', 'node-floor'] as const) {
           if (needs(t)) own.push(brokers.set(t, await start(t)).get(t)!);
         }
         const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };

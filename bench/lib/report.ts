@@ -80,7 +80,7 @@ export function summarise(s: Scenario, target: TargetName, outcomes: Outcome[], 
 }
 
 /** What fluctuat is compared with; a baseline build first (its memory-storage twin in brackets). */
-const PEERS: readonly TargetName[] = ['baseline', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes'];
+const PEERS: readonly TargetName[] = ['baseline', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes', 'node-floor'];
 /** The peer memory storage is compared with: the baseline's own memory storage, or the same peer. */
 const memPeer = (p: TargetName): TargetName => (p === 'baseline' ? 'baseline-mem' : p);
 

@@ -6,7 +6,7 @@
  *    pub/sub and a stream with an append-only file;
  *  - latency: one publisher at a fixed rate (20,000 and 100,000 msgs/s), 16 B, each payload
  *    carrying its send time; p50 / p99 / p99.9 of receive − send, µs, after a warm-up; Redis
- *    twice, as in throughput;
+ *    twice, as in throughput, and the Node floor (bench/peers/node-floor.ts);
  *  - durable: publishes acknowledged once durable, fluctuat under each --fsync policy against
  *    NATS JetStream (file storage, async publish with a window of outstanding acks) and Redis
  *    with an append-only file under the matching `appendfsync` (XADD, the same window);
@@ -87,6 +87,8 @@ const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 
  * where Redis pub/sub keeps nothing.
  */
 const PUBSUB_AOF: readonly TargetName[] = [...PUBSUB.slice(0, PUBSUB.indexOf('redis') + 1), 'redis-aof', ...PUBSUB.slice(PUBSUB.indexOf('redis') + 1)];
+/** Latency also runs the Node floor: the part of a latency that is Node's, not fluctuat's. */
+const LATENCY: readonly TargetName[] = [...PUBSUB_AOF, 'node-floor'];
 /**
  * Overload also runs `--slow-consumer block`, memory and file storage: publishers slowed
  * instead of messages dropped (memory) or removed by retention before a subscriber read them (file).
@@ -208,7 +210,7 @@ function latency(rate: number, endpointOf?: (ctx: RunContext) => Promise<{ endpo
     title: `${endpointOf ? 'TLS ' : ''}latency @${rate / 1000}k msgs/s, 16 B (p50/p99/p99.9)`,
     unit: 'µs',
     better: 'lower',
-    targets: endpointOf ? ['fluctuat'] : PUBSUB_AOF,
+    targets: endpointOf ? ['fluctuat'] : LATENCY,
     ...(endpointOf ? { skip: (_t: TargetName, ctx: RunContext) => ('skip' in ctx.tls ? ctx.tls.skip : null) } : {}),
     measure: async (t, ctx) => {
       const b = endpointOf ? await endpointOf(ctx) : broker(ctx, t);

@@ -27,9 +27,11 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * run next to this tree's in every pass so that each pass's ratio compares the two builds.
  * redis-aof: Redis with an append-only file and a stream (XADD, XREAD), in the throughput, latency
  * and durable scenarios.
+ * node-floor: the least a Node.js broker of fluctuat's protocol can do (bench/peers/node-floor.ts),
+ * in the latency scenarios: how much of a latency is Node's.
  */
-export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'fluctuat-file-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'redis-aof' | 'mosquitto' | 'aedes';
-export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes'];
+export type TargetName = 'fluctuat' | 'fluctuat-mem' | 'fluctuat-block' | 'fluctuat-file-block' | 'baseline' | 'baseline-mem' | 'nats' | 'redis' | 'redis-aof' | 'mosquitto' | 'aedes' | 'node-floor';
+export const ALL_TARGETS: readonly TargetName[] = ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes', 'node-floor'];
 export const LABELS: Record<TargetName, string> = {
   fluctuat: 'fluctuat',
   'fluctuat-mem': 'fluctuat mem',
@@ -42,6 +44,7 @@ export const LABELS: Record<TargetName, string> = {
   'redis-aof': 'Redis AOF',
   mosquitto: 'Mosquitto',
   aedes: 'Aedes',
+  'node-floor': 'Node floor',
 };
 
 /** This tree's targets and the baseline build's twin of each. */
@@ -181,19 +184,29 @@ export async function startFluctuat(o: FluctuatOptions): Promise<Running> {
 }
 
 /** Start Aedes (the Node.js MQTT broker) in a child process on a free port. */
-export async function startAedes(): Promise<Running> {
-  const proc = track(spawn(...onBrokerCpus(process.execPath, [path.join(ROOT, 'dist/bench/peers/aedes.js')]), { stdio: ['ignore', 'pipe', 'pipe'] }));
+export function startAedes(): Promise<Running> {
+  return startNodePeer('aedes', 'mqtt');
+}
+
+/** Start the Node floor (bench/peers/node-floor.ts) in a child process on a free port. */
+export function startNodeFloor(): Promise<Running> {
+  return startNodePeer('node-floor', 'fluctuat');
+}
+
+/** A peer of ours written for Node (dist/bench/peers/<name>.js), which prints {"port":N} once it listens. */
+async function startNodePeer(name: string, proto: Endpoint['proto']): Promise<Running> {
+  const proc = track(spawn(...onBrokerCpus(process.execPath, [path.join(ROOT, `dist/bench/peers/${name}.js`)]), { stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = capture(proc);
   const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`aedes did not start: ${stderr()}`)), 20_000);
-    proc.once('exit', (code) => reject(new Error(`aedes exited with ${code}: ${stderr()}`)));
+    const t = setTimeout(() => reject(new Error(`${name} did not start: ${stderr()}`)), 20_000);
+    proc.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${stderr()}`)));
     readline.createInterface({ input: proc.stdout! }).once('line', (line) => {
       clearTimeout(t);
       resolve((JSON.parse(line) as { port: number }).port);
     });
   });
   proc.removeAllListeners('exit');
-  return { name: 'aedes', endpoint: { proto: 'mqtt', host: '127.0.0.1', port }, pid: proc.pid ?? null, stderr, stop: () => stopChild(proc) };
+  return { name, endpoint: { proto, host: '127.0.0.1', port }, pid: proc.pid ?? null, stderr, stop: () => stopChild(proc) };
 }
 
 /** fluctuat's `--fsync` policies and the `appendfsync` setting that promises the same. */
