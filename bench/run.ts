@@ -19,7 +19,7 @@ import { pinGenerator, pinPeer, restoreAll, type Pinning } from './lib/pin.js';
 import { summariseProfiles } from './lib/profile.js';
 import { tables, summarise, type Cell } from './lib/report.js';
 import { fillReplay, selectScenarios, type BenchOptions, type RunContext, type TlsSetup } from './lib/scenarios.js';
-import { ALL_TARGETS, BASELINE_TWIN, LABELS, ROOT, peerVersion, probePeer, redisServerVersion, startAedes, startNodeFloor, startRedisAof, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
+import { ALL_TARGETS, BASELINE_TWIN, LABELS, ROOT, isRunningPeer, peerVersion, probePeer, redisServerVersion, startAedes, startNodeFloor, startRedisAof, startFluctuat, withBaseline, type Running, type TargetName } from './lib/targets.js';
 import { detectTls } from './lib/tls.js';
 
 const SCENARIO_HELP = 'scenario ids, id prefixes or groups: throughput, latency, durable, tls, replay, overload, tput-1x1, lat-20k … (default: all)';
@@ -286,7 +286,7 @@ async function main(): Promise<void> {
   const versions: Record<string, string> = {};
   const down: Record<string, string> = {};
   for (const t of wanted) {
-    if (t === 'nats' || t === 'redis' || t === 'mosquitto') {
+    if (isRunningPeer(t)) {
       const p = await probePeer(t);
       if ('down' in p) down[t] = p.down;
       else {
@@ -364,8 +364,8 @@ async function main(): Promise<void> {
           if (t === 'fluctuat-file-block') return startFluctuat({ storage: 'file', extra: [...retention, '--slow-consumer', 'block'], profileDir: opts.profileDir });
           return startFluctuat({ storage: 'memory', profileDir: opts.profileDir, root });
         };
-        for (const t of ['fluctuat', 'fluctuat-mem', 'fluctuat-block', 'fluctuat-file-block', 'baseline', 'baseline-mem', 'redis-aof', 'aedes', 'node-floor'] as const) {
-          if (needs(t)) own.push(brokers.set(t, await start(t)).get(t)!);
+        for (const t of targets) {
+          if (!isRunningPeer(t) && needs(t)) own.push(brokers.set(t, await start(t)).get(t)!);
         }
         const ctx: RunContext = { opts, run: r, brokers, tls, replay, jetstream };
         for (const s of scenarios) {

@@ -3,13 +3,9 @@
  * a real socket, then measured by `npm run bench` in a latency scenario.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { startNodeFloor } from '../bench/lib/targets.js';
-import { ROOT } from './helpers/broker.js';
-import { runNode } from './helpers/child.js';
+import { runBench } from './helpers/bench.js';
 import { RawClient } from './helpers/raw.js';
 
 test('the Node floor relays PUB to its subscribers as MSG, answers mode and SUB, and refuses the rest', async () => {
@@ -39,20 +35,14 @@ test('the Node floor relays PUB to its subscribers as MSG, answers mode and SUB,
 });
 
 test('npm run bench: the Node floor in a latency scenario, with a ratio column', async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-floor-'));
-  try {
-    const args = [path.join(ROOT, 'dist/bench/run.js'), '--targets', 'fluctuat-mem,node-floor', '--scenarios', 'lat-20k', '--out', out];
-    const env = { ...process.env, BENCH_RUNS: '1', BENCH_LATENCY_SECONDS: '0.5', BENCH_WARMUP: '0.2' };
-    const { code, stdout, stderr } = await runNode(args, { env, cwd: ROOT, timeoutMs: 120_000 });
-    assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
-    const r = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as { brokers: Record<string, { label: string; version: string }>; cells: { target: string; n: number; lost: number; latency: { p50: number } }[] };
-    assert.deepEqual(r.brokers['node-floor'], { label: 'Node floor', version: process.version });
-    const floor = r.cells.find((c) => c.target === 'node-floor')!;
-    assert.equal(floor.n, 1);
-    assert.equal(floor.lost, 0);
-    assert.ok(floor.latency.p50 > 0);
-    assert.match(fs.readFileSync(path.join(out, 'latest.md'), 'utf8'), /÷ Node floor/);
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
+  const { result: r, markdown } = await runBench<{ brokers: Record<string, { label: string; version: string }>; cells: { target: string; n: number; lost: number; latency: { p50: number } }[] }>(
+    ['--targets', 'fluctuat-mem,node-floor', '--scenarios', 'lat-20k'],
+    { BENCH_RUNS: '1', BENCH_LATENCY_SECONDS: '0.5', BENCH_WARMUP: '0.2' },
+  );
+  assert.deepEqual(r.brokers['node-floor'], { label: 'Node floor', version: process.version });
+  const floor = r.cells.find((c) => c.target === 'node-floor')!;
+  assert.equal(floor.n, 1);
+  assert.equal(floor.lost, 0);
+  assert.ok(floor.latency.p50 > 0);
+  assert.match(markdown, /÷ Node floor/);
 });

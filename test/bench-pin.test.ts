@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseCpuList, allowedCpus } from '../bench/lib/pin.js';
 import { busiestThread, selfThreadCpuSeconds } from '../bench/lib/proc.js';
 import { ROOT } from './helpers/broker.js';
+import { runBench } from './helpers/bench.js';
 import { runNode } from './helpers/child.js';
 
 const cpus = allowedCpus();
@@ -69,19 +69,23 @@ test('pinning moves the generator and a running peer, and puts the peer back at 
 });
 
 test('npm run bench -- --pin prints and records the pinning', { skip }, async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-pin-'));
-  try {
-    const args = [path.join(ROOT, 'dist/bench/run.js'), '--pin', '--targets', 'fluctuat-mem', '--scenarios', 'tput-1x1-16', '--runs', '1', '--seconds', '0.5', '--warmup', '0.2', '--out', out];
-    const { code, stdout, stderr } = await runNode(args, { cwd: ROOT, timeoutMs: 120_000 });
-    assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
-    const note = `brokers on CPU ${cpus.slice(0, -1).join(',')}, load generator on CPU ${cpus[cpus.length - 1]}`;
-    assert.ok(stdout.includes(`pinning: ${note}`), stdout);
-    const r = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as { pinning: string; cells: { generatorBusiest: number; runs: { generatorBound: boolean }[] }[] };
-    assert.equal(r.pinning, note);
-    assert.equal(typeof r.cells[0]!.generatorBusiest, 'number');
-    assert.equal(typeof r.cells[0]!.runs[0]!.generatorBound, 'boolean');
-    assert.ok(fs.readFileSync(path.join(out, 'latest.md'), 'utf8').includes(`Pinning: ${note}.`));
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
+  const { stdout, result: r, markdown } = await runBench<{ pinning: string; cells: { generatorBusiest: number; runs: { generatorBound: boolean }[] }[] }>([
+    '--pin',
+    '--targets',
+    'fluctuat-mem',
+    '--scenarios',
+    'tput-1x1-16',
+    '--runs',
+    '1',
+    '--seconds',
+    '0.5',
+    '--warmup',
+    '0.2',
+  ]);
+  const note = `brokers on CPU ${cpus.slice(0, -1).join(',')}, load generator on CPU ${cpus[cpus.length - 1]}`;
+  assert.ok(stdout.includes(`pinning: ${note}`), stdout);
+  assert.equal(r.pinning, note);
+  assert.equal(typeof r.cells[0]!.generatorBusiest, 'number');
+  assert.equal(typeof r.cells[0]!.runs[0]!.generatorBound, 'boolean');
+  assert.ok(markdown.includes(`Pinning: ${note}.`));
 });

@@ -5,14 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Conn } from '../bench/lib/conn.js';
 import { startRedisAof, redisServerVersion } from '../bench/lib/targets.js';
 import { RedisReader, redis } from '../bench/lib/wire.js';
-import { ROOT } from './helpers/broker.js';
-import { runNode } from './helpers/child.js';
+import { runBench } from './helpers/bench.js';
 
 const installed = redisServerVersion();
 const skip = 'down' in installed ? installed.down : false;
@@ -86,32 +84,25 @@ test('startRedisAof: an acknowledged XADD is already in the append-only file', {
 });
 
 test('npm run bench: Redis AOF in fan-out (a stream each subscriber reads), in latency, and in durable publishes under the matching appendfsync, with a ratio column', { skip }, async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-bench-aof-'));
-  try {
-    const args = [path.join(ROOT, 'dist/bench/run.js'), '--targets', 'fluctuat,redis-aof', '--scenarios', 'durable-interval,tput-1x8-256,lat-20k', '--out', out];
-    const env = { ...process.env, BENCH_RUNS: '1', BENCH_SECONDS: '0.5', BENCH_LATENCY_SECONDS: '0.5', BENCH_WARMUP: '0.2' };
-    const { code, stdout, stderr } = await runNode(args, { env, cwd: ROOT, timeoutMs: 120_000 });
-    assert.equal(code, 0, `bench failed:\n${stdout}\n${stderr}`);
-    const r = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as { brokers: Record<string, { label: string; version: string }>; cells: { scenario: string; target: string; n: number; median: number; lost: number; errors: number; failures: string[] }[] };
-    assert.deepEqual(r.brokers['redis-aof'], { label: 'Redis AOF', version: (installed as { version: string }).version }, 'the version of the redis-server run');
-    assert.deepEqual(
-      r.cells.map((c) => `${c.scenario}/${c.target}`),
-      ['tput-1x8-256/fluctuat', 'tput-1x8-256/redis-aof', 'lat-20k/fluctuat', 'lat-20k/redis-aof', 'durable-interval/fluctuat', 'durable-interval/redis-aof'],
-    );
-    for (const c of r.cells) {
-      assert.equal(c.n, 1, `${c.target} measured: ${JSON.stringify(c.failures)}`);
-      assert.ok(c.median > 0);
-      assert.equal(c.lost, 0, `${c.scenario}/${c.target}: nothing lost, every durable publish acknowledged`);
-      assert.equal(c.errors, 0);
-    }
-    const md = fs.readFileSync(path.join(out, 'latest.md'), 'utf8');
-    assert.match(md, /\| scenario \| ÷ Redis AOF \|/);
-    assert.match(md, /\| durable pub\+ack 16 B: --fsync interval \| \d/);
-    assert.match(md, /\| 1→8 fan-out, 256 B \| \d/);
-    // Latency reads each entry's payload (its send time): the stream reader's payload path.
-    const lat = r.cells.find((c) => c.scenario === 'lat-20k' && c.target === 'redis-aof') as unknown as { latency: { p50: number; p99: number } };
-    assert.ok(lat.latency.p50 > 0 && lat.latency.p99 >= lat.latency.p50, JSON.stringify(lat.latency));
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
+  const { result: r, markdown: md } = await runBench<{ brokers: Record<string, { label: string; version: string }>; cells: { scenario: string; target: string; n: number; median: number; lost: number; errors: number; failures: string[] }[] }>(
+    ['--targets', 'fluctuat,redis-aof', '--scenarios', 'durable-interval,tput-1x8-256,lat-20k'],
+    { BENCH_RUNS: '1', BENCH_SECONDS: '0.5', BENCH_LATENCY_SECONDS: '0.5', BENCH_WARMUP: '0.2' },
+  );
+  assert.deepEqual(r.brokers['redis-aof'], { label: 'Redis AOF', version: (installed as { version: string }).version }, 'the version of the redis-server run');
+  assert.deepEqual(
+    r.cells.map((c) => `${c.scenario}/${c.target}`),
+    ['tput-1x8-256/fluctuat', 'tput-1x8-256/redis-aof', 'lat-20k/fluctuat', 'lat-20k/redis-aof', 'durable-interval/fluctuat', 'durable-interval/redis-aof'],
+  );
+  for (const c of r.cells) {
+    assert.equal(c.n, 1, `${c.target} measured: ${JSON.stringify(c.failures)}`);
+    assert.ok(c.median > 0);
+    assert.equal(c.lost, 0, `${c.scenario}/${c.target}: nothing lost, every durable publish acknowledged`);
+    assert.equal(c.errors, 0);
   }
+  assert.match(md, /\| scenario \| ÷ Redis AOF \|/);
+  assert.match(md, /\| durable pub\+ack 16 B: --fsync interval \| \d/);
+  assert.match(md, /\| 1→8 fan-out, 256 B \| \d/);
+  // Latency reads each entry's payload (its send time): the stream reader's payload path.
+  const lat = r.cells.find((c) => c.scenario === 'lat-20k' && c.target === 'redis-aof') as unknown as { latency: { p50: number; p99: number } };
+  assert.ok(lat.latency.p50 > 0 && lat.latency.p99 >= lat.latency.p50, JSON.stringify(lat.latency));
 });

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { topicFor, type Endpoint } from './conn.js';
 import { run, type Outcome, type Plan } from './gen.js';
 import { createStream } from './jetstream.js';
-import { APPENDFSYNC, startFluctuat, startRedisAof, withBaseline, type Running, type TargetName } from './targets.js';
+import { startFluctuat, startRedisAof, withBaseline, type Running, type TargetName } from './targets.js';
 
 export interface BenchOptions {
   runs: number;
@@ -80,15 +80,14 @@ export interface Scenario {
   measure(target: TargetName, ctx: RunContext): Promise<Outcome>;
 }
 
-const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'mosquitto', 'aedes']);
 /**
- * Throughput and latency also run Redis AOF, a stream appended to and read (XADD, XREAD) with
- * `appendfsync everysec`: a durable log like fluctuat's file storage under `--fsync interval`,
- * where Redis pub/sub keeps nothing.
+ * Throughput and latency run the pub/sub brokers and Redis AOF, a stream appended to and read
+ * (XADD, XREAD) with `appendfsync everysec`: a durable log like fluctuat's file storage under
+ * `--fsync interval`, where Redis pub/sub keeps nothing.
  */
-const PUBSUB_AOF: readonly TargetName[] = [...PUBSUB.slice(0, PUBSUB.indexOf('redis') + 1), 'redis-aof', ...PUBSUB.slice(PUBSUB.indexOf('redis') + 1)];
+const PUBSUB: readonly TargetName[] = withBaseline(['fluctuat', 'fluctuat-mem', 'nats', 'redis', 'redis-aof', 'mosquitto', 'aedes']);
 /** Latency also runs the Node floor: the part of a latency that is Node's, not fluctuat's. */
-const LATENCY: readonly TargetName[] = [...PUBSUB_AOF, 'node-floor'];
+const LATENCY: readonly TargetName[] = [...PUBSUB, 'node-floor'];
 /**
  * Overload also runs `--slow-consumer block`, memory and file storage: publishers slowed
  * instead of messages dropped (memory) or removed by retention before a subscriber read them (file).
@@ -121,7 +120,7 @@ function throughput(topo: string, pubs: number, subs: number, size: number): Sce
     title: `${arrow}, ${sizeLabel(size)}`,
     unit: subs > 1 ? 'deliveries/s' : 'msgs/s',
     better: 'higher',
-    targets: PUBSUB_AOF,
+    targets: PUBSUB,
     measure: (t, ctx) => {
       const b = broker(ctx, t);
       return run({

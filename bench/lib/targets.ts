@@ -286,9 +286,15 @@ async function startRedisAofOnce(fsync: keyof typeof APPENDFSYNC): Promise<Runni
 }
 
 const PEER_PORTS = { nats: 4222, redis: 6379, mosquitto: 1883 } as const;
+export type RunningPeer = keyof typeof PEER_PORTS;
+
+/** Whether `t` is a peer already running on its usual port (probed, never started here). */
+export function isRunningPeer(t: TargetName): t is RunningPeer {
+  return t in PEER_PORTS;
+}
 
 /** A peer already running on its usual port, if it answers its own protocol's handshake. */
-export async function probePeer(name: 'nats' | 'redis' | 'mosquitto'): Promise<Running | { name: string; down: string }> {
+export async function probePeer(name: RunningPeer): Promise<Running | { name: string; down: string }> {
   const endpoint: Endpoint = { proto: name === 'mosquitto' ? 'mqtt' : name, host: '127.0.0.1', port: PEER_PORTS[name] };
   const reachable = await new Promise<boolean>((resolve) => {
     const s = net.connect(endpoint.port, endpoint.host);

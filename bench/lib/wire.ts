@@ -259,16 +259,23 @@ export class RedisReader extends Reader {
       let size = 0;
       while (i < end && buf[i] !== CR) size = size * 10 + buf[i++]! - 48;
       if (i + 1 >= end) return -1;
-      const start = i + 2;
-      const stop = start + size + 2;
-      if (this.onPayload !== null) {
-        if (stop > end) return -1;
-        this.onPayload(buf, start, size);
-      }
-      this.messages++;
-      return stop;
+      return this.delivered(buf, i + 2, size, end);
     }
     return this.value(buf, pos, end, true);
+  }
+
+  /**
+   * A delivery whose `size` payload bytes start at `start`, then CRLF: counted, its payload
+   * shown to onPayload (which needs it whole). Returns the offset after it, or -1.
+   */
+  private delivered(buf: Buffer, start: number, size: number, end: number): number {
+    const stop = start + size + 2;
+    if (this.onPayload !== null) {
+      if (stop > end) return -1;
+      this.onPayload(buf, start, size);
+    }
+    this.messages++;
+    return stop;
   }
   /**
    * The head of an XREAD reply, `*1 *2 $<n> <key> *<entries>`, read as one frame so that each
@@ -298,31 +305,27 @@ export class RedisReader extends Reader {
 
   /** One entry, `*2 $<n> <id> *2 $1 p $<size> <payload>`: a message. */
   private entry(buf: Buffer, pos: number, end: number): number {
+    // `end` is the buffer's length (Reader.push), so indexOf finds nothing past it.
     let nl = buf.indexOf(NL, pos); // *2
-    if (nl < 0 || nl >= end) return -1;
+    if (nl < 0) return -1;
     const idHead = nl + 1;
     nl = buf.indexOf(NL, idHead); // $<n>
-    if (nl < 0 || nl >= end) return -1;
+    if (nl < 0) return -1;
     const idAt = nl + 1;
     const idLen = Number(buf.toString('latin1', idHead + 1, nl - 1));
     let p = idAt + idLen + 2;
     for (let k = 0; k < 3; k++) {
       // *2, $1, p
-      nl = p < end ? buf.indexOf(NL, p) : -1;
-      if (nl < 0 || nl >= end) return -1;
+      nl = buf.indexOf(NL, p);
+      if (nl < 0) return -1;
       p = nl + 1;
     }
-    nl = p < end ? buf.indexOf(NL, p) : -1; // $<size>
-    if (nl < 0 || nl >= end) return -1;
+    nl = buf.indexOf(NL, p); // $<size>
+    if (nl < 0) return -1;
     let size = 0;
     for (let i = p + 1; buf[i] !== CR; i++) size = size * 10 + buf[i]! - 48;
-    const start = nl + 1;
-    const stop = start + size + 2;
-    if (this.onPayload !== null) {
-      if (stop > end) return -1;
-      this.onPayload(buf, start, size);
-    }
-    this.messages++;
+    const stop = this.delivered(buf, nl + 1, size, end);
+    if (stop < 0) return -1;
     if (--this.entriesLeft === 0) {
       // The reply's last entry: the next read starts after it.
       this.lastId = buf.toString('latin1', idAt, idAt + idLen);
