@@ -194,19 +194,28 @@ test('slow-consumer block: its timeout is left to the broker default, or given',
   assert.match(error('slow-consumer block timeout 0s'), /"slow-consumer block timeout"/);
 });
 
-test('fsync interval: its duration, and the acknowledgements or bytes that start a group fsync sooner, each optional', () => {
+test('fsync interval: its duration, the acknowledgements or bytes that start a group fsync sooner, and the pace of writes nobody waits for, each optional', () => {
   const storage = (text: string): unknown => parse(`storage file {\n\t${text}\n}`).storageOptions;
   assert.deepEqual(storage('fsync interval 20ms acks 256 bytes 1MiB'), { fsync: 'interval', fsyncIntervalMs: 20, fsyncAcks: 256, fsyncBytes: 1024 * 1024 });
   assert.deepEqual(storage('fsync interval bytes 64k'), { fsync: 'interval', fsyncBytes: 64 * 1024 });
   assert.deepEqual(storage('fsync interval acks 0'), { fsync: 'interval', fsyncAcks: 0 }, '0: never sooner by count');
   assert.match(error('storage file {\n\tfsync interval acks many\n}'), /2:22: .*"fsync interval acks".*"many"/);
-  assert.match(error('storage file {\n\tfsync interval 5ms acks 1 acks 2\n}'), /expected "bytes" after "fsync interval"/);
+  assert.match(error('storage file {\n\tfsync interval 5ms acks 1 acks 2\n}'), /expected "bytes", "unacked" or "unacked-bytes" after "fsync interval", or the end of the line, found "acks"/);
+  assert.deepEqual(storage('fsync interval unacked 1s unacked-bytes 2MiB'), { fsync: 'interval', fsyncUnackedMs: 1000, fsyncUnackedBytes: 2 * 1024 * 1024 });
+  assert.deepEqual(storage('fsync interval 5ms unacked 0s unacked-bytes 0'), { fsync: 'interval', fsyncIntervalMs: 5, fsyncUnackedMs: 0, fsyncUnackedBytes: 0 }, '0: the interval\'s pace');
+  assert.match(error('storage file {\n\tfsync interval unacked 5\n}'), /2:25: expected a duration with its unit, such as 5ms or 5s .* for "fsync interval unacked", found "5"/);
+  assert.match(error('storage file {\n\tfsync interval unacked-bytes lots\n}'), /"fsync interval unacked-bytes".*"lots"/);
   assert.match(error('storage file {\n\tfsync always acks 1\n}'), /expected the end of the line after "fsync always", found "acks"/);
   // And through the command line's flags, which override the file's.
   const cfg = makeConfig(mergeOverrides(toOverrides(parse('storage file {\n\tfsync interval acks 10 bytes 1k\n}')), { storageOptions: { fsyncAcks: 20 } }));
   assert.equal(cfg.storageOptions.fsyncAcks, 20);
   assert.equal(cfg.storageOptions.fsyncBytes, 1024);
   assert.throws(() => makeConfig({ storageOptions: { fsyncAcks: -1 } }), /fsync interval acks must be a whole number >= 0, got -1/);
+  assert.throws(() => makeConfig({ storageOptions: { fsyncUnackedMs: -5 } }), /fsync interval unacked must be a whole number >= 0, got -5/);
+  const flags = makeConfig(mergeOverrides(toOverrides(parse('storage file {\n\tfsync interval unacked 1s\n}')), { storageOptions: { fsyncUnackedBytes: 4096 } }));
+  assert.equal(flags.storageOptions.fsyncUnackedMs, 1000);
+  assert.equal(flags.storageOptions.fsyncUnackedBytes, 4096);
+  assert.equal(makeConfig({}).storageOptions.fsyncUnackedMs, 100, 'the default pace of writes nobody waits for');
 });
 
 test('fsync without interval, one-line blocks, an empty file', () => {

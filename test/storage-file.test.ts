@@ -19,6 +19,7 @@ import { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { getDriver } from '../src/storage/registry.js';
 import { kept as keptMessage } from '../src/core/broker.js';
 import '../src/storage/builtin.js';
+import { until } from './helpers/raw.js';
 
 // --- helpers -------------------------------------------------------------------------------
 
@@ -390,6 +391,33 @@ test('fsync interval: the early group fsync follows fsyncAcks and fsyncBytes; 0 
     }
     await engine.close();
   }
+});
+
+test('fsync interval: writes nobody waits for keep the slower unacked pace; an acknowledgement, or fsyncUnackedBytes written, bring back the interval; 0 turns the slower pace off', async (t) => {
+  const quiet = (log: ChannelLog, n: number, size: number, done: () => void): void => {
+    for (let i = 0; i < n; i++) log.append(newMessage(Date.now(), 'p', '', Buffer.alloc(size, 0x61)), done);
+  };
+  // An interval of 1 ms, a pace for the rest so slow that only a reason to hurry can fsync.
+  const { engine } = await openEngine(t, tempDir(t), { fsync: 'interval', fsyncIntervalMs: 1, fsyncUnackedMs: 1e8, fsyncUnackedBytes: 4096, fsyncAcks: 0, fsyncBytes: 0 });
+  const log = engine.channel('pace');
+  let done = 0;
+  quiet(log, 10, 10, () => done++); // no ref: nobody waits for an acknowledgement
+  await new Promise((r) => setTimeout(r, 200)); // 200 intervals
+  assert.equal(engine.counters().storageGroupSyncs, 0, 'ten small writes nobody waits for: no fsync yet');
+  assert.equal(done, 0);
+  let acked = 0;
+  log.append(msg('asks'), () => acked++, 'r1');
+  await until(() => acked === 1, 'the acknowledgement, at the interval\'s pace');
+  assert.equal(done, 10, 'its group fsync covered the writes before it');
+  assert.equal(engine.counters().storageGroupSyncs, 1);
+  quiet(log, 40, 200, () => done++); // ~9 KiB in one write: past fsyncUnackedBytes
+  await until(() => done === 50, () => `the writes past fsyncUnackedBytes, at the interval's pace (${done - 10} of 40)`);
+  assert.equal(engine.counters().storageGroupSyncs, 2);
+  // fsyncUnackedMs 0: every write keeps the interval's pace.
+  const off = await openEngine(t, tempDir(t), { fsync: 'interval', fsyncIntervalMs: 1, fsyncUnackedMs: 0, fsyncAcks: 0, fsyncBytes: 0 });
+  let offDone = 0;
+  quiet(off.engine.channel('pace'), 10, 10, () => offDone++);
+  await until(() => offDone === 10, 'fsyncUnackedMs 0: the interval');
 });
 
 test('fsync interval: one group fsync acknowledges several writes, each with its own offset, then the next fsync the rest', async (t) => {

@@ -89,6 +89,20 @@ test('a descriptor with unsynced acknowledged writes is fsynced before the pool 
   assert.deepEqual(await texts(b), ['b1']);
 });
 
+test('an open that waits for a slot brings the group fsync of writes nobody waits for back to the interval\'s pace', { timeout: 30_000 }, async (t) => {
+  // One slot, and a pace for unacknowledged writes that would keep b waiting for ~a day.
+  const { engine } = await openEngine(t, tempDir(t), { fsync: 'interval', fsyncIntervalMs: 20, fsyncUnackedMs: 1e8, maxOpenFiles: 1 });
+  const a = engine.channel('slot.a');
+  const b = engine.channel('slot.b');
+  const pa = put(a, 'a1'); // no ref: its fsync keeps the slow pace until someone waits
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(engine.counters().storageGroupSyncs, 0, 'a1 waits for the slow pace');
+  await Promise.all([pa, put(b, 'b1')]);
+  assert.ok(engine.files.waits >= 1 && engine.files.evictions >= 1, 'b waited for a\'s slot');
+  assert.deepEqual(await texts(a), ['a1']);
+  assert.deepEqual(await texts(b), ['b1']);
+});
+
 test('the default bound is half the open-file limit', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fluctuat-limits-'));
   try {

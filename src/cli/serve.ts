@@ -22,6 +22,8 @@ interface ServeOptions {
   fsyncInterval: number;
   fsyncAcks: number;
   fsyncBytes: number;
+  fsyncUnacked: number;
+  fsyncUnackedBytes: number;
   segmentSize: number;
   segmentAge: number;
   retainBytes: number;
@@ -71,6 +73,8 @@ export function serveCommand(program: Command, done: (p: Promise<number>) => voi
     .option('--fsync-interval <duration>', 'group commit interval', duration, storage.fsyncIntervalMs)
     .option('--fsync-acks <n>', 'interval: acknowledgements waiting that start the group fsync sooner (0 = never sooner)', integer('--fsync-acks'), storage.fsyncAcks)
     .option('--fsync-bytes <bytes>', 'interval: their payload bytes that do the same (0 = never sooner)', bytes, storage.fsyncBytes)
+    .option('--fsync-unacked <duration>', 'interval: the group fsync\'s pace while no acknowledgement waits for it (0s = the interval\'s)', duration, storage.fsyncUnackedMs)
+    .option('--fsync-unacked-bytes <bytes>', 'interval: bytes written since the last fsync that bring back the interval\'s pace (0 = always)', bytes, storage.fsyncUnackedBytes)
     .option('--segment-size <bytes>', 'rotate segments at this size', bytes, 64 * 1024 * 1024)
     .option('--segment-age <duration>', 'rotate segments at this age', duration, 24 * 3600 * 1000)
     .option('--retain-bytes <bytes>', 'per-channel retention by size (0 = keep all; memory: 16 MiB)', bytes, 0)
@@ -144,6 +148,8 @@ async function serve(o: ServeOptions, cmd?: Command): Promise<number> {
         fsyncIntervalMs: o.fsyncInterval,
         fsyncAcks: o.fsyncAcks,
         fsyncBytes: o.fsyncBytes,
+        fsyncUnackedMs: o.fsyncUnacked,
+        fsyncUnackedBytes: o.fsyncUnackedBytes,
         segmentBytes: o.segmentSize,
         segmentAgeMs: o.segmentAge,
         retainBytes: o.retainBytes,

@@ -220,7 +220,7 @@ export function mergeOverrides(file: ConfigOverrides | undefined, cli: ConfigOve
  * that the file can set belongs here.
  */
 export const FILE_SETTABLE_FLAGS: ReadonlySet<string> = new Set([
-  'listen', 'data', 'storage', 'fsync', 'fsyncInterval', 'fsyncAcks', 'fsyncBytes', 'segmentSize', 'segmentAge', 'retainBytes', 'retainAge', 'retainMessages', 'openFiles',
+  'listen', 'data', 'storage', 'fsync', 'fsyncInterval', 'fsyncAcks', 'fsyncBytes', 'fsyncUnacked', 'fsyncUnackedBytes', 'segmentSize', 'segmentAge', 'retainBytes', 'retainAge', 'retainMessages', 'openFiles',
   'maxLine', 'maxPayload', 'historyMax', 'outboundBuffer', 'maxSubscriptions', 'maxInflight', 'maxInflightBytes', 'readPerTurn', 'clockInterval', 'slowConsumer', 'slowConsumerTimeout', 'logLevel',
   'users', 'defaultAccess', 'auditLog', 'auditSyslog', 'auditSyslogFacility', 'allowPlaintextPasswords', 'loginTimeout',
   'idleTimeout', 'maxConnections', 'maxConnectionsPerAddress', 'publishRate', 'allow', 'deny', 'tlsCrl', 'tlsOcsp',

@@ -517,13 +517,24 @@ export class Parser {
     this.once('fsync', t);
     this.storageOptions.fsync = word as FsyncPolicy;
     if (word === 'interval') {
-      // `fsync interval [<duration>] [acks <count>] [bytes <size>]`
+      // `fsync interval [<duration>] [acks <count>] [bytes <size>] [unacked <duration>] [unacked-bytes <size>]`
+      const keys = ['acks', 'bytes', 'unacked', 'unacked-bytes'];
       const next = this.stream.peek();
-      if (!this.atEnd() && next.text !== 'acks' && next.text !== 'bytes') {
+      if (!this.atEnd() && !keys.includes(next.text)) {
         const d = this.value('a group-commit interval');
         this.storageOptions.fsyncIntervalMs = this.positive(d, checkDuration(d.text), '"fsync interval"');
       }
-      this.pairs(['acks', 'bytes'], 'after "fsync interval"', (k) => {
+      this.pairs(keys, 'after "fsync interval"', (k) => {
+        if (k === 'unacked') {
+          const v = this.value('a duration after "fsync interval unacked" (0s: the interval\'s pace)');
+          this.storageOptions.fsyncUnackedMs = this.checked(v, checkDuration(v.text), '"fsync interval unacked"');
+          return;
+        }
+        if (k === 'unacked-bytes') {
+          const v = this.value('a size after "fsync interval unacked-bytes" (0: the interval\'s pace)');
+          this.storageOptions.fsyncUnackedBytes = this.checked(v, checkSize(v.text), '"fsync interval unacked-bytes"');
+          return;
+        }
         const v = this.value(`a ${k === 'acks' ? 'count' : 'size'} after "fsync interval ${k}" (0: not sooner than the interval)`);
         if (k === 'acks') this.storageOptions.fsyncAcks = this.checked(v, checkCount(v.text), '"fsync interval acks"');
         else this.storageOptions.fsyncBytes = this.checked(v, checkSize(v.text), '"fsync interval bytes"');

@@ -73,7 +73,7 @@ function validate(c: ServerConfig): void {
   const s = c.storageOptions;
   if (!['always', 'interval', 'never'].includes(s.fsync)) throw new ConfigError(`fsync "${s.fsync}": expected always, interval or never`);
   positive('fsync interval', s.fsyncIntervalMs);
-  for (const [name, v] of [['fsync interval acks', s.fsyncAcks], ['fsync interval bytes', s.fsyncBytes]] as const) {
+  for (const [name, v] of [['fsync interval acks', s.fsyncAcks], ['fsync interval bytes', s.fsyncBytes], ['fsync interval unacked', s.fsyncUnackedMs], ['fsync interval unacked-bytes', s.fsyncUnackedBytes]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new ConfigError(`${name} must be a whole number >= 0, got ${v}`);
   }
   positive('segment size', s.segmentBytes);

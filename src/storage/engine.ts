@@ -155,9 +155,10 @@ export interface StorageOptions {
   /**
    * always: every write batch is fsynced before its publishes are acknowledged.
    * interval: group commit; publishes are acknowledged after the next fsync, which runs every
-   *           fsyncIntervalMs, or as soon as the last one is done once fsyncAcks
-   *           acknowledgements (or fsyncBytes of their payloads) wait for it. never:
-   *           acknowledged once written to the OS; never fsynced.
+   *           fsyncIntervalMs while acknowledgements wait for it (or as soon as the last one is
+   *           done once fsyncAcks of them, or fsyncBytes of their payloads, wait), and every
+   *           fsyncUnackedMs while only writes nobody waits for do. never: acknowledged once
+   *           written to the OS; never fsynced.
    */
   readonly fsync: FsyncPolicy;
   readonly fsyncIntervalMs: number;
@@ -165,6 +166,15 @@ export interface StorageOptions {
   readonly fsyncAcks: number;
   /** `interval`: their payload bytes that do the same (0: never early by bytes). */
   readonly fsyncBytes: number;
+  /**
+   * `interval`: the group fsync's pace while no acknowledgement waits for it, only writes that
+   * asked for none (0, or anything under fsyncIntervalMs: the interval's pace). Why: each
+   * fdatasync stalls the appends that meet its writeback, and 100 of them a second doubled the
+   * p99 latency of fire-and-forget traffic (docs/storage.md, fsync policies).
+   */
+  readonly fsyncUnackedMs: number;
+  /** `interval`: bytes written since the last group fsync that bring back the interval's pace. */
+  readonly fsyncUnackedBytes: number;
   /** Rotate a segment once it holds this many bytes. */
   readonly segmentBytes: number;
   /** Rotate a segment once its first record is this old (0 = never by age). */
@@ -186,6 +196,8 @@ export const defaultStorageOptions: StorageOptions = Object.freeze({
   fsyncIntervalMs: 10,
   fsyncAcks: 1024,
   fsyncBytes: 4 * 1024 * 1024,
+  fsyncUnackedMs: 100,
+  fsyncUnackedBytes: 512 * 1024,
   segmentBytes: 64 * 1024 * 1024,
   segmentAgeMs: 24 * 3600 * 1000,
   retainBytes: 0,

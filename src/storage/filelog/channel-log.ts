@@ -59,7 +59,8 @@ export interface LogContext {
    * Call `sync` on this log at the next group commit (policy interval); `acks` acknowledgements
    * of `bytes` payload bytes now wait for it.
    */
-  scheduleSync(log: FileChannelLog, acks: number, bytes: number): void;
+  /** `acks` acknowledgements (of `bytes` payload bytes) wait for an fsync of `written` bytes. */
+  scheduleSync(log: FileChannelLog, acks: number, bytes: number, written: number): void;
 }
 
 /** What recovery found on disk for a channel. */
@@ -333,7 +334,7 @@ export class FileChannelLog implements ChannelLog {
     const last = this.pending[this.pending.length - 1];
     if (acks.count > SMALL_BATCH || last === undefined) this.pending.push({ first, acks });
     else last.acks.concat(acks);
-    if (policy === 'interval') this.ctx.scheduleSync(this, acks.acked, acks.ackedBytes);
+    if (policy === 'interval') this.ctx.scheduleSync(this, acks.acked, acks.ackedBytes, batch.bytes);
   }
 
   /**

@@ -35,7 +35,11 @@ export class FdPool {
   /** Descriptors closed to make room. */
   evictions = 0;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    /** Called when an open has to wait: the unsynced descriptors' group fsync should not tarry. */
+    private readonly onWait: () => void = () => {},
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new TypeError(`open-file capacity must be a whole number >= 1, got ${capacity}`);
   }
 
@@ -51,6 +55,7 @@ export class FdPool {
       this.evictOne();
       if (!waited) this.waits++;
       waited = true;
+      this.onWait();
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
     this.pending++;
