@@ -57,9 +57,8 @@ export interface LogContext {
   sharing(): boolean;
   /**
    * Call `sync` on this log at the next group commit (policy interval); `acks` acknowledgements
-   * of `bytes` payload bytes now wait for it.
+   * of `bytes` payload bytes now wait for it, after a write of `written` bytes (its pace: engine.ts).
    */
-  /** `acks` acknowledgements (of `bytes` payload bytes) wait for an fsync of `written` bytes. */
   scheduleSync(log: FileChannelLog, acks: number, bytes: number, written: number): void;
 }
 
