@@ -115,6 +115,43 @@ test('memory: a commit handler or append callback that throws is logged; the oth
   assert.deepEqual(acks, [2]);
   assert.deepEqual(errors, ['storage: commit handler threw', 'storage: append callback threw']);
   assert.equal(log.head, 2);
+  // A lone append (a batch of one, committed without the batch arrays) is handled alike.
+  log.append(msg('c'), (_err, offset) => acks.push(offset));
+  await committed();
+  assert.equal(calls, 2);
+  assert.deepEqual(acks, [2, 3]);
+  assert.deepEqual(errors, ['storage: commit handler threw', 'storage: append callback threw', 'storage: commit handler threw']);
+  assert.equal(log.head, 3);
+});
+
+test('memory: a lone append is a batch of one that holds nothing after the call; a channel appended to by a handler is committed in the same pass', async () => {
+  const engine = getDriver('memory').create(defaultStorageOptions, quiet);
+  const events: string[] = [];
+  let lone: readonly StoredMessage[] | null = null;
+  await engine.start((channel, batch) => {
+    events.push(`commit ${channel} ${batch.map((m) => `${m.offset}:${m.data.subarray(m.start, m.end).toString()}`).join(',')}`);
+    if (channel === 'a' && lone === null) {
+      lone = batch;
+      // A handler that publishes (the broker's never do today) joins this commit pass.
+      engine.channel('b').append(msg('from a'), (_err, offset) => events.push(`ack b ${offset}`));
+    }
+  });
+  engine.channel('a').append(msg('one'), (_err, offset) => events.push(`ack a ${offset}`));
+  await committed();
+  assert.deepEqual(events, ['commit a 1:one', 'ack a 1', 'commit b 1:from a', 'ack b 1']);
+  // The one-slot batch is the engine's: after the call it no longer holds the message or its payload.
+  assert.equal(lone!.length, 1);
+  assert.notEqual(lone![0]!.offset, 1);
+  assert.equal(lone![0]!.end - lone![0]!.start, 0);
+  // Batches of one and of several alternate on a channel with consecutive offsets.
+  const log = engine.channel('a');
+  log.append(msg('x'));
+  log.append(msg('y'));
+  await committed();
+  log.append(msg('z'));
+  await committed();
+  assert.deepEqual(events.slice(4), ['commit a 2:x,3:y', 'commit a 4:z']);
+  assert.deepEqual(await offsets(log), [1, 2, 3, 4]);
 });
 
 test('memory: the ring holds retainMessages; reads and first follow it', async () => {
