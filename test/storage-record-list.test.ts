@@ -24,7 +24,7 @@ test('a record list keeps each record, with publishers as runs and replies once 
   }
   assert.equal(list.count, 200);
   assert.deepEqual(records(list), expected);
-  assert.ok(list.publishers.values.length < 20, `${list.publishers.values.length} runs`);
+  assert.ok(list.publishers.count < 20, `${list.publishers.count} runs`);
 });
 
 test('the pool hands lists back empty, keeps a bounded number and no very large one', () => {
@@ -35,10 +35,20 @@ test('the pool hands lists back empty, keeps a bounded number and no very large 
   const again = pool.get();
   assert.equal(again, a, 'reused');
   assert.equal(again.count, 0);
-  assert.deepEqual(again.publishers.values, []);
+  assert.equal(again.publishers.count, 0);
+  assert.ok(again.publishers.values.every((v) => v === undefined), 'holds no publisher of the batch before');
   assert.equal(again.replies, null);
   again.push(60, 2, 'q', '');
   assert.deepEqual(records(again), [[60, 2, 'q', '']]);
+  // Several batches through one list: runs reuse the slots of the batch before, and a batch
+  // with fewer runs than that one reads none of its leftovers.
+  for (const batch of [['a', 'b', 'b', 'c'], ['d'], ['e', 'e', 'f'], ['g', 'h', 'i', 'j', 'k']]) {
+    pool.release(again);
+    assert.equal(pool.get(), again);
+    batch.forEach((p, i) => again.push(i, i, p, ''));
+    assert.deepEqual(records(again), batch.map((p, i) => [i, i, p, '']));
+    assert.equal(again.publishers.count, new Set(batch).size);
+  }
 
   const lists = [pool.get(), pool.get(), pool.get()];
   for (const l of lists) pool.release(l);

@@ -98,9 +98,9 @@ export class AckList {
 
   /** Lists `other`'s records after these (they follow them in the log). */
   concat(other: AckList): void {
-    const { values, ends } = other.fns;
+    const { values, ends, count: runs } = other.fns;
     let i = 0;
-    for (let r = 0; r < values.length; r++) {
+    for (let r = 0; r < runs; r++) {
       const fn = values[r];
       for (const end = ends[r]!; i < end; i++) this.push(fn, other.ref(i), other.sizes[i]!);
     }
@@ -111,10 +111,10 @@ export class AckList {
    * error). One that throws is passed to `threw` and does not keep the others from running.
    */
   call(first: number, channel: string, err: Error | null, threw: (err: unknown) => void): void {
-    const { values: fns, ends } = this.fns;
+    const { values: fns, ends, count: runs } = this.fns;
     const sizes = this.sizes;
     let i = 0;
-    for (let r = 0; r < fns.length; r++) {
+    for (let r = 0; r < runs; r++) {
       const fn = fns[r];
       const end = ends[r]!;
       if (fn === undefined) {

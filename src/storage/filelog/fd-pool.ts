@@ -27,6 +27,12 @@ export interface PooledFile {
 export class FdPool {
   /** Open descriptors, least recently used first (a Map keeps insertion order). */
   private readonly lru = new Map<PooledFile, true>();
+  /**
+   * The last key of `lru`, or null when not known: touching it again moves nothing. Every
+   * write touches its segment, and a delete and set on the Map for each rehashed its table
+   * every few writes (~60 bytes a message at one publish a turn).
+   */
+  private newest: PooledFile | null = null;
   /** Opens decided but not finished, and closes started but not finished. */
   private pending = 0;
   private readonly waiting: (() => void)[] = [];
@@ -64,6 +70,7 @@ export class FdPool {
   opened(file: PooledFile): void {
     this.pending--;
     this.lru.set(file, true);
+    this.newest = file;
   }
 
   /** The open that `reserve` made room for failed (or, from `borrow`, is closed again). */
@@ -74,11 +81,16 @@ export class FdPool {
 
   /** Marks a descriptor most recently used. */
   touch(file: PooledFile): void {
-    if (this.lru.delete(file)) this.lru.set(file, true);
+    if (file === this.newest) return;
+    if (this.lru.delete(file)) {
+      this.lru.set(file, true);
+      this.newest = file;
+    }
   }
 
   /** A close has started: the slot stays taken until `closed`. */
   closing(file: PooledFile): void {
+    if (file === this.newest) this.newest = null;
     if (this.lru.delete(file)) this.pending++;
   }
 

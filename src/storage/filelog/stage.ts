@@ -15,6 +15,7 @@ import { type AppendCallback, type AppendRef, type NewMessage, payloadOf } from 
 import { AckList } from './ack-list.js';
 import { CopyList, DEFER_OVER } from '../../native/copy-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
+import { noItems, pushed } from './runs.js';
 import { HEADER_BYTES, MAX_NAME_BYTES, MAX_RECORD_BYTES, sealApart, sealRecords, writeHeader } from './record.js';
 
 const CHUNK_BYTES = 16 * 1024;
@@ -47,7 +48,7 @@ export class ChunkPool {
    */
   release(batch: Batch): void {
     for (const c of batch.chunks) if (c.length === CHUNK_BYTES && this.free.length < this.keep) this.free.push(c);
-    batch.chunks.length = 0;
+    if (batch.chunks.length !== 0) batch.chunks.length = 0; // (an empty batch's is the shared, frozen empty list)
   }
 
   /** Chunks waiting for reuse (for tests). */
@@ -80,8 +81,8 @@ export class Stage {
   // Made by the first add of a batch: an idle channel holds neither (100,000 channels).
   private acks: AckList | null = null;
   private records: RecordList | null = null;
-  private iovecs: Buffer[] = [];
-  private chunks: Buffer[] = [];
+  private iovecs: Buffer[] = noItems();
+  private chunks: Buffer[] = noItems();
   private bytes = 0;
   private chunk: Buffer | null = null;
   /** chunk[start..pos) is encoded but not yet an iovec. */
@@ -150,7 +151,7 @@ export class Stage {
       sealApart(buf, at, end, payload);
       this.pos = this.sealed = end;
       this.cut();
-      this.iovecs.push(payload);
+      this.iovecs = pushed(this.iovecs, payload);
     }
     this.bytes += total;
     if (this.records === null) this.first = offset;
@@ -205,8 +206,8 @@ export class Stage {
     this.first = 0;
     this.acks = null;
     this.records = null;
-    this.iovecs = [];
-    this.chunks = [];
+    this.iovecs = noItems();
+    this.chunks = noItems();
     this.bytes = 0;
     this.chunk = null;
     this.start = this.pos = this.sealed = 0;
@@ -226,7 +227,7 @@ export class Stage {
     if (this.chunk && this.pos + n <= this.chunk.length) return this.chunk;
     this.cut();
     const chunk = this.pool.get(n);
-    this.chunks.push(chunk);
+    this.chunks = pushed(this.chunks, chunk);
     this.chunk = chunk;
     this.start = this.pos = this.sealed = 0;
     return chunk;
@@ -245,7 +246,7 @@ export class Stage {
   private cut(): void {
     this.sealUpTo(this.pos);
     if (this.chunk && this.pos > this.start) {
-      this.iovecs.push(this.chunk.subarray(this.start, this.pos));
+      this.iovecs = pushed(this.iovecs, this.chunk.subarray(this.start, this.pos));
       this.start = this.pos;
     }
   }
