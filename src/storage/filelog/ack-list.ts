@@ -12,8 +12,12 @@
 import type { AppendCallback, AppendRef } from '../engine.js';
 import { Runs, grown } from './runs.js';
 
-/** Small enough that V8 keeps the typed array on the heap: no backing store for a lone message. */
-const FIRST_CAPACITY = 16;
+/**
+ * Small enough that V8 keeps the typed array on the heap: no backing store for a lone message.
+ * A list is made per batch, and at a probe's pace a batch is one record: 16 slots were 48 bytes
+ * a message more than 4 (growth is fourfold, so a large batch grows once more).
+ */
+const FIRST_CAPACITY = 4;
 
 export class AckList {
   /** Records listed. */
