@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AppendCallback, AppendRef } from '../src/storage/engine.js';
-import { AckList } from '../src/storage/filelog/ack-list.js';
+import fc from 'fast-check';
+import { AckList, AckListPool } from '../src/storage/filelog/ack-list.js';
 
 type Call = [string, Error | null, number, AppendRef, string, number];
 
@@ -72,4 +73,43 @@ test('concat lists the other records after these, runs, refs and sizes kept', ()
     ['b', null, 45, 'r46', 'c', 9],
     ['b', null, 46, 2 ** 50 + 3, 'c', 10],
   ]);
+});
+
+test('a pooled ack list, reused batch after batch, tells exactly what a fresh one would; a second release lists it once', () => {
+  const pool = new AckListPool(2);
+  const record = fc.record({
+    fn: fc.constantFrom<'a' | 'b' | 'none'>('a', 'b', 'none'),
+    ref: fc.oneof(fc.constant(''), fc.integer({ min: 0, max: 2 ** 40 }), fc.string({ minLength: 1, maxLength: 6 }), fc.constantFrom('ñ✓', '😀x')),
+    bytes: fc.integer({ min: 0, max: 1 << 20 }),
+  });
+  fc.assert(
+    fc.property(fc.array(fc.array(record, { maxLength: 40 }), { minLength: 1, maxLength: 5 }), (batches) => {
+      for (const batch of batches) {
+        const calls: { pooled: Call[]; fresh: Call[] } = { pooled: [], fresh: [] };
+        const fns = (k: 'pooled' | 'fresh') => ({ a: recorder('a', calls[k]), b: recorder('b', calls[k]), none: undefined });
+        const lists = { pooled: pool.get(), fresh: new AckList() };
+        for (const k of ['pooled', 'fresh'] as const) {
+          const f = fns(k);
+          for (const r of batch) lists[k].push(f[r.fn], r.ref, r.bytes);
+          lists[k].call(7, 'chan', null, () => assert.fail('nothing throws'));
+        }
+        assert.deepEqual(calls.pooled, calls.fresh);
+        assert.equal(lists.pooled.count, batch.length);
+        assert.equal(lists.pooled.acked, lists.fresh.acked);
+        assert.equal(lists.pooled.ackedBytes, lists.fresh.ackedBytes);
+        pool.release(lists.pooled);
+      }
+    }),
+    { numRuns: 300 },
+  );
+  const x = pool.get();
+  pool.get();
+  pool.release(x);
+  pool.release(x);
+  assert.equal(pool.get(), x);
+  assert.notEqual(pool.get(), x, 'released twice, listed once');
+  const big = new AckList();
+  for (let i = 0; i < 70_000; i++) big.push(undefined, '', 1);
+  pool.release(big);
+  assert.notEqual(pool.get(), big, 'a list grown past 64 Ki records is not kept');
 });

@@ -22,6 +22,8 @@ const FIRST_CAPACITY = 4;
 export class AckList {
   /** Records listed. */
   count = 0;
+  /** Waiting in an AckListPool (a second release must not list it twice). */
+  pooled = false;
   /** Records whose publisher asked for an acknowledgement (a ref), and their payload bytes. */
   acked = 0;
   ackedBytes = 0;
@@ -34,6 +36,19 @@ export class AckList {
   private refUsed = 0;
   /** Number refs by record, NaN where the ref is a string (or ''); null while none came. */
   private refNumbers: Float64Array | null = null;
+
+  /** Empties the list for another batch, keeping its sizes array (refs start again from none). */
+  reset(): void {
+    this.count = this.acked = this.ackedBytes = this.refUsed = 0;
+    this.fns.clear();
+    this.refBytes = null;
+    this.refEnds = null;
+    this.refNumbers = null;
+  }
+
+  get capacity(): number {
+    return this.sizes.length;
+  }
 
   push(fn: AppendCallback | undefined, ref: AppendRef, bytes: number): void {
     const n = this.count;
@@ -133,6 +148,37 @@ export class AckList {
         }
       }
     }
+  }
+}
+
+/** Lists longer than this are not kept for reuse (a burst of tiny records). */
+const MAX_KEPT_CAPACITY = 64 * 1024;
+
+/**
+ * Ack lists whose callbacks have all been told, emptied, for later batches of any channel of an
+ * engine: a list is made per batch, and at a probe's pace a batch is one record (a new list
+ * was ~120 bytes a message). A list goes back exactly once, after `call` or after it was
+ * concatenated into another (channel-log.ts): a list handed back while still queued for an
+ * fsync would tell a later batch's callbacks. Bounded like the record lists' pool.
+ */
+export class AckListPool {
+  private readonly free: AckList[] = [];
+
+  constructor(private readonly keep = 8) {}
+
+  get(): AckList {
+    const list = this.free.pop();
+    if (list === undefined) return new AckList();
+    list.pooled = false;
+    return list;
+  }
+
+  /** Takes `list` back; a second release of it before it is handed out again changes nothing. */
+  release(list: AckList): void {
+    if (list.pooled || list.capacity > MAX_KEPT_CAPACITY || this.free.length >= this.keep) return;
+    list.reset();
+    list.pooled = true;
+    this.free.push(list);
   }
 }
 

@@ -28,7 +28,7 @@ import type { InlineWrites } from './inline-writes.js';
 import type { FdPool } from './fd-pool.js';
 import { type ReadBudget, type ReadCursor, type WalkEnd, cursorAt, findTime, readSegment } from './reader.js';
 import { Segment } from './segment.js';
-import type { AckList } from './ack-list.js';
+import type { AckList, AckListPool } from './ack-list.js';
 import type { RecordListPool } from './record-list.js';
 import { type Batch, type ChunkPool, Stage } from './stage.js';
 
@@ -43,6 +43,8 @@ export interface LogContext {
   readonly pool: ChunkPool;
   /** Record lists of committed batches, for later ones (shared by the engine's channels). */
   readonly lists: RecordListPool;
+  /** Ack lists whose callbacks were told, for later batches (shared likewise). */
+  readonly ackLists: AckListPool;
   /** Whether a write may skip the thread pool (shared by the engine's channels). */
   readonly inline: InlineWrites;
   /** The engine's bound on open segment descriptors. */
@@ -146,7 +148,7 @@ export class FileChannelLog implements ChannelLog {
       this.totalBytes += s.size;
       this.totalCount += s.count;
     }
-    this.stage = new Stage(ctx.pool, ctx.lists);
+    this.stage = new Stage(ctx.pool, ctx.lists, ctx.ackLists);
   }
 
   get head(): number {
@@ -328,12 +330,16 @@ export class FileChannelLog implements ChannelLog {
     const { acks, first } = batch;
     if (policy === 'never') {
       this.ack(first, acks, null);
+      this.ctx.ackLists.release(acks);
       return;
     }
     const last = this.pending[this.pending.length - 1];
-    if (acks.count > SMALL_BATCH || last === undefined) this.pending.push({ first, acks });
+    const queued = acks.count > SMALL_BATCH || last === undefined;
+    if (queued) this.pending.push({ first, acks });
     else last.acks.concat(acks);
     if (policy === 'interval') this.ctx.scheduleSync(this, acks.acked, acks.ackedBytes, batch.bytes);
+    // Concatenated into the run before, it is done with; a queued one goes back after its fsync.
+    if (!queued) this.ctx.ackLists.release(acks);
   }
 
   /**
@@ -424,6 +430,7 @@ export class FileChannelLog implements ChannelLog {
   private failBatch(batch: Batch, err: Error): void {
     this.ctx.pool.release(batch);
     if (batch.records.count !== 0) this.ack(batch.first, batch.acks, err);
+    this.ctx.ackLists.release(batch.acks);
   }
 
   // --- durability ------------------------------------------------------------------------------
@@ -464,7 +471,10 @@ export class FileChannelLog implements ChannelLog {
       // The channel is disabled and the acks fail: the fds need not stay open.
       for (const seg of segments) seg.noteSynced(seg.writeMark);
     }
-    for (const run of acks) this.ack(run.first, run.acks, error);
+    for (const run of acks) {
+      this.ack(run.first, run.acks, error);
+      this.ctx.ackLists.release(run.acks);
+    }
   }
 
   /** fdatasync, then the descriptor may close (an open one is held: this needs no pool slot). */

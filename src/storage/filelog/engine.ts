@@ -12,6 +12,7 @@ import { CLEAN_FILE, type SegmentRecord, takeCleanRecord, writeCleanRecord } fro
 import { recoverChannel } from './recovery.js';
 import { ChunkPool } from './stage.js';
 import { RecordListPool } from './record-list.js';
+import { AckListPool } from './ack-list.js';
 import { FdPool, defaultOpenFiles } from './fd-pool.js';
 import { checksumImplementation } from '../../native/addon.js';
 import { InlineWrites, defaultInlineWrites } from './inline-writes.js';
@@ -29,6 +30,7 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
   readonly pool = new ChunkPool();
   readonly lists = new RecordListPool();
+  readonly ackLists = new AckListPool();
   /** Large batches go inline only while the loop has nothing else to do (inline-writes.ts). */
   readonly inline = new InlineWrites(defaultInlineWrites, undefined, () => this.sharing() || inputWaiting());
   readonly files: FdPool;

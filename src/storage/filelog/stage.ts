@@ -12,7 +12,7 @@
  */
 import { copyBytes } from '../../protocol/ascii.js';
 import { type AppendCallback, type AppendRef, type NewMessage, payloadOf } from '../engine.js';
-import { AckList } from './ack-list.js';
+import { AckList, AckListPool } from './ack-list.js';
 import { CopyList, DEFER_OVER } from '../../native/copy-list.js';
 import { RecordList, RecordListPool } from './record-list.js';
 import { noItems, pushed } from './runs.js';
@@ -107,6 +107,7 @@ export class Stage {
   constructor(
     private readonly pool: ChunkPool,
     private readonly lists = new RecordListPool(),
+    private readonly ackLists = new AckListPool(),
   ) {}
 
   get empty(): boolean {
@@ -155,7 +156,7 @@ export class Stage {
     }
     this.bytes += total;
     if (this.records === null) this.first = offset;
-    (this.acks ??= new AckList()).push(done, ref, size);
+    (this.acks ??= this.ackLists.get()).push(done, ref, size);
     (this.records ??= this.lists.get()).push(total, m.timestamp, m.publisher, m.reply);
     if (this.bytes >= BATCH_BYTES) this.ready.push(this.seal());
   }
