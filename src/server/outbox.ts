@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import '../protocol/fast-pub.js'; // Buffer#latin1Slice/latin1Write typings
 import { type AckRef, PACKED_MAX, writePackedAckId } from '../protocol/ack-id.js';
-import { copyAll, writeDecimal } from '../protocol/ascii.js';
+import { copyAll, copyBytes, writeDecimal } from '../protocol/ascii.js';
 import { deliveryEncoder, INLINE_DELIVERY } from '../protocol/encode.js';
 import { payloadOf, type PayloadRange, type StoredMessage } from '../storage/engine.js';
 import { atTurnEnd } from '../loop/turn-end.js';
@@ -217,7 +217,10 @@ export class Outbox {
     // a large one is handed over and the next bytes go to a fresh chunk.
     let accepted: boolean;
     if (this.used <= SMALL) {
-      const copy = Buffer.from(this.buf.subarray(0, this.used));
+      // Not Buffer.from(subarray): that is two Buffer objects, and a quiet subscriber's flush
+      // (one delivery of a few dozen bytes, copied in a loop) needs one.
+      const copy = Buffer.allocUnsafe(this.used);
+      copyBytes(copy, 0, this.buf, 0, this.used);
       // A burst's large chunk is not kept by a connection gone quiet.
       if (this.buf.length > this.chunkSize) {
         chunks.give(this.buf);
