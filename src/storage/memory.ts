@@ -27,6 +27,7 @@
  */
 import { CopyList, DEFER_OVER } from '../native/copy-list.js';
 import { copyAll, copyBytes } from '../protocol/ascii.js';
+import { WorkList } from '../loop/work-list.js';
 import type {
   AppendCallback,
   AppendRef,
@@ -438,6 +439,8 @@ export class MemoryChannelLog implements ChannelLog {
  */
 const SETTLED = Promise.resolve();
 
+const commitLog = (log: MemoryChannelLog): void => log.commit();
+
 /** What the one-slot batch holds between commits (it must not keep a payload alive). */
 const NO_MESSAGE: StoredMessage = Object.freeze({ channel: '', offset: 0, timestamp: 0, publisher: '', reply: '', data: Buffer.alloc(0), start: 0, end: 0 });
 /** The one-slot batch, shared by every memory channel; null while a commit uses it. */
@@ -453,39 +456,11 @@ export class MemoryStorageEngine implements StorageEngine {
   /** Shared by the channels: each makes its copies before its commit returns. */
   private readonly copies = CopyList.native ? new CopyList() : null;
   private onCommit: CommitHandler | null = null;
-  /**
-   * Channels with appends waiting for this turn's commit microtask: `toCommit[0, waiting)`.
-   * The array is kept and its slots cleared, not replaced each turn (a new one, grown by its
-   * first push, was ~180 bytes a turn: at one message a turn, a sixth of what a message cost).
-   */
-  private readonly toCommit: (MemoryChannelLog | undefined)[] = [];
-  private waiting = 0;
-  private readonly commitAll = (): void => {
-    let i = 0;
-    try {
-      // `waiting` is read on every step: a channel appended to by a commit's handler or
-      // callbacks is scheduled into this same pass.
-      for (; i < this.waiting; i++) {
-        const log = this.toCommit[i]!;
-        this.toCommit[i] = undefined;
-        log.commit();
-      }
-      this.waiting = 0;
-    } finally {
-      if (this.waiting !== 0) {
-        // Only a bug gets here (commit catches what handlers throw). The channels after the
-        // one that threw still hold appends, and an append schedules only an idle channel:
-        // they get a microtask of their own.
-        const left = this.toCommit.slice(i + 1, this.waiting);
-        for (let j = 0; j < this.waiting; j++) this.toCommit[j] = undefined;
-        this.waiting = 0;
-        for (const log of left) this.schedule(log!);
-      }
-    }
-  };
+  /** Channels with appends waiting for this turn's commit microtask. */
+  private readonly toCommit = new WorkList<MemoryChannelLog>();
+  private readonly commitAll = (): void => this.toCommit.drain(commitLog, this.schedule);
   private readonly schedule = (log: MemoryChannelLog): void => {
-    if (this.waiting === 0) void SETTLED.then(this.commitAll);
-    this.toCommit[this.waiting++] = log;
+    if (this.toCommit.add(log)) void SETTLED.then(this.commitAll);
   };
 
   constructor(

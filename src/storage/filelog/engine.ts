@@ -18,6 +18,7 @@ import { checksumImplementation } from '../../native/addon.js';
 import { InlineWrites, defaultInlineWrites } from './inline-writes.js';
 import { inputWaiting } from '../../loop/input-backlog.js';
 import { atTurnEnd } from '../../loop/turn-end.js';
+import { WorkList } from '../../loop/work-list.js';
 
 /** How often retention runs and idle descriptors are closed. */
 const MAINTENANCE_MS = 5000;
@@ -25,6 +26,8 @@ const MAINTENANCE_MS = 5000;
 const SHARING_MS = 100;
 /** Channels recovered in parallel at start. */
 const RECOVERY_PARALLELISM = 8;
+
+const flushLog = (log: FileChannelLog): void => log.flush();
 
 export class FileStorageEngine implements StorageEngine, LogContext {
   readonly driver = 'file';
@@ -40,12 +43,8 @@ export class FileStorageEngine implements StorageEngine, LogContext {
   private readonly logs = new Map<string, FileChannelLog>();
   private started = false;
   private closing: Promise<void> | null = null;
-  /**
-   * Channels with records staged this turn: `toFlush[0, flushing)`. Kept, its slots cleared,
-   * rather than a new array each turn (~180 bytes a turn, a message's worth at a probe's pace).
-   */
-  private readonly toFlush: (FileChannelLog | undefined)[] = [];
-  private flushing = 0;
+  /** Channels with records staged this turn. */
+  private readonly toFlush = new WorkList<FileChannelLog>();
   /** When several channels last had writes to start in one turn (performance.now()). */
   private lastSharedTurn = -Infinity;
   private readonly toSync = new Set<FileChannelLog>();
@@ -180,33 +179,14 @@ export class FileStorageEngine implements StorageEngine, LogContext {
 
   // --- LogContext: batching across channels ----------------------------------------------------
 
-  scheduleFlush(log: FileChannelLog): void {
+  readonly scheduleFlush = (log: FileChannelLog): void => {
     // After every I/O callback of this loop turn: one write per channel per turn.
-    if (this.flushing === 0) atTurnEnd(this.flushAll);
-    this.toFlush[this.flushing++] = log;
-  }
+    if (this.toFlush.add(log)) atTurnEnd(this.flushAll);
+  };
 
   private readonly flushAll = (): void => {
-    if (this.flushing > 1) this.lastSharedTurn = performance.now();
-    let i = 0;
-    try {
-      // `flushing` is read on every step: a channel scheduled meanwhile joins this pass.
-      for (; i < this.flushing; i++) {
-        const log = this.toFlush[i]!;
-        this.toFlush[i] = undefined;
-        log.flush();
-      }
-      this.flushing = 0;
-    } finally {
-      if (this.flushing !== 0) {
-        // Only a bug gets here. The channels after the one that threw still hold staged
-        // records, and a channel is scheduled only when its first record is staged.
-        const left = this.toFlush.slice(i + 1, this.flushing);
-        for (let j = 0; j < this.flushing; j++) this.toFlush[j] = undefined;
-        this.flushing = 0;
-        for (const log of left) this.scheduleFlush(log!);
-      }
-    }
+    if (this.toFlush.length > 1) this.lastSharedTurn = performance.now();
+    this.toFlush.drain(flushLog, this.scheduleFlush);
   };
 
   sharing(): boolean {
