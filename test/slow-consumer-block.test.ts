@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
+import type { FileStorageEngine } from '../src/storage/filelog/engine.js';
 import { startBroker } from './helpers/broker.js';
 import { startInProcess } from './helpers/inproc.js';
 import { RawClient, stalledSubscriber as stalled, until, type Frame } from './helpers/raw.js';
@@ -189,18 +192,17 @@ test('block: a queue group whose members never read is disconnected member by me
  * still to read; with the default `drop` retention overtakes it and a GAP says so (which
  * shows the first case is not luck).
  */
-/** ~96 MB of 1,000-byte messages: three times what the channel keeps. */
-const FILE_RUN_MESSAGES = 96_000;
+/** ~48 MB of 1,000-byte messages: three times what the channel keeps. */
+const FILE_RUN_MESSAGES = 48_000;
 
 async function fileRetentionRun(slowConsumer: 'block' | 'drop'): Promise<{ got: number[]; gaps: string[]; heldWhileStalled: number; accepted: number }> {
   const broker = await startInProcess({
     storage: 'file',
     broker: { slowConsumer },
     session: { outboundHighWater: 64 * 1024 },
-    // 32 MiB: the hold leaves half of it for what is already on its way when it begins, and on
-    // a loaded machine a slow group write lets publishers stage more than 8 MiB meanwhile (one
-    // CI run saw a GAP at 16 MiB; docs/protocol.md, slow consumers).
-    storageOptions: { segmentBytes: 1024 * 1024, retainBytes: 32 * 1024 * 1024 },
+    // The hold leaves half of 16 MiB for what is on its way when it begins; should a slow group
+    // write let more through, retention waits for the subscriber (the next test).
+    storageOptions: { segmentBytes: 1024 * 1024, retainBytes: 16 * 1024 * 1024 },
   });
   try {
     const counters = broker.server.broker.counters;
@@ -246,6 +248,46 @@ test('block on a file channel with a size retention: the publisher is held befor
   assert.equal(r.heldWhileStalled, 1, 'the channel was held while the subscriber stalled');
   assert.ok(r.accepted < FILE_RUN_MESSAGES, `the publisher was held back (${r.accepted} accepted while stalled)`);
   assert.deepEqual(r.got, Array.from({ length: FILE_RUN_MESSAGES }, (_, i) => i));
+});
+
+test('block with a size retention smaller than what is already on its way: retention waits for the stalled subscriber, which gets every message; once it is live the bound applies again', { timeout: 180_000 }, async () => {
+  const retainBytes = 1024 * 1024;
+  const segmentBytes = 256 * 1024;
+  const broker = await startInProcess({
+    storage: 'file',
+    broker: { slowConsumer: 'block' },
+    session: { outboundHighWater: 64 * 1024 },
+    // Half of 1 MiB is less than what one publisher has in flight: the hold alone comes too late.
+    storageOptions: { segmentBytes, retainBytes },
+  });
+  try {
+    const counters = broker.server.broker.counters;
+    const log = broker.server.broker.engine.channel('small');
+    const sub = await stalled(broker.port, 's', 'small');
+    const pub = await RawClient.machine(broker.port);
+    const N = 20_000;
+    flood(pub, 'small', N, 1000);
+    const accepted = await settled(() => counters.published, 1500);
+    assert.ok(accepted < N, `the publisher was held back (${accepted} accepted while stalled)`);
+    await (broker.server.broker.engine as FileStorageEngine).maintain(Date.now());
+    sub.socket.resume();
+    await until(() => numbers(sub.frames, 's').length >= N || sub.frames.some((f) => f.line.startsWith('GAP ')), `every message (got ${numbers(sub.frames, 's').length})`, 90_000);
+    assert.deepEqual(sub.frames.filter((f) => f.line.startsWith('GAP ')).map((f) => f.line), [], 'no GAP');
+    assert.deepEqual(numbers(sub.frames, 's'), Array.from({ length: N }, (_, i) => i));
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
+    await (broker.server.broker.engine as FileStorageEngine).maintain(Date.now());
+    // Segments roll at write boundaries (a group write can pass segmentBytes): the bound is
+    // that without its oldest segment the channel would keep less than retainBytes.
+    const dir = path.join(broker.dataDir, 'small');
+    const sizes = fs.readdirSync(dir).filter((f) => f.endsWith('.seg')).sort().map((f) => fs.statSync(path.join(dir, f)).size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    assert.ok(sizes.length >= 2 && total - sizes[0]! < retainBytes, `the bound applies again (segments ${sizes.join(', ')})`);
+    assert.ok(log.first > 1);
+    await pub.close();
+    await sub.close();
+  } finally {
+    await broker.close();
+  }
 });
 
 test('drop on the same file channel: retention overtakes the stalled subscriber and GAP frames name what it missed', { timeout: 180_000 }, async () => {

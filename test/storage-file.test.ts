@@ -682,6 +682,38 @@ test('retention by bytes', async (t) => {
   assert.equal(log.first, 21);
 });
 
+test('pinned readers: size and count retention keep what the slowest has still to read, age retention does not wait; unpinned, the bounds apply again', async (t) => {
+  const dir = tempDir(t);
+  const now = Date.now();
+  const hour = 3600_000;
+  const { engine } = await openEngine(t, dir, { retainMessages: 25, retainAgeMs: 2 * hour });
+  const log = engine.channel('pinned');
+  assert.ok(log.pin && log.unpin);
+  const slow = { next: 12 };
+  const slower = { next: -1 }; // its start position is being resolved: keeps nothing yet
+  log.pin(slow);
+  log.pin(slower);
+  for (let i = 0; i < 6; i++) {
+    await putMany(log, 10);
+    await engine.rotate(); // segments of exactly 10 messages
+  }
+  await engine.maintain(now);
+  assert.equal(log.first, 11, 'the segment holding offset 12 and every later one stay');
+  slower.next = 5; // resolved before first: it reads on from first (after a GAP), so that stays
+  await engine.maintain(now);
+  assert.equal(log.first, 11);
+  slower.next = 45;
+  slow.next = 31; // both read on: the pins follow the readers without a call
+  await engine.maintain(now);
+  assert.equal(log.first, 31, 'only the bound keeps 31-60 once the reader is past them');
+  log.pin({ next: 31 });
+  await engine.maintain(now + 3 * hour);
+  assert.equal(log.first, log.head + 1, 'age retention removed what a pinned reader still wanted');
+  log.unpin(slow);
+  log.unpin(slower);
+  log.unpin({ next: 0 }); // not pinned: ignored
+});
+
 test('retention by age, judged by the newest record of a segment; offsets survive a restart', async (t) => {
   const dir = tempDir(t);
   const now = Date.now();

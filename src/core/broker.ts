@@ -257,7 +257,7 @@ export class Broker {
       for (const channel of this.engine.channels()) {
         if (!matches(pattern, channel)) continue;
         const feed: Feed = { channel, next: -1, reading: true };
-        sub.feeds.set(channel, feed);
+        this.follow(sub, feed, this.engine.channel(channel));
         void this.startFeed(sub, feed, from);
       }
     }
@@ -273,6 +273,7 @@ export class Broker {
   unsubscribe(sub: Subscription): void {
     if (sub.closed) return;
     sub.closed = true;
+    for (const feed of sub.feeds.values()) this.unfollow(feed);
     sub.feeds.clear();
     this.pushback?.release(sub);
     if (!sub.queue) {
@@ -411,7 +412,7 @@ export class Broker {
     if (log?.replayable) {
       // Fall behind onto the log: nothing is buffered; the reader resumes when drained.
       this.counters.catchUps++;
-      sub.feeds.set(channel, { channel, next: msg.offset, reading: false });
+      this.follow(sub, { channel, next: msg.offset, reading: false }, log);
       return;
     }
     if (this.pushback !== null) {
@@ -521,6 +522,7 @@ export class Broker {
         if (feed.next > log.head) {
           reader.feeds.delete(feed.channel);
           if (reader instanceof Subscription) {
+            log.unpin?.(feed);
             this.holdAhead(reader, feed.channel, 1); // live: nothing left for retention to overtake
             reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
           }
@@ -557,6 +559,20 @@ export class Broker {
     } finally {
       feed.reading = false;
     }
+  }
+
+  /**
+   * `sub` reads `feed.channel` from the log. Under `block`, size and count retention keep what
+   * it has still to read (ChannelLog.pin): the hold on publishers (holdAhead) is decided as
+   * writes commit, and what was already staged then could otherwise carry retention past it.
+   */
+  private follow(sub: Subscription, feed: Feed, log: ChannelLog): void {
+    sub.feeds.set(feed.channel, feed);
+    if (this.pushback !== null) log.pin?.(feed);
+  }
+
+  private unfollow(feed: Feed): void {
+    if (this.pushback !== null && this.engine.has(feed.channel)) this.engine.channel(feed.channel).unpin?.(feed);
   }
 
   /**

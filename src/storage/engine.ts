@@ -123,11 +123,25 @@ export interface ChannelLog {
    * bound and are not replayable).
    */
   retentionRoom?(offset: number): number;
+  /**
+   * `slow-consumer block`: size and count retention keep every record from `reader.next` on
+   * (read live, not copied) until `unpin`, so retention never overtakes a subscriber reading
+   * from behind. The hold on publishers (core/broker.ts, holdAhead) keeps what goes past the
+   * bounds meanwhile to what was already on its way. Age retention is not held off. Absent
+   * where nothing is removed by size.
+   */
+  pin?(reader: RetentionPin): void;
+  unpin?(reader: RetentionPin): void;
   /** Messages with offset >= from, at most `maxMessages` and about `maxBytes`, never past head. */
   read(from: number, maxMessages: number, maxBytes: number): Promise<StoredMessage[]>;
   /** The first offset at which to start for a position (head + 1 for 'new'). */
   resolve(position: StartPosition): Promise<number>;
   stats(): ChannelStats;
+}
+
+/** A reader's position as `pin` sees it; negative while not yet known (nothing is kept for it). */
+export interface RetentionPin {
+  readonly next: number;
 }
 
 export interface StorageEngine {

@@ -18,6 +18,7 @@ import type {
   CommitHandler,
   Log,
   NewMessage,
+  RetentionPin,
   StartPosition,
   StorageOptions,
   StoredMessage,
@@ -128,6 +129,8 @@ export class FileChannelLog implements ChannelLog {
   /** Set after an error that leaves the log in doubt: every later append fails with it. */
   private failure: Error | null = null;
   private dirReady: boolean;
+  /** Readers whose unread records size and count retention keep (`pin`); null when none. */
+  private pins: Set<RetentionPin> | null = null;
   /** Where sequential readers stopped, by the offset they will ask for next (reader.ts). */
   private cursors: Map<number, ReadCursor> | null = null;
 
@@ -560,15 +563,18 @@ export class FileChannelLog implements ChannelLog {
     const { retainBytes, retainMessages, retainAgeMs } = this.ctx.options;
     const unlinked: Promise<void>[] = [];
     if (retainBytes <= 0 && retainMessages <= 0 && retainAgeMs <= 0) return Promise.resolve();
+    const floor = this.pinnedFloor();
     while (this.segments.length > 1) {
       const seg = this.segments[0]!;
       if (seg === this.active) break;
-      const expired =
-        seg.count === 0 ||
+      const oversize =
         (retainBytes > 0 && this.totalBytes - seg.size >= retainBytes) ||
-        (retainMessages > 0 && this.totalCount - seg.count >= retainMessages) ||
-        (retainAgeMs > 0 && now - seg.maxTimestamp > retainAgeMs);
-      if (!expired) break;
+        (retainMessages > 0 && this.totalCount - seg.count >= retainMessages);
+      const expired = seg.count === 0 || (oversize && seg.last < floor) || (retainAgeMs > 0 && now - seg.maxTimestamp > retainAgeMs);
+      if (!expired) {
+        if (oversize) this.ctx.log.debug({ channel: this.name, segment: seg.name, reader: floor }, 'storage: retention waits for a reader behind');
+        break;
+      }
       this.segments.shift();
       this.totalBytes -= seg.size;
       this.totalCount -= seg.count;
@@ -576,6 +582,21 @@ export class FileChannelLog implements ChannelLog {
       this.ctx.log.debug({ channel: this.name, segment: seg.name, messages: seg.count }, 'storage: segment removed by retention');
     }
     return Promise.all(unlinked).then(() => {});
+  }
+
+  pin(reader: RetentionPin): void {
+    (this.pins ??= new Set()).add(reader);
+  }
+
+  unpin(reader: RetentionPin): void {
+    if (this.pins?.delete(reader) && this.pins.size === 0) this.pins = null;
+  }
+
+  /** The lowest offset a pinned reader has still to read (Infinity: none). */
+  private pinnedFloor(): number {
+    let floor = Infinity;
+    if (this.pins !== null) for (const r of this.pins) if (r.next >= 0 && r.next < floor) floor = r.next;
+    return floor;
   }
 
   closeIdleFiles(): void {
