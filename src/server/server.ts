@@ -17,6 +17,7 @@ import { FileAuthenticator, type Authenticator } from '../security/authenticator
 import { Guard, type TransportInfo } from '../security/guard.js';
 import { LoopHealth } from './loop-health.js';
 import { padHeap } from '../native/addon.js';
+import { tuneScavenger } from './scavenger.js';
 
 /**
  * Wires a broker to its storage engine (chosen by name) and its listeners. The only place
@@ -81,7 +82,9 @@ export class FluctuatServer {
    * that asks the separate authentication process.
    */
   static async start(config: ServerConfig, log: Log, deps: StartDeps = {}): Promise<FluctuatServer> {
-    const heapPad = padHeap(); // first: a bad FLUCTUAT_HEAP_PAD stops the start before anything opens
+    // First: a bad FLUCTUAT_HEAP_PAD or FLUCTUAT_PARALLEL_SCAVENGE stops the start before anything opens.
+    const heapPad = padHeap();
+    const scavenger = tuneScavenger();
     const engine = getDriver(config.storage).create(config.storageOptions, log);
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
@@ -90,6 +93,7 @@ export class FluctuatServer {
     const Checker = config.tls?.ocsp ? (await import('./ocsp.js')).OcspChecker : null;
     const server = new FluctuatServer(config, broker, engine, log, deps, Checker);
     log.info({ heapPad }, 'heap pad for socket reads');
+    log.info({ scavenger }, 'young-generation garbage collection');
     server.startClockProbes();
     const health = server.loopHealth.start();
     broker.addGauges(() => health.figures());
