@@ -116,3 +116,32 @@ test('started as root: clients that connect while the broker is still starting a
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`started as root: ${signal} to the whole process group (a terminal's ^C, a service manager's stop) stops the broker child cleanly too`, { skip: root ? false : 'needs root (CI runs as root)' }, async () => {
+    const broker = await startBroker({ storage: 'file' });
+    try {
+      let stderr = '';
+      broker.proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const c = await RawClient.connect(broker.port);
+      c.send('pub probes.results rtt=12ms');
+      await c.waitFor((f) => f.line.endsWith('published probes.results #1'));
+      await c.close();
+      const exit = new Promise<number | null>((resolve) => broker.proc.once('exit', (code) => resolve(code)));
+      // The group: the parent, the broker child and (with users) the auth process at once.
+      process.kill(-broker.proc.pid!, signal);
+      assert.equal(await exit, 0, `exit code; stderr: ${stderr}`);
+      assert.equal(stderr, '', 'nothing on stderr (the parent once died of an EPIPE querying a child already gone)');
+      assert.deepEqual(broker.logs.filter((l) => (l.level as number) >= 50).map((l) => l.msg), [], 'no error logged: the broker ended as asked');
+      // It stopped as the parent would have asked: the next start trusts the clean-shutdown record.
+      const seen = broker.logs.length;
+      await broker.restart();
+      await until(() => broker.logs.slice(seen).some((l) => typeof l.msg === 'string' && l.msg.startsWith('storage: recovered')), 'the storage recovery line');
+      const recovered = broker.logs.slice(seen).find((l) => typeof l.msg === 'string' && l.msg.startsWith('storage: recovered'))!;
+      assert.equal(recovered.msg, 'storage: recovered after a clean shutdown');
+      assert.equal(recovered.verified, 0);
+    } finally {
+      await broker.dispose();
+    }
+  });
+}

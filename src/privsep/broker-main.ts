@@ -58,9 +58,27 @@ parent
   // The parent read (as root) and checked the new certificate, key, CA and CRL.
   .handle('reload-tls', (body) => server?.reloadTls((body as { material: TlsMaterial }).material) ?? false)
   .handle('stop', async () => {
-    await server?.close();
+    await stopOnce();
     setImmediate(() => process.exit(0));
   });
+
+let stopping: Promise<void> | null = null;
+/** Stops the server once, whoever asks first: the parent, or a signal. */
+function stopOnce(): Promise<void> {
+  return (stopping ??= server?.close() ?? Promise.resolve());
+}
+
+// A terminal's ^C and a service manager's stop signal the whole process group (or cgroup), this
+// process with the parent: stop cleanly as the parent would ask (staged writes flushed, the
+// clean-shutdown record written) instead of dying of the signal under it.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void stopOnce().then(
+      () => setImmediate(() => process.exit(0)),
+      () => setImmediate(() => process.exit(70)),
+    );
+  });
+}
 
 // The parent died (even by SIGKILL): stop at once, as a crash would; acknowledged data is
 // already with the OS.

@@ -69,7 +69,13 @@ export class IpcChannel {
         reject(new Error(`no IPC channel to ${this.peer}`));
         return;
       }
-      this.carrier.send({ type, id, body });
+      // A peer that is gone (it stopped on a signal sent to the whole process group) fails the
+      // query; without the callback its EPIPE is an 'error' event nobody listens to.
+      this.carrier.send({ type, id, body }, undefined, (err) => {
+        if (err === null || !this.pending.delete(id)) return;
+        clearTimeout(timer);
+        reject(err);
+      });
     });
   }
 

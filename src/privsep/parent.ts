@@ -133,7 +133,9 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
       return brokerCh.query<boolean>('reload-tls', { material: fresh });
     },
     async stop() {
-      await brokerCh.query('stop', null, 30_000).catch(() => broker.kill('SIGTERM'));
+      // The broker may be stopping or gone already: a signal to the whole process group (a
+      // terminal's ^C, a service manager's stop) reaches it too, and it stops on its own.
+      await Promise.race([brokerCh.query('stop', null, 30_000).catch(() => broker.kill('SIGTERM')), exited]);
       await exited;
       brokerCh.close();
       authCh?.close();
