@@ -135,7 +135,8 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     async stop() {
       // The broker may be stopping or gone already: a signal to the whole process group (a
       // terminal's ^C, a service manager's stop) reaches it too, and it stops on its own.
-      await Promise.race([brokerCh.query('stop', null, 30_000).catch(() => broker.kill('SIGTERM')), exited]);
+      // Past the 30 s a clean stop may take, SIGKILL: SIGTERM only asks the child to stop cleanly.
+      await Promise.race([brokerCh.query('stop', null, 30_000).catch(() => broker.kill('SIGKILL')), exited]);
       await exited;
       brokerCh.close();
       authCh?.close();
