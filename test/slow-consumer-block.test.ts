@@ -290,6 +290,42 @@ test('block with a size retention smaller than what is already on its way: reten
   }
 });
 
+test('block with a size retention: a queue group whose members all stall holds the channel and keeps its place from retention; every task reaches exactly one member, none lost', { timeout: 180_000 }, async () => {
+  const retainBytes = 1024 * 1024;
+  const broker = await startInProcess({
+    storage: 'file',
+    broker: { slowConsumer: 'block' },
+    session: { outboundHighWater: 64 * 1024 },
+    storageOptions: { segmentBytes: 256 * 1024, retainBytes },
+  });
+  try {
+    const counters = broker.server.broker.counters;
+    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'tasks queue=workers')));
+    const pub = await RawClient.machine(broker.port);
+    const N = 20_000;
+    flood(pub, 'tasks', N, 1000);
+    const accepted = await settled(() => counters.published, 1500);
+    assert.ok(accepted < N, `the publisher was held back (${accepted} accepted while the members stalled)`);
+    assert.equal(broker.server.broker.stats(2).heldChannels, 1, 'the group holds the channel');
+    for (const m of members) m.socket.resume();
+    const got = (): number[] => members.flatMap((m) => numbers(m.frames, 'w'));
+    const gaps = (): string[] => members.flatMap((m) => m.frames.filter((f) => f.line.startsWith('GAP ')).map((f) => f.line));
+    await until(() => got().length >= N || gaps().length > 0, () => `every task (got ${got().length})`, 90_000);
+    assert.deepEqual(gaps(), [], 'no GAP');
+    assert.deepEqual([...got()].sort((a, b) => a - b), Array.from({ length: N }, (_, i) => i), 'each task exactly once');
+    for (const m of members) {
+      const mine = numbers(m.frames, 'w');
+      assert.deepEqual(mine, [...mine].sort((a, b) => a - b), 'each member gets its tasks in order');
+    }
+    await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
+    assert.equal(counters.queueDropped, 0);
+    await pub.close();
+    await Promise.all(members.map((m) => m.close()));
+  } finally {
+    await broker.close();
+  }
+});
+
 test('drop on the same file channel: retention overtakes the stalled subscriber and GAP frames name what it missed', { timeout: 180_000 }, async () => {
   const r = await fileRetentionRun('drop');
   assert.ok(r.gaps.length >= 1, 'at least one GAP');

@@ -286,6 +286,7 @@ export class Broker {
     if (i >= 0) group.members.splice(i, 1);
     if (group.members.length === 0) {
       group.closed = true;
+      for (const feed of group.feeds.values()) this.unfollow(feed);
       group.feeds.clear();
       this.pushback?.release(group);
       this.index.remove(group.pattern, group);
@@ -433,7 +434,14 @@ export class Broker {
 
   private offerToGroup(group: QueueGroup, msg: StoredMessage, shared: SharedEncodings | null, log: ChannelLog | null): void {
     const channel = msg.channel;
-    if (group.feeds.size !== 0 && group.feeds.has(channel)) return; // the group reads this from the log
+    if (group.feeds.size !== 0 && group.feeds.has(channel)) {
+      // The group reads this from the log; stalled there, it may have to hold the channel (offer).
+      if (this.pushback !== null && (msg.offset & 63) === 0 && log?.retentionRoom) {
+        const feed = group.feeds.get(channel)!;
+        if (!feed.reading && feed.next >= 0) this.holdAhead(group, channel, log.retentionRoom(feed.next));
+      }
+      return;
+    }
     let member = group.nextFree();
     if (member !== null && group.backlog.length !== 0) {
       // A member has room but older tasks wait: they go first, so tasks go out in order.
@@ -446,9 +454,10 @@ export class Broker {
       return;
     }
     if (log?.replayable) {
-      // Every member is congested: the group falls behind onto the log and nothing is held.
+      // Every member is congested: the group falls behind onto the log and nothing is held
+      // (unless, under `block`, it falls so far behind that retention would overtake it).
       this.counters.catchUps++;
-      group.feeds.set(channel, { channel, next: msg.offset, reading: false });
+      this.follow(group, { channel, next: msg.offset, reading: false }, log);
       return;
     }
     if (group.backlog.length < this.options.queueBacklog) {
@@ -476,7 +485,10 @@ export class Broker {
       member.consumer.deliver(member, group.backlog[sent++]!, null);
     }
     if (sent) group.backlog.splice(0, sent);
-    if (group.backlog.length < this.options.queueBacklog) this.pushback?.release(group);
+    if (this.pushback !== null && group.backlog.length < this.options.queueBacklog) {
+      if (this.behindOnLog(group)) this.pushback.progressed(group);
+      else this.pushback.release(group);
+    }
     for (const feed of group.feeds.values()) {
       if (!feed.reading) void this.pump(group, feed);
     }
@@ -521,14 +533,12 @@ export class Broker {
       while (current()) {
         if (feed.next > log.head) {
           reader.feeds.delete(feed.channel);
-          if (reader instanceof Subscription) {
-            log.unpin?.(feed);
-            this.holdAhead(reader, feed.channel, 1); // live: nothing left for retention to overtake
-            reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
-          }
+          log.unpin?.(feed);
+          this.holdAhead(reader, feed.channel, 1); // live: nothing left for retention to overtake
+          if (reader instanceof Subscription) reader.consumer.notify(reader, { kind: 'live', channel: feed.channel, offset: log.head });
           return;
         }
-        if (reader instanceof Subscription && log.retentionRoom) this.holdAhead(reader, feed.channel, log.retentionRoom(feed.next));
+        if (log.retentionRoom) this.holdAhead(reader, feed.channel, log.retentionRoom(feed.next));
         if (!hasRoom(reader)) return;
         const batch = await log.read(feed.next, this.options.readBatchMessages, this.options.readBatchBytes);
         if (!current()) return;
@@ -562,12 +572,13 @@ export class Broker {
   }
 
   /**
-   * `sub` reads `feed.channel` from the log. Under `block`, size and count retention keep what
-   * it has still to read (ChannelLog.pin): the hold on publishers (holdAhead) is decided as
+   * `reader` (a subscription, or a queue group whose members are all congested) reads
+   * `feed.channel` from the log. Under `block`, size and count retention keep what it has still
+   * to read (ChannelLog.pin): the hold on publishers (holdAhead) is decided as
    * writes commit, and what was already staged then could otherwise carry retention past it.
    */
-  private follow(sub: Subscription, feed: Feed, log: ChannelLog): void {
-    sub.feeds.set(feed.channel, feed);
+  private follow(reader: Reader, feed: Feed, log: ChannelLog): void {
+    reader.feeds.set(feed.channel, feed);
     if (this.pushback !== null) log.pin?.(feed);
   }
 
@@ -576,25 +587,26 @@ export class Broker {
   }
 
   /**
-   * `slow-consumer block` on a log with a size or count retention: a subscriber catching up
-   * from so far behind that less than half of the bounds is left before retention removes
+   * `slow-consumer block` on a log with a size or count retention: a subscriber (or queue
+   * group) catching up from so far behind that less than half of the bounds is left before retention removes
    * what it has still to read holds the channel, so its publishers wait (pushback.ts) instead
    * of retention overtaking it (a `GAP`). Half: what the publishers had sent when the hold
    * began still arrives (a turn's reads, the batches being written). The hold ends once it is
    * back within half on every log it reads, or live; a drain does not end it meanwhile
-   * (`drained`), and the block timeout counts from the last drain.
+   * (`drained`, `feedGroup`), and the block timeout counts from the last drain. A queue group
+   * whose memory backlog is full goes on holding for that.
    */
-  private holdAhead(sub: Subscription, channel: string, room: number): void {
+  private holdAhead(reader: Reader, channel: string, room: number): void {
     const pushback = this.pushback;
     if (pushback === null) return;
-    if (room < HOLD_BELOW_ROOM) pushback.hold(sub, channel);
-    else if (pushback.isHeld(channel) && !this.behindOnLog(sub)) pushback.release(sub);
+    if (room < HOLD_BELOW_ROOM) pushback.hold(reader, channel);
+    else if (pushback.isHeld(channel) && !this.behindOnLog(reader) && !(reader instanceof QueueGroup && reader.backlog.length >= this.options.queueBacklog)) pushback.release(reader);
   }
 
-  /** Whether `sub` reads some log from so far behind that it must go on holding (holdAhead). */
-  private behindOnLog(sub: Subscription): boolean {
-    if (sub.feeds.size === 0) return false;
-    for (const feed of sub.feeds.values()) {
+  /** Whether `reader` reads some log from so far behind that it must go on holding (holdAhead). */
+  private behindOnLog(reader: Reader): boolean {
+    if (reader.feeds.size === 0) return false;
+    for (const feed of reader.feeds.values()) {
       if (feed.next < 0 || !this.engine.has(feed.channel)) continue;
       const log = this.engine.channel(feed.channel);
       if (log.retentionRoom && log.retentionRoom(feed.next) < HOLD_BELOW_ROOM) return true;
