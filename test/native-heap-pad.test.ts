@@ -4,12 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { DEFAULT_HEAP_PAD, padHeap, recordCrcAddon, checksumImplementation } from '../src/native/addon.js';
-import { BIN, ROOT, startBroker, tmpDir } from './helpers/broker.js';
-import { runNode } from './helpers/child.js';
+import { ROOT, startBroker } from './helpers/broker.js';
+import { assertConsoleExample, assertStartRefused } from './helpers/startup.js';
 
 const run = promisify(execFile);
 const addon = recordCrcAddon;
@@ -38,15 +37,7 @@ test('padHeap: 16 MiB unless FLUCTUAT_HEAP_PAD says otherwise; 0 leaves glibc al
 });
 
 test('serve: a bad FLUCTUAT_HEAP_PAD stops the start with its name; a good one is in the startup log', async () => {
-  const dir = tmpDir();
-  const bad = await runNode([BIN, 'serve', '--listen', '127.0.0.1:0', '--storage', 'memory', '--data', path.join(dir, 'data')], {
-    cwd: ROOT,
-    env: { ...process.env, FLUCTUAT_HEAP_PAD: '64k' },
-    timeoutMs: 20_000,
-  });
-  assert.equal(bad.code, 69, `exit code; stderr: ${bad.stderr}`);
-  assert.match(bad.stderr, /cannot start: FLUCTUAT_HEAP_PAD=64k: expected a whole number of bytes/);
-  assert.doesNotMatch(bad.stdout, /"msg":"listening"/, 'nothing listened');
+  await assertStartRefused({ FLUCTUAT_HEAP_PAD: '64k' }, /cannot start: FLUCTUAT_HEAP_PAD=64k: expected a whole number of bytes/);
 
   const broker = await startBroker({ storage: 'memory', env: { FLUCTUAT_HEAP_PAD: '8388608' } });
   try {
@@ -59,17 +50,9 @@ test('serve: a bad FLUCTUAT_HEAP_PAD stops the start with its name; a good one i
   }
 });
 
-test('the console example in docs/operations.md prints what it shows', { skip: noAddon || (!glibc && 'not glibc') }, async () => {
-  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
-  const section = doc.slice(doc.indexOf('### Memory kept for socket reads'));
-  const lines = /```console\n([^`]*)```/.exec(section)![1]!.trimEnd().split('\n');
-  assert.equal(lines.length, 4);
-  for (let i = 0; i < lines.length; i += 2) {
-    const command = lines[i]!.replace(/^\$ /, '');
-    const { stdout } = await run('bash', ['-c', command], { cwd: ROOT });
-    assert.equal(stdout.trim(), lines[i + 1], command);
-  }
-});
+test('the console example in docs/operations.md prints what it shows', { skip: noAddon || (!glibc && 'not glibc') }, () =>
+  assertConsoleExample('### Memory kept for socket reads', 2),
+);
 
 /** Minor page faults of a child that allocates, fills and frees 2,000 blocks of 1 MiB. */
 async function faultsOfLargeBlocks(pad: boolean): Promise<number> {

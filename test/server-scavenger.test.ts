@@ -5,13 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tuneScavenger, type ScavengerHost } from '../src/server/scavenger.js';
-import { BIN, ROOT, startBroker, tmpDir } from './helpers/broker.js';
-import { runNode } from './helpers/child.js';
+import { ROOT, startBroker } from './helpers/broker.js';
+import { assertConsoleExample, assertStartRefused } from './helpers/startup.js';
 
 const run = promisify(execFile);
 
@@ -75,17 +74,7 @@ test('set at run time, the flag reaches V8: with off no helper thread scavenges;
 });
 
 test('serve: a bad FLUCTUAT_PARALLEL_SCAVENGE stops the start with its name; the choice is in the startup log', async () => {
-  const dir = tmpDir();
-  const bad = await runNode([BIN, 'serve', '--listen', '127.0.0.1:0', '--storage', 'memory', '--data', path.join(dir, 'data')], {
-    cwd: ROOT,
-    env: { ...process.env, FLUCTUAT_PARALLEL_SCAVENGE: 'maybe' },
-    timeoutMs: 20_000,
-  });
-  assert.equal(bad.code, 69, `exit code; stderr: ${bad.stderr}`);
-  assert.match(bad.stderr, /cannot start: FLUCTUAT_PARALLEL_SCAVENGE=maybe: expected auto, on or off/);
-  assert.doesNotMatch(bad.stdout, /"msg":"listening"/, 'nothing listened');
-  fs.rmSync(dir, { recursive: true, force: true });
-
+  await assertStartRefused({ FLUCTUAT_PARALLEL_SCAVENGE: 'maybe' }, /cannot start: FLUCTUAT_PARALLEL_SCAVENGE=maybe: expected auto, on or off/);
   const broker = await startBroker({ storage: 'memory', env: { FLUCTUAT_PARALLEL_SCAVENGE: 'off' } });
   try {
     const line = broker.logs.find((l) => l.msg === 'young-generation garbage collection');
@@ -96,14 +85,4 @@ test('serve: a bad FLUCTUAT_PARALLEL_SCAVENGE stops the start with its name; the
   }
 });
 
-test('the console example in docs/operations.md prints what it shows', async () => {
-  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
-  const section = doc.slice(doc.indexOf('### Garbage collection on small machines'));
-  const lines = /```console\n([^`]*)```/.exec(section)![1]!.trimEnd().split('\n');
-  assert.equal(lines.length, 4);
-  for (let i = 0; i < lines.length; i += 2) {
-    const command = lines[i]!.replace(/^\$ /, '');
-    const { stdout } = await run('bash', ['-c', command], { cwd: ROOT });
-    assert.equal(stdout.trim(), lines[i + 1], command);
-  }
-});
+test('the console example in docs/operations.md prints what it shows', () => assertConsoleExample('### Garbage collection on small machines', 2));

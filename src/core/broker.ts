@@ -600,7 +600,12 @@ export class Broker {
     const pushback = this.pushback;
     if (pushback === null) return;
     if (room < HOLD_BELOW_ROOM) pushback.hold(reader, channel);
-    else if (pushback.isHeld(channel) && !this.behindOnLog(reader) && !(reader instanceof QueueGroup && reader.backlog.length >= this.options.queueBacklog)) pushback.release(reader);
+    else if (pushback.isHeld(channel) && !this.mustHold(reader)) pushback.release(reader);
+  }
+
+  /** Whether `reader` goes on holding what it holds: behind on a log, or (a queue group) its memory backlog full. */
+  private mustHold(reader: Reader): boolean {
+    return this.behindOnLog(reader) || (reader instanceof QueueGroup && reader.backlog.length >= this.options.queueBacklog);
   }
 
   /** Whether `reader` reads some log from so far behind that it must go on holding (holdAhead). */

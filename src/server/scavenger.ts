@@ -44,9 +44,7 @@ export function tuneScavenger(host: ScavengerHost = thisProcess()): string {
   const flag = host.execArgv.find((a) => /^--(no-)?parallel[-_]scavenge$/.test(a));
   if (flag !== undefined) return `as the node flag ${flag} sets it`;
   if (text === 'on') return 'parallel (FLUCTUAT_PARALLEL_SCAVENGE=on)';
-  if (text === '' || text === 'auto') {
-    if (host.cpus > 2) return `parallel (${host.cpus} CPUs)`;
-  }
+  if ((text === '' || text === 'auto') && host.cpus > 2) return `parallel (${host.cpus} CPUs)`;
   // V8 reads the flag at each scavenge, so setting it after start takes effect at the next one.
   host.setFlag('--no-parallel-scavenge');
   return text === 'off' ? 'one thread (FLUCTUAT_PARALLEL_SCAVENGE=off)' : `one thread (${host.cpus} CPUs)`;
