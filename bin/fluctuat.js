@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI is compiled to dist/ by `npm run build`.
-// Each channel's fsync runs on libuv's thread pool (4 threads by default); size it before
-// anything touches the file system, so many channels can group-commit at once.
-process.env.UV_THREADPOOL_SIZE ??= '16';
+// `serve` first starts again, in this same process, with what the broker needs from its first
+// instruction (an old-generation floor for V8, libuv's thread pool of 16 for group commit):
+// src/server/start-flags.ts says why. It returns only when it goes on without them, and the
+// broker's startup line then says why.
+if (process.argv[2] === 'serve') (await import('../dist/src/server/start-flags.js')).restartWithStartFlags();
 const { main } = await import('../dist/src/cli/main.js');
 process.exitCode = await main(process.argv);

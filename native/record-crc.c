@@ -18,6 +18,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 static uint32_t table[8][256];
 
@@ -291,6 +294,68 @@ static napi_value heap_pad(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* A JavaScript array of strings as a NULL-terminated char* array (each string malloc'd);
+ * NULL, with a RangeError thrown, if it is not one. */
+static char **string_array(napi_env env, napi_value value, const char *what) {
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &n) != napi_ok) {
+    napi_throw_range_error(env, NULL, what);
+    return NULL;
+  }
+  char **out = calloc((size_t)n + 1, sizeof(char *));
+  for (uint32_t i = 0; out != NULL && i < n; i++) {
+    napi_value item;
+    size_t len = 0;
+    if (napi_get_element(env, value, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok) {
+      napi_throw_range_error(env, NULL, what);
+      return NULL; /* the process is about to report an error: what was allocated is left */
+    }
+    out[i] = malloc(len + 1);
+    if (out[i] == NULL || napi_get_value_string_utf8(env, item, out[i], len + 1, &len) != napi_ok) return NULL;
+  }
+  return out;
+}
+
+/*
+ * exec(file, argv, env): replaces this process with `file` run with `argv` and `env`
+ * (execve), keeping its PID, its parent, stdin, stdout and stderr, and the descriptors it was
+ * handed without close-on-exec (sockets from a service manager). Returns only on failure, by throwing an Error
+ * with the system's reason.
+ * Why: some V8 settings are read once, when the heap is set up, and Node refuses them in
+ * NODE_OPTIONS (`--initial-old-space-size`), so a broker started without them starts again
+ * with them (src/server/start-flags.ts); a child process in their place would change the PID
+ * a service manager watches and stand between it and the signals it sends.
+ */
+static napi_value exec_(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  char file[4096];
+  size_t len = 0;
+  if (argc < 3 || napi_get_value_string_utf8(env, args[0], file, sizeof file, &len) != napi_ok || len == 0 || len >= sizeof file - 1) {
+    napi_throw_range_error(env, NULL, "exec: expected (file, argv: string[], env: string[])");
+    return NULL;
+  }
+  char **argv = string_array(env, args[1], "exec: argv must be an array of strings");
+  if (argv == NULL) return NULL;
+  char **envp = string_array(env, args[2], "exec: env must be an array of strings");
+  if (envp == NULL) return NULL;
+  /* Node opens stdin, stdout and stderr close-on-exec: the new image would start without them. */
+  for (int fd = 0; fd <= 2; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags != -1) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  execve(file, argv, envp);
+  int err = errno;
+  for (char **p = argv; *p; p++) free(*p);
+  for (char **p = envp; *p; p++) free(*p);
+  free(argv);
+  free(envp);
+  napi_throw_error(env, NULL, strerror(err));
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   init_table();
 #ifdef HAVE_CLMUL_CODE
@@ -309,6 +374,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "copy", fn);
   napi_create_function(env, "heapPad", NAPI_AUTO_LENGTH, heap_pad, NULL, &fn);
   napi_set_named_property(env, exports, "heapPad", fn);
+  napi_create_function(env, "exec", NAPI_AUTO_LENGTH, exec_, NULL, &fn);
+  napi_set_named_property(env, exports, "exec", fn);
   return exports;
 }
 

@@ -4,7 +4,8 @@
  * (copy-list.ts: payloads into the file log's stage). Absent, or turned off with
  * FLUCTUAT_NATIVE=0, the file log computes the same checksums in JavaScript
  * (storage/filelog/crc.ts) and copies payloads one by one. It also tunes the C library's heap
- * for a broker's reads (`padHeap`).
+ * for a broker's reads (`padHeap`), and restarts a broker in place with the Node flags it needs
+ * from its first instruction (`exec`, server/start-flags.ts).
  */
 import { createRequire } from 'node:module';
 
@@ -23,6 +24,11 @@ export interface RecordCrcAddon {
   copy(dst: Buffer, sources: readonly Buffer[], ops: Int32Array, count: number): void;
   /** Sets glibc's M_TOP_PAD (bytes kept free at the top of the heap); false where there is no glibc. */
   heapPad(bytes: number): boolean;
+  /**
+   * Replaces this process with `file` (execve), `argv` and `env` ("NAME=value"), keeping its
+   * PID and stdio (src/server/start-flags.ts); returns only by throwing the system's reason.
+   */
+  exec(file: string, argv: readonly string[], env: readonly string[]): never;
 }
 
 // From dist/src/native/ back to the package root.
@@ -41,6 +47,9 @@ const loaded = load();
 
 /** The addon, or null when the JavaScript checksums are in use. */
 export const recordCrcAddon: RecordCrcAddon | null = loaded.addon;
+
+/** Why the addon is not loaded ('' when it is): "turned off (…)" or "not built (…); npm ci builds it". */
+export const nativeAddonProblem = (): string => loaded.problem;
 
 /** Which checksum code runs, for the file engine's startup line. */
 export const checksumImplementation = (): string =>

@@ -9,6 +9,7 @@ import { logTlsReloadFailure, readTlsMaterial, tlsServerOptions } from '../serve
 import { IpcChannel } from './ipc.js';
 import { AUTH_TO_PARENT, BROKER_TO_PARENT } from './roles.js';
 import { chownTree, lookupUser } from './users.js';
+import { withStartFlags } from '../server/start-flags.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -73,6 +74,7 @@ export async function runSeparated(input: ServerConfig, user: string, logLevel: 
     authCh = new IpcChannel('auth', auth, AUTH_TO_PARENT, (type) => log.warn({ type }, 'refused a message from the auth process'));
   }
   const broker = fork(path.join(HERE, 'broker-main.js'), [], {
+    execArgv: withStartFlags(process.execArgv),
     uid,
     gid,
     cwd: '/',

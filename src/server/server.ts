@@ -18,6 +18,7 @@ import { Guard, type TransportInfo } from '../security/guard.js';
 import { LoopHealth } from './loop-health.js';
 import { padHeap } from '../native/addon.js';
 import { tuneScavenger } from './scavenger.js';
+import { describeOldSpaceFloor } from './start-flags.js';
 
 /**
  * Wires a broker to its storage engine (chosen by name) and its listeners. The only place
@@ -82,18 +83,21 @@ export class FluctuatServer {
    * that asks the separate authentication process.
    */
   static async start(config: ServerConfig, log: Log, deps: StartDeps = {}): Promise<FluctuatServer> {
-    // First: a bad FLUCTUAT_HEAP_PAD or FLUCTUAT_PARALLEL_SCAVENGE stops the start before anything opens.
+    // First: a bad FLUCTUAT_HEAP_PAD, FLUCTUAT_PARALLEL_SCAVENGE or FLUCTUAT_OLD_SPACE_FLOOR stops the start before anything opens.
     const heapPad = padHeap();
     const scavenger = tuneScavenger();
+    const oldSpaceFloor = describeOldSpaceFloor();
     const engine = getDriver(config.storage).create(config.storageOptions, log);
     const broker = new Broker(engine, config.broker, log);
     await broker.start();
     // Loaded only when used: its ASN.1 libraries are ~1.7 MB of heap, which every major
-    // collection marks, and a busy broker at 16 KiB runs one every few ms (docs/performance.md, "Overload").
+    // collection marks (a busy broker at 16 KiB ran one every few ms before the old
+    // generation's floor, start-flags.ts; docs/performance.md, "Overload").
     const Checker = config.tls?.ocsp ? (await import('./ocsp.js')).OcspChecker : null;
     const server = new FluctuatServer(config, broker, engine, log, deps, Checker);
     log.info({ heapPad }, 'heap pad for socket reads');
     log.info({ scavenger }, 'young-generation garbage collection');
+    log.info({ oldSpaceFloor }, 'old-generation floor');
     server.startClockProbes();
     const health = server.loopHealth.start();
     broker.addGauges(() => health.figures());
