@@ -38,7 +38,7 @@ const seconds = (v: string): number => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number of seconds');
   return n;
 };
-const opts = new Command('bench:scale')
+const program = new Command('bench:scale')
   .description('How fluctuat\'s cost grows: idle connections, channels (file and memory storage), subscribers on one channel, wildcard patterns. Writes <out>/scale-<date>.json, scale-latest.json and .md, and a plot.')
   .addOption(new Option('--max-connections <n>', 'idle connections, at most').env('BENCH_SCALE_CONNS').argParser(count).default(10_000))
   .addOption(new Option('--max-channels <n>', 'file channels, at most').env('BENCH_SCALE_CHANNELS').argParser(count).default(100_000))
@@ -49,9 +49,12 @@ const opts = new Command('bench:scale')
   .addOption(new Option('--max-patterns <n>', 'wildcard patterns, at most').env('BENCH_SCALE_PATTERNS').argParser(count).default(1000))
   .addOption(new Option('--seconds <s>', 'measured window of each rate').env('BENCH_SECONDS').argParser(seconds).default(1.5))
   .addOption(new Option('--out <dir>', 'where the results go').env('BENCH_OUT').default(path.join(ROOT, 'bench', 'results'), 'bench/results'))
-  .addOption(new Option('--plot <file>', 'the SVG plot; "none" for none').env('BENCH_SCALE_PLOT').default(path.join(ROOT, 'docs', 'img', 'bench-scale.svg'), 'docs/img/bench-scale.svg'))
+  .addOption(new Option('--plot <file>', 'the SVG plot; "none" for none').env('BENCH_SCALE_PLOT').default(path.join(ROOT, 'docs', 'img', 'bench-scale.svg'), 'docs/img/bench-scale.svg, or bench-scale.svg in another --out'))
   .showHelpAfterError('(npm run bench:scale -- --help for every option)')
-  .parse(process.argv)
+  .parse(process.argv);
+// An exploratory run with its own --out keeps its plot there, away from the one the docs show.
+if (program.getOptionValueSource('plot') === 'default' && program.getOptionValueSource('out') !== 'default') program.setOptionValue('plot', path.join(path.resolve(program.opts<{ out: string }>().out), 'bench-scale.svg'));
+const opts = program
   .opts<{ maxConnections: number; maxChannels: number; maxMemoryChannels: number; maxSubscribers: number; maxPatterns: number; seconds: number; out: string; plot: string }>();
 const MAX_CONNS = opts.maxConnections;
 const MAX_CHANNELS = opts.maxChannels;
