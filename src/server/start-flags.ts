@@ -10,8 +10,8 @@
  * reading hundreds of MB a second reaches the limit of its small heap (~8 MB live, a limit of
  * ~30 MB) many times a second. Each time it starts a full mark-compact, though almost nothing
  * in the old generation is garbage: on the 2-core test machine 40–90 of them a second, a third
- * of a core on V8's marking threads, and 16 KiB throughput 25–45% lower than with the floor
- * (docs/performance-history.md, twenty-fourth round). It grew worse once the young generation
+ * of a core on V8's marking threads; with the floor, fan-in of 16 KiB messages ran 1.4–1.6×
+ * faster (docs/performance-history.md, twenty-fourth round). It grew worse once the young generation
  * had grown to its largest (after any run of small messages), because V8 starts marking early
  * enough to promote a whole young generation. With the floor the limit cannot fall below
  * 64 MiB; a larger live heap gets V8's own limit, above it. Cost: up to that much more old
