@@ -8,6 +8,9 @@
  * run of up to 16 KiB), computing each CRC with carry-less multiplication where the CPU has
  * it (~0.1 ns a byte; 37 ns for a 280-byte record) and slicing-by-8 tables otherwise (~0.5 ns
  * a byte). Layout of a record: u32 length at +4, u32 CRC at +8 of bytes 12 .. end.
+ *
+ * The same addon also makes many small copies in one call (`copy`), tunes glibc's heap for a
+ * broker's socket reads (`heapPad`) and restarts a broker in place (`exec`): each says why.
  */
 #include <node_api.h>
 #include <stdbool.h>
@@ -303,16 +306,24 @@ static char **string_array(napi_env env, napi_value value, const char *what) {
     napi_throw_range_error(env, NULL, what);
     return NULL;
   }
+  /* On an error what was allocated is left: the caller reports it and goes on without exec. */
   char **out = calloc((size_t)n + 1, sizeof(char *));
-  for (uint32_t i = 0; out != NULL && i < n; i++) {
+  if (out == NULL) {
+    napi_throw_error(env, NULL, "exec: out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
     napi_value item;
     size_t len = 0;
     if (napi_get_element(env, value, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok) {
       napi_throw_range_error(env, NULL, what);
-      return NULL; /* the process is about to report an error: what was allocated is left */
+      return NULL;
     }
     out[i] = malloc(len + 1);
-    if (out[i] == NULL || napi_get_value_string_utf8(env, item, out[i], len + 1, &len) != napi_ok) return NULL;
+    if (out[i] == NULL || napi_get_value_string_utf8(env, item, out[i], len + 1, &len) != napi_ok) {
+      napi_throw_error(env, NULL, "exec: out of memory");
+      return NULL;
+    }
   }
   return out;
 }
@@ -320,8 +331,8 @@ static char **string_array(napi_env env, napi_value value, const char *what) {
 /*
  * exec(file, argv, env): replaces this process with `file` run with `argv` and `env`
  * (execve), keeping its PID, its parent, stdin, stdout and stderr, and the descriptors it was
- * handed without close-on-exec (sockets from a service manager). Returns only on failure, by throwing an Error
- * with the system's reason.
+ * handed without close-on-exec (sockets from a service manager). Returns only on failure, by
+ * throwing an Error with the system's reason.
  * Why: some V8 settings are read once, when the heap is set up, and Node refuses them in
  * NODE_OPTIONS (`--initial-old-space-size`), so a broker started without them starts again
  * with them (src/server/start-flags.ts); a child process in their place would change the PID

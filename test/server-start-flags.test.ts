@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { recordCrcAddon } from '../src/native/addon.js';
 import { describeOldSpaceFloor, restartWithStartFlags, startFlags, withStartFlags, type RestartHost } from '../src/server/start-flags.js';
 import { startBroker } from './helpers/broker.js';
 import { assertConsoleExample, assertStartRefused } from './helpers/startup.js';
@@ -83,6 +84,14 @@ test('restartWithStartFlags: execs node with what lacks and the same script and 
   assert.match(restartWithStartFlags(bad), /^FLUCTUAT_OLD_SPACE_FLOOR=lots: expected/);
   assert.deepEqual(bad.calls, [], 'the broker refuses it at its start');
   assert.equal(restartWithStartFlags(host({}, [], 'missing')), 'the native addon is turned off');
+});
+
+test('the addon\'s exec: a bad argument is a RangeError, a missing file the system\'s reason, and this process goes on', { skip: recordCrcAddon === null && 'the native addon is not built' }, () => {
+  const exec = recordCrcAddon!.exec;
+  assert.throws(() => exec('/nonexistent/node', ['node'], ['A=1']), (err: Error) => !(err instanceof RangeError) && err.message === 'No such file or directory');
+  assert.throws(() => exec('/bin/true', ['true', 3 as unknown as string], []), (err: Error) => err instanceof RangeError && /argv must be an array of strings/.test(err.message));
+  assert.throws(() => exec('/bin/true', ['true'], 'A=1' as unknown as string[]), (err: Error) => err instanceof RangeError && /env must be an array of strings/.test(err.message));
+  assert.throws(() => exec('', [], []), RangeError);
 });
 
 /** A process's command line, environment and thread count, from /proc. */
