@@ -9,11 +9,15 @@
  * - loopBusyPercent: the share of the window the loop spent running callbacks rather than
  *   waiting for I/O (event-loop utilization); near 100 the broker has no headroom left.
  * - gcPauses, gcPauseMs, gcPauseMaxMs: garbage collections and their pauses.
+ * - gcMajor: how many of them were full collections (mark-compact). A broker's heap is small,
+ *   so more than a few a second means V8 is marking for something else than its own objects:
+ *   the external memory of socket reads, which it counts against the old generation's limit
+ *   (server/start-flags.ts, the old generation's floor, keeps that from happening).
  *
  * The timer costs one wake-up per `resolutionMs` (100 a second by default), nothing per
  * message. Before the first window ends the figures cover the time since start.
  */
-import { monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 
 export interface LoopHealthOptions {
   /** Length of a window, ms. */
@@ -24,7 +28,7 @@ export interface LoopHealthOptions {
 
 export const defaultLoopHealth: LoopHealthOptions = Object.freeze({ windowMs: 10_000, resolutionMs: 10 });
 
-export type LoopHealthFigures = Readonly<Record<'loopDelayP50Us' | 'loopDelayP99Us' | 'loopDelayMaxUs' | 'loopBusyPercent' | 'gcPauses' | 'gcPauseMs' | 'gcPauseMaxMs', number>>;
+export type LoopHealthFigures = Readonly<Record<'loopDelayP50Us' | 'loopDelayP99Us' | 'loopDelayMaxUs' | 'loopBusyPercent' | 'gcPauses' | 'gcPauseMs' | 'gcPauseMaxMs' | 'gcMajor', number>>;
 
 export class LoopHealth {
   private readonly delay: IntervalHistogram;
@@ -34,6 +38,7 @@ export class LoopHealth {
   private gcCount = 0;
   private gcMs = 0;
   private gcMaxMs = 0;
+  private gcMajor = 0;
   /** The last complete window, or null before the first ends. */
   private last: LoopHealthFigures | null = null;
 
@@ -44,6 +49,7 @@ export class LoopHealth {
         this.gcCount++;
         this.gcMs += e.duration;
         if (e.duration > this.gcMaxMs) this.gcMaxMs = e.duration;
+        if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) this.gcMajor++;
       }
     });
   }
@@ -89,6 +95,7 @@ export class LoopHealth {
       gcPauses: this.gcCount,
       gcPauseMs: Math.round(this.gcMs * 10) / 10,
       gcPauseMaxMs: Math.round(this.gcMaxMs * 10) / 10,
+      gcMajor: this.gcMajor,
     };
   }
 
@@ -98,5 +105,6 @@ export class LoopHealth {
     this.gcCount = 0;
     this.gcMs = 0;
     this.gcMaxMs = 0;
+    this.gcMajor = 0;
   }
 }
