@@ -23,6 +23,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 static uint32_t table[8][256];
@@ -357,8 +358,17 @@ static napi_value exec_(napi_env env, napi_callback_info info) {
     int flags = fcntl(fd, F_GETFD);
     if (flags != -1) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
   }
+  /* Under --cpu-prof V8's sampler sends this thread SIGPROF; one pending across execve would
+   * meet the default action (terminate) in the new image. Ignoring it discards it, and the new
+   * Node sets its own dispositions at start. Put back if execve fails. */
+  struct sigaction ignore, prof;
+  memset(&ignore, 0, sizeof ignore);
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  bool saved = sigaction(SIGPROF, &ignore, &prof) == 0;
   execve(file, argv, envp);
   int err = errno;
+  if (saved) sigaction(SIGPROF, &prof, NULL);
   for (char **p = argv; *p; p++) free(*p);
   for (char **p = envp; *p; p++) free(*p);
   free(argv);
