@@ -20,6 +20,17 @@ function flood(pub: RawClient, channel: string, n: number, size: number, tag = '
   }
 }
 
+/**
+ * Two members of queue group `workers` on `channel` that read nothing (sid `w`), and a publisher
+ * that has written `n` numbered tasks of `size` bytes at them.
+ */
+async function stalledGroupFlooded(port: number, channel: string, n: number, size: number): Promise<{ members: RawClient[]; pub: RawClient }> {
+  const members = await Promise.all([1, 2].map(() => stalled(port, 'w', `${channel} queue=workers`)));
+  const pub = await RawClient.machine(port);
+  flood(pub, channel, n, size);
+  return { members, pub };
+}
+
 /** The payload numbers of the MSG frames for `sid`, in arrival order. */
 function numbers(frames: readonly Frame[], sid: string): number[] {
   return frames.filter((f) => f.line.startsWith(`MSG ${sid} `)).map((f) => Number(f.payload!.toString('latin1', 0, 8)));
@@ -143,10 +154,8 @@ test('block: a subscriber that never reads is disconnected after --slow-consumer
 test('block: a queue group whose members all stall holds its publisher at the backlog bound; every task reaches exactly one member', { timeout: 120_000 }, async () => {
   const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: 'block', queueBacklog: 100 }, session: { outboundHighWater: 4096 } });
   try {
-    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'jobs queue=workers')));
-    const pub = await RawClient.machine(broker.port);
     const N = 30_000;
-    flood(pub, 'jobs', N, 500);
+    const { members, pub } = await stalledGroupFlooded(broker.port, 'jobs', N, 500);
     const accepted = await settled(() => broker.server.broker.counters.published);
     assert.ok(accepted < N, `the publisher was held back (${accepted} of ${N} accepted)`);
     assert.equal(broker.server.broker.stats(3).heldChannels, 1);
@@ -168,10 +177,8 @@ test('block: a queue group whose members never read is disconnected member by me
   const broker = await startInProcess({ storage: 'memory', broker: { slowConsumer: 'block', blockTimeoutMs: 300, queueBacklog: 10 }, session: { outboundHighWater: 4096 } });
   try {
     const counters = broker.server.broker.counters;
-    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'jobs queue=workers')));
-    const pub = await RawClient.machine(broker.port);
     const N = 20_000;
-    flood(pub, 'jobs', N, 500);
+    const { members, pub } = await stalledGroupFlooded(broker.port, 'jobs', N, 500);
     await pub.waitFor((f) => f.line.startsWith(`ACK ${N - 1} `), 60_000);
     assert.equal(counters.slowDisconnects, 2, 'both congested members were disconnected');
     for (const m of members) {
@@ -300,10 +307,8 @@ test('block with a size retention: a queue group whose members all stall holds t
   });
   try {
     const counters = broker.server.broker.counters;
-    const members = await Promise.all([1, 2].map(() => stalled(broker.port, 'w', 'tasks queue=workers')));
-    const pub = await RawClient.machine(broker.port);
     const N = 20_000;
-    flood(pub, 'tasks', N, 1000);
+    const { members, pub } = await stalledGroupFlooded(broker.port, 'tasks', N, 1000);
     const accepted = await settled(() => counters.published, 1500);
     assert.ok(accepted < N, `the publisher was held back (${accepted} accepted while the members stalled)`);
     assert.equal(broker.server.broker.stats(2).heldChannels, 1, 'the group holds the channel');
